@@ -1,0 +1,303 @@
+//! The processor: builder, running handle and final report.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::Stream;
+use serde::Serialize;
+use sluice_models::StreamData;
+use tokio::task::JoinHandle;
+
+use crate::clock::EpochClock;
+use crate::config::{ConfigError, ProcessorConfig, RateLimit};
+use crate::dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink};
+use crate::limiter::RateLimiter;
+use crate::metrics::MetricsSnapshot;
+use crate::queue::DeliveryQueue;
+use crate::shared::{HandBackReason, HandedBack, Shared};
+use crate::sink::Sink;
+use crate::transform::{StandardTransform, Transform};
+use crate::{intake, worker};
+
+/// A stream processor, configured and not yet started.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use async_trait::async_trait;
+/// use sluice_models::{DataSource, JsonObject, Priority, ProcessedRecord, StreamData};
+/// use sluice_processor::{ProcessorConfig, Sink, SinkError, StreamProcessor};
+///
+/// struct Accept;
+/// #[async_trait]
+/// impl Sink for Accept {
+///     async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> { Ok(()) }
+/// }
+///
+/// let records = (1..=3).map(|sequence_id| StreamData {
+///     source: DataSource::UserEvents,
+///     partition: 0,
+///     timestamp: 1.0,
+///     priority: Priority::Low,
+///     data: JsonObject::new(),
+///     sequence_id,
+/// });
+/// let processor = StreamProcessor::new(Accept, ProcessorConfig::default()).unwrap();
+/// let report = processor.start([futures::stream::iter(records)]).finish().await;
+/// assert_eq!(report.metrics.delivered, 3);
+/// assert!(report.is_conserved());
+/// # }
+/// ```
+pub struct StreamProcessor<S> {
+    sink: S,
+    config: ProcessorConfig,
+    transform: Box<dyn Transform>,
+    dead_letters: Option<Box<dyn DeadLetterSink>>,
+    clock: Option<EpochClock>,
+}
+
+impl<S: Sink> StreamProcessor<S> {
+    /// A processor delivering to `sink`, with the standard transform.
+    pub fn new(sink: S, config: ProcessorConfig) -> Result<StreamProcessor<S>, ConfigError> {
+        config.validate()?;
+        Ok(StreamProcessor {
+            sink,
+            config,
+            transform: Box::new(StandardTransform),
+            dead_letters: None,
+            clock: None,
+        })
+    }
+
+    /// Replaces the standard transform.
+    pub fn with_transform(mut self, transform: impl Transform) -> Self {
+        self.transform = Box::new(transform);
+        self
+    }
+
+    /// Sends dead letters to `outlet`. Without one, they are kept in memory
+    /// and returned in [`Report::dead_letters`].
+    pub fn with_dead_letters(mut self, outlet: impl DeadLetterSink) -> Self {
+        self.dead_letters = Some(Box::new(outlet));
+        self
+    }
+
+    /// Stamps `processed_at` from `clock` (default: the system clock, read at
+    /// start).
+    pub fn with_clock(mut self, clock: EpochClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Starts consuming `sources`, each concurrently with the others.
+    /// Must be called within a tokio runtime.
+    pub fn start<St>(self, sources: impl IntoIterator<Item = St>) -> ProcessorHandle<S>
+    where
+        St: Stream<Item = StreamData> + Send + 'static,
+    {
+        let config = self.config;
+        let limiter = match config.rate_limit {
+            RateLimit::Unlimited => None,
+            RateLimit::PerSecond(limit) => Some(RateLimiter::known(
+                usize::try_from(NonZeroU32::get(limit)).unwrap_or(usize::MAX),
+                config.rate_limit_margin,
+            )),
+            RateLimit::Adaptive => Some(RateLimiter::adaptive(config.rate_limit_margin)),
+        };
+        let default_dead_letters = self.dead_letters.is_none().then(DeadLetterQueue::default);
+        let dead_letters: Box<dyn DeadLetterSink> = match (self.dead_letters, &default_dead_letters)
+        {
+            (Some(outlet), _) => outlet,
+            (None, Some(queue)) => Box::new(queue.clone()),
+            (None, None) => Box::new(DeadLetterQueue::default()),
+        };
+        let shared = Arc::new(Shared::new(
+            self.sink,
+            self.transform,
+            dead_letters,
+            DeliveryQueue::new(config.queue_capacity, config.batch_size, config.ordering),
+            limiter,
+            self.clock.unwrap_or_else(EpochClock::system),
+            config.retry.clone(),
+        ));
+
+        let releaser = shared.limiter.is_some().then(|| {
+            let shared = Arc::clone(&shared);
+            tokio::spawn(async move {
+                if let Some(limiter) = &shared.limiter {
+                    limiter.run_releaser().await;
+                }
+            })
+        });
+        let workers = (0..config.max_in_flight)
+            .map(|i| {
+                let seed = config.seed.wrapping_add(i as u64);
+                tokio::spawn(worker::run(Arc::clone(&shared), seed))
+            })
+            .collect();
+        let intakes = sources
+            .into_iter()
+            .map(|source| tokio::spawn(intake::run(Arc::clone(&shared), source)))
+            .collect();
+        ProcessorHandle {
+            shared,
+            intakes,
+            workers,
+            releaser,
+            drain_deadline: config.drain_deadline,
+            default_dead_letters,
+        }
+    }
+}
+
+/// A running processor.
+pub struct ProcessorHandle<S> {
+    shared: Arc<Shared<S>>,
+    intakes: Vec<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+    releaser: Option<JoinHandle<()>>,
+    drain_deadline: Duration,
+    default_dead_letters: Option<DeadLetterQueue>,
+}
+
+impl<S: Sink> ProcessorHandle<S> {
+    /// What the processor has done so far. Cheap: sums per-task counters.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let client_limit = self.shared.limiter.as_ref().and_then(|l| l.current_limit());
+        self.shared
+            .metrics
+            .snapshot(self.shared.queue.len(), client_limit)
+    }
+
+    /// The most records that ever waited in the queue at once.
+    pub fn queue_high_water(&self) -> usize {
+        self.shared.queue.high_water()
+    }
+
+    /// The downstream, e.g. to read a simulator's ledger.
+    pub fn sink(&self) -> &S {
+        &self.shared.sink
+    }
+
+    /// Stops: pulls no more records, lets calls in flight finish until the
+    /// drain deadline (then cancels them), and hands back every record not
+    /// delivered or dead-lettered.
+    pub async fn stop(mut self) -> Report {
+        let queued_at_stop = self.shared.queue.len() as u64;
+        self.shared.stop.cancel();
+        self.shared.queue.close();
+        join_all(&mut self.intakes).await;
+        let drained = tokio::time::timeout(self.drain_deadline, join_all(&mut self.workers)).await;
+        if drained.is_err() {
+            tracing::warn!(deadline = ?self.drain_deadline, "drain deadline passed: cancelling calls in flight");
+            self.shared.abort.cancel();
+            join_all(&mut self.workers).await;
+        }
+        let shard = self.shared.metrics.shard();
+        for item in self.shared.queue.drain() {
+            self.shared.hand_back(&shard, item, HandBackReason::Queued);
+        }
+        self.report(queued_at_stop).await
+    }
+
+    /// Runs until every source has ended and every record is delivered or
+    /// dead-lettered. Waits forever on a source that never ends; use
+    /// [`stop`](Self::stop) for those.
+    pub async fn finish(mut self) -> Report {
+        join_all(&mut self.intakes).await;
+        self.shared.queue.seal();
+        join_all(&mut self.workers).await;
+        self.report(0).await
+    }
+
+    async fn report(mut self, queued_at_stop: u64) -> Report {
+        if let Some(releaser) = self.releaser.take() {
+            releaser.abort();
+        }
+        self.shared.metrics.mark_stopped();
+        let handed_back = self.shared.take_handed_back();
+        let dead_letters = self
+            .default_dead_letters
+            .as_ref()
+            .map(DeadLetterQueue::take)
+            .unwrap_or_default();
+        Report {
+            metrics: self.metrics(),
+            queue_high_water: self.shared.queue.high_water() as u64,
+            queued_at_stop,
+            handed_back,
+            dead_letters,
+        }
+    }
+}
+
+async fn join_all(tasks: &mut Vec<JoinHandle<()>>) {
+    for task in tasks.iter_mut() {
+        if let Err(error) = task.await {
+            // A task only fails by panicking (in a user transform or
+            // dead-letter outlet): the conservation check will show it.
+            tracing::error!(%error, "a processor task failed");
+        }
+    }
+    tasks.clear();
+}
+
+/// What a run did, returned at stop or finish.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The final metrics.
+    pub metrics: MetricsSnapshot,
+    /// The most records that ever waited in the queue at once.
+    pub queue_high_water: u64,
+    /// Records waiting in the queue when the stop began.
+    pub queued_at_stop: u64,
+    /// Records not delivered because of the stop, in (source, partition,
+    /// sequence) order.
+    #[serde(skip)]
+    pub handed_back: Vec<HandedBack>,
+    /// Dead letters, when no outlet was given (see
+    /// [`StreamProcessor::with_dead_letters`]).
+    #[serde(skip)]
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+impl Report {
+    /// Whether every record is accounted for:
+    /// ingested = delivered + dead-lettered + handed back.
+    pub fn is_conserved(&self) -> bool {
+        let m = &self.metrics;
+        m.ingested == m.delivered + m.dead_lettered + m.handed_back
+            && m.handed_back == self.handed_back.len() as u64
+    }
+
+    /// The conservation identity with this run's numbers.
+    pub fn conservation(&self) -> String {
+        let m = &self.metrics;
+        format!(
+            "ingested {} = delivered {} + dead-lettered {} + handed back {}{}",
+            m.ingested,
+            m.delivered,
+            m.dead_lettered,
+            m.handed_back,
+            if self.is_conserved() {
+                ""
+            } else {
+                "  (VIOLATED)"
+            }
+        )
+    }
+}
+
+impl<S> Drop for ProcessorHandle<S> {
+    /// A handle dropped without [`stop`](ProcessorHandle::stop) or
+    /// [`finish`](ProcessorHandle::finish) ends its tasks; records inside
+    /// the pipeline are then abandoned, not handed back.
+    fn drop(&mut self) {
+        self.shared.stop.cancel();
+        self.shared.abort.cancel();
+        self.shared.queue.close();
+        if let Some(releaser) = self.releaser.take() {
+            releaser.abort();
+        }
+    }
+}

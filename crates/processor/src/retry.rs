@@ -1,0 +1,131 @@
+//! Retry policy for transient failures: exponential backoff with full jitter.
+
+use std::time::Duration;
+
+use rand::{Rng, RngExt};
+
+use crate::config::ConfigError;
+
+/// How transient failures are retried.
+///
+/// The delay before retry `n` (1-based) is drawn uniformly from
+/// `[0, min(max_backoff, initial_backoff * multiplier^(n-1))]` ("full
+/// jitter"), so that many records failing together do not retry together.
+/// A record is dead-lettered once it has made `max_attempts` attempts, or
+/// when a transient failure comes more than `max_elapsed` after its first
+/// attempt. Rate-limited answers are not failures of the record and do not
+/// count against either bound.
+///
+/// The jitter is drawn from the processor's seeded RNG rather than by a
+/// retry crate (backon, backoff) because those draw from a global RNG, which
+/// would make simulated runs non-deterministic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts before a record is dead-lettered, the first included. At least 1.
+    pub max_attempts: u32,
+    /// The cap of the first retry's delay.
+    pub initial_backoff: Duration,
+    /// The largest cap of any retry's delay.
+    pub max_backoff: Duration,
+    /// Growth of the cap per retry; at least 1.
+    pub multiplier: f64,
+    /// Time after the first attempt past which a failed record is not retried.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 6,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_secs(2),
+            multiplier: 2.0,
+            max_elapsed: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Checks that every value is usable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_attempts == 0 {
+            return Err(ConfigError::new("retry.max_attempts", "must be at least 1"));
+        }
+        if !(self.multiplier.is_finite() && self.multiplier >= 1.0) {
+            return Err(ConfigError::new(
+                "retry.multiplier",
+                format!("must be a finite number >= 1, got {}", self.multiplier),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether a record that has made `attempts` attempts, the first of them
+    /// `elapsed` ago, may be tried again.
+    pub fn allows_retry(&self, attempts: u32, elapsed: Duration) -> bool {
+        attempts < self.max_attempts && elapsed < self.max_elapsed
+    }
+
+    /// The delay before retry number `retry` (1 for the first retry).
+    pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
+        let growth = self
+            .multiplier
+            .powi(retry.saturating_sub(1).min(1_000) as i32);
+        let cap = (self.initial_backoff.as_secs_f64() * growth).min(self.max_backoff.as_secs_f64());
+        if cap <= 0.0 || !cap.is_finite() {
+            return Duration::ZERO;
+        }
+        Duration::from_secs_f64(rng.random_range(0.0..=cap))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::ChaCha8Rng;
+
+    use super::*;
+
+    #[test]
+    fn delays_stay_under_an_exponentially_growing_cap() {
+        let policy = RetryPolicy::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        for retry in 1..=12 {
+            let cap = (0.020 * 2f64.powi(retry as i32 - 1)).min(2.0);
+            let delays: Vec<f64> = (0..200)
+                .map(|_| policy.delay(retry, &mut rng).as_secs_f64())
+                .collect();
+            assert!(delays.iter().all(|d| (0.0..=cap + 1e-9).contains(d)));
+            // Jittered: spread over the range, not pinned to the cap.
+            let max = delays.iter().cloned().fold(0.0, f64::max);
+            let min = delays.iter().cloned().fold(f64::MAX, f64::min);
+            assert!(
+                max > cap * 0.9 && min < cap * 0.1,
+                "retry {retry}: {min}..{max}"
+            );
+        }
+    }
+
+    #[test]
+    fn retries_stop_at_max_attempts_or_max_elapsed() {
+        let policy = RetryPolicy::default();
+        assert!(policy.allows_retry(1, Duration::ZERO));
+        assert!(policy.allows_retry(5, Duration::from_secs(29)));
+        assert!(!policy.allows_retry(6, Duration::ZERO));
+        assert!(!policy.allows_retry(1, Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn unusable_policies_are_refused() {
+        let zero = RetryPolicy {
+            max_attempts: 0,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(zero.validate().unwrap_err().field, "retry.max_attempts");
+        let shrinking = RetryPolicy {
+            multiplier: 0.5,
+            ..RetryPolicy::default()
+        };
+        assert_eq!(shrinking.validate().unwrap_err().field, "retry.multiplier");
+    }
+}
