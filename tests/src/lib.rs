@@ -1,1 +1,60 @@
-//! Workspace-level integration tests of sluice live in `tests/`.
+//! Helpers of sluice's workspace-level integration tests (in `tests/`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice::simulation::SimulationConfig;
+use sluice_processor::{EpochClock, ProcessorConfig, ProcessorHandle, StreamProcessor};
+use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
+
+/// The original 10-second check on tokio's paused clock.
+pub fn virtual_ten_second_check(seed: u64) -> SimulationConfig {
+    SimulationConfig {
+        virtual_time: true,
+        ..SimulationConfig::ten_second_check(seed)
+    }
+}
+
+/// A simulator, its API and a running processor, for tests that drive the
+/// processor directly. Call under a paused clock.
+pub struct Harness {
+    /// The simulated downstream.
+    pub api: Arc<SimulatedApi>,
+    /// The simulated sources (their offered counts).
+    pub simulator: StreamSimulator,
+    /// The running processor.
+    pub handle: ProcessorHandle<Arc<SimulatedApi>>,
+}
+
+impl Harness {
+    /// Starts a processor on the simulator's streams.
+    pub fn start(api: ApiConfig, stream: StreamConfig, processor: ProcessorConfig) -> Harness {
+        let clock = EpochClock::starting_at(sluice::simulation::VIRTUAL_EPOCH);
+        let api = Arc::new(SimulatedApi::new(api).unwrap_or_else(|e| panic!("{e}")));
+        let simulator = StreamSimulator::new(stream, clock).unwrap_or_else(|e| panic!("{e}"));
+        let handle = StreamProcessor::new(Arc::clone(&api), processor)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .with_clock(clock)
+            .start(simulator.streams());
+        Harness {
+            api,
+            simulator,
+            handle,
+        }
+    }
+
+    /// Lets the run go on for `duration`, calling `check` on a metrics
+    /// snapshot every `every`.
+    pub async fn run_for(
+        &self,
+        duration: Duration,
+        every: Duration,
+        mut check: impl FnMut(&sluice_processor::MetricsSnapshot),
+    ) {
+        let deadline = tokio::time::Instant::now() + duration;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(every).await;
+            check(&self.handle.metrics());
+        }
+    }
+}

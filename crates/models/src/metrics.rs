@@ -18,7 +18,8 @@ pub struct PipelineMetrics {
     pub avg_processing_time_ms: f64,
     /// Failed API calls as a fraction of all API calls (0 to 1).
     pub error_rate: f64,
-    /// Records waiting in the pipeline's queue.
+    /// Records inside the pipeline: taken from a source, not yet delivered
+    /// or dead-lettered.
     pub backlog_size: u64,
     /// API calls refused as rate limited.
     pub rate_limit_hits: u64,

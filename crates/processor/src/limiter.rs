@@ -52,6 +52,8 @@ struct State {
     debt: usize,
     /// When each success in the window gives its slot back.
     releases: BinaryHeap<Reverse<Instant>>,
+    /// Calls admitted and not yet answered.
+    pending: usize,
     /// No call is admitted before this instant (a retry-after hint).
     paused_until: Option<Instant>,
     /// When the limit last changed.
@@ -80,6 +82,7 @@ impl RateLimiter {
                 limit,
                 debt: 0,
                 releases: BinaryHeap::new(),
+                pending: 0,
                 paused_until: None,
                 last_change: Instant::now(),
                 probing: false,
@@ -115,7 +118,11 @@ impl RateLimiter {
             admitted_at: Instant::now(),
             resolved: false,
         };
-        let paused_until = self.lock().paused_until;
+        let paused_until = {
+            let mut state = self.lock();
+            state.pending += 1;
+            state.paused_until
+        };
         if let Some(until) = paused_until.filter(|&until| until > permit.admitted_at) {
             tokio::time::sleep_until(until).await;
             permit.admitted_at = Instant::now();
@@ -208,13 +215,14 @@ impl RateLimiter {
         self.set_limit(&mut state, raised);
     }
 
-    /// The downstream refused a call as rate limited: its window holds as
-    /// many successes as this client counts now, so that is the limit.
-    fn on_refusal(&self, retry_after: Option<Duration>) {
-        let mut state = self.lock();
-        let in_window = state.releases.len().max(1);
+    /// The downstream refused a call as rate limited: its window holds the
+    /// successes this client counts now and the other calls in flight, so
+    /// that is the limit.
+    fn on_refusal(&self, state: &mut State, retry_after: Option<Duration>) {
+        // `pending` still counts the refused call itself.
+        let in_window = (state.releases.len() + state.pending.saturating_sub(1)).max(1);
         if in_window < state.limit {
-            self.set_limit(&mut state, in_window);
+            self.set_limit(state, in_window);
         }
         if state.probing {
             state.probing = false;
@@ -242,6 +250,7 @@ impl WindowPermit<'_> {
         self.resolved = true;
         let release_at = self.admitted_at + self.limiter.hold;
         let mut state = self.limiter.lock();
+        state.pending -= 1;
         let earliest = state
             .releases
             .peek()
@@ -258,8 +267,10 @@ impl WindowPermit<'_> {
     pub(crate) fn refused(mut self, retry_after: Option<Duration>) {
         self.resolved = true;
         let limiter = self.limiter;
-        limiter.on_refusal(retry_after);
-        limiter.give_back(&mut limiter.lock());
+        let mut state = limiter.lock();
+        limiter.on_refusal(&mut state, retry_after);
+        state.pending -= 1;
+        limiter.give_back(&mut state);
     }
 }
 
@@ -267,7 +278,9 @@ impl Drop for WindowPermit<'_> {
     /// A failed or cancelled call gives its slot back at once.
     fn drop(&mut self) {
         if !self.resolved {
-            self.limiter.give_back(&mut self.limiter.lock());
+            let mut state = self.limiter.lock();
+            state.pending -= 1;
+            self.limiter.give_back(&mut state);
         }
     }
 }

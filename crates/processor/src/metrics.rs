@@ -16,7 +16,7 @@ use sluice_models::{DataSource, PipelineMetrics, Priority, SourceStats};
 use tokio::time::Instant;
 
 /// Histograms are shared by a few tasks each, to bound their memory
-/// (a histogram is ~190 KiB) whatever the concurrency.
+/// whatever the concurrency.
 const HISTOGRAM_SHARDS: usize = 8;
 /// The largest latency recorded exactly, in microseconds (one hour).
 const MAX_LATENCY_US: u64 = 3_600_000_000;
@@ -158,7 +158,7 @@ impl Shard {
 
 fn new_histogram() -> Histogram<u64> {
     // Valid constant bounds: 1 <= low, high >= 2 * low, sigfig <= 5.
-    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| unreachable!())
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).unwrap_or_else(|_| unreachable!())
 }
 
 #[derive(Debug, Default)]
@@ -229,9 +229,9 @@ pub struct MetricsSnapshot {
     /// Records handed back at stop.
     pub handed_back: u64,
     /// Records inside the pipeline: ingested and not yet delivered,
-    /// dead-lettered or handed back.
+    /// dead-lettered or handed back. At most the queue capacity.
     pub backlog: u64,
-    /// Records waiting in the queue.
+    /// Records waiting in the queue, not yet taken by a worker.
     pub queued: u64,
     /// Downstream calls made, refused ones included.
     pub attempts: u64,
@@ -305,7 +305,7 @@ impl MetricsSnapshot {
             } else {
                 0.0
             },
-            backlog_size: queued as u64,
+            backlog_size: backlog,
             rate_limit_hits: totals.rate_limit_hits,
             by_source,
             by_priority,

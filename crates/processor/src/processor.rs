@@ -169,7 +169,8 @@ impl<S: Sink> ProcessorHandle<S> {
             .snapshot(self.shared.queue.len(), client_limit)
     }
 
-    /// The most records that ever waited in the queue at once.
+    /// The most records ever inside the pipeline at once; at most the
+    /// queue capacity.
     pub fn queue_high_water(&self) -> usize {
         self.shared.queue.high_water()
     }
@@ -183,7 +184,7 @@ impl<S: Sink> ProcessorHandle<S> {
     /// drain deadline (then cancels them), and hands back every record not
     /// delivered or dead-lettered.
     pub async fn stop(mut self) -> Report {
-        let queued_at_stop = self.shared.queue.len() as u64;
+        let backlog_at_stop = self.metrics().backlog;
         self.shared.stop.cancel();
         self.shared.queue.close();
         join_all(&mut self.intakes).await;
@@ -194,10 +195,13 @@ impl<S: Sink> ProcessorHandle<S> {
             join_all(&mut self.workers).await;
         }
         let shard = self.shared.metrics.shard();
-        for item in self.shared.queue.drain() {
+        let queued = self.shared.queue.drain();
+        let count = queued.len();
+        for item in queued {
             self.shared.hand_back(&shard, item, HandBackReason::Queued);
         }
-        self.report(queued_at_stop).await
+        self.shared.queue.finished(count);
+        self.report(backlog_at_stop).await
     }
 
     /// Runs until every source has ended and every record is delivered or
@@ -210,7 +214,7 @@ impl<S: Sink> ProcessorHandle<S> {
         self.report(0).await
     }
 
-    async fn report(mut self, queued_at_stop: u64) -> Report {
+    async fn report(mut self, backlog_at_stop: u64) -> Report {
         if let Some(releaser) = self.releaser.take() {
             releaser.abort();
         }
@@ -224,7 +228,7 @@ impl<S: Sink> ProcessorHandle<S> {
         Report {
             metrics: self.metrics(),
             queue_high_water: self.shared.queue.high_water() as u64,
-            queued_at_stop,
+            backlog_at_stop,
             handed_back,
             dead_letters,
         }
@@ -247,10 +251,12 @@ async fn join_all(tasks: &mut Vec<JoinHandle<()>>) {
 pub struct Report {
     /// The final metrics.
     pub metrics: MetricsSnapshot,
-    /// The most records that ever waited in the queue at once.
+    /// The most records ever inside the pipeline at once; at most the
+    /// queue capacity.
     pub queue_high_water: u64,
-    /// Records waiting in the queue when the stop began.
-    pub queued_at_stop: u64,
+    /// Records inside the pipeline (not yet delivered or dead-lettered) when
+    /// the stop began; 0 after a finish.
+    pub backlog_at_stop: u64,
     /// Records not delivered because of the stop, in (source, partition,
     /// sequence) order.
     #[serde(skip)]

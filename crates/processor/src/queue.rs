@@ -4,9 +4,11 @@
 //! and lends a whole lane to one worker at a time, so that a partition's
 //! records are sent one after another, retries included, while other
 //! partitions proceed. Without ordering it is a single FIFO that any worker
-//! takes from. Either way it holds at most `capacity` records: intake must
-//! reserve a slot before it pulls a record from its source, which is how
-//! backpressure reaches the sources.
+//! takes from. Either way at most `capacity` records are inside the
+//! pipeline: intake must reserve a slot before it pulls a record from its
+//! source, which is how backpressure reaches the sources, and a slot is freed
+//! only when its record is finished (delivered, dead-lettered or handed
+//! back), not when a worker takes it.
 //!
 //! No crate offers a bounded queue with per-key exclusive checkout, hence
 //! this module.
@@ -46,6 +48,7 @@ pub(crate) struct Slot<'a>(SemaphorePermit<'a>);
 pub(crate) struct DeliveryQueue {
     /// One permit per free place.
     free: Semaphore,
+    capacity: usize,
     state: Mutex<State>,
     /// Signals a worker that a lane became ready, or all workers that the
     /// queue closed or ran dry after sealing.
@@ -61,7 +64,9 @@ struct State {
     ready: VecDeque<PartitionKey>,
     /// The single FIFO used without ordering.
     fifo: VecDeque<Queued>,
+    /// Records waiting in lanes or the FIFO.
     len: usize,
+    /// The most records ever inside the pipeline at once.
     high_water: usize,
     /// Stopping: workers take nothing more.
     closed: bool,
@@ -79,6 +84,7 @@ impl DeliveryQueue {
     pub(crate) fn new(capacity: usize, batch_size: usize, ordering: Ordering) -> DeliveryQueue {
         DeliveryQueue {
             free: Semaphore::new(capacity),
+            capacity,
             state: Mutex::new(State::default()),
             work: Notify::new(),
             ordering,
@@ -105,9 +111,10 @@ impl DeliveryQueue {
     /// even after [`close`](Self::close): a stop hands queued records back.
     pub(crate) fn push(&self, slot: Slot<'_>, item: Queued) {
         slot.0.forget();
+        let inside = self.capacity - self.free.available_permits();
         let mut state = self.lock();
         state.len += 1;
-        state.high_water = state.high_water.max(state.len);
+        state.high_water = state.high_water.max(inside);
         match self.ordering {
             Ordering::None => state.fifo.push_back(item),
             Ordering::Partition => {
@@ -141,7 +148,6 @@ impl DeliveryQueue {
                 if let Some(batch) = self.take_batch(&mut state) {
                     let ran_dry = state.sealed && state.len == 0;
                     drop(state);
-                    self.free.add_permits(batch.items.len());
                     if ran_dry {
                         self.work.notify_waiters();
                     }
@@ -174,6 +180,11 @@ impl DeliveryQueue {
         };
         state.len -= items.len();
         Some(Batch { lane, items })
+    }
+
+    /// Frees the places of `records` finished records.
+    pub(crate) fn finished(&self, records: usize) {
+        self.free.add_permits(records);
     }
 
     /// Gives a lane back after its batch is done.
@@ -215,12 +226,14 @@ impl DeliveryQueue {
         items
     }
 
-    /// Records waiting now.
+    /// Records waiting now, not counting those lent to workers.
     pub(crate) fn len(&self) -> usize {
         self.lock().len
     }
 
-    /// The most records that ever waited at once.
+    /// The most records that were ever inside the pipeline at once
+    /// (reserved, waiting, lent to a worker or in flight); at most the
+    /// capacity.
     pub(crate) fn high_water(&self) -> usize {
         self.lock().high_water
     }
@@ -314,6 +327,13 @@ mod tests {
         );
         let batch = queue.checkout().await.unwrap();
         assert_eq!(batch.items.len(), 1);
+        // Taking a record out does not free its place; finishing it does.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), queue.reserve())
+                .await
+                .is_err()
+        );
+        queue.finished(1);
         let _slot = queue.reserve().await;
         assert_eq!(queue.high_water(), 2);
     }

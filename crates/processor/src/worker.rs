@@ -22,14 +22,18 @@ pub(crate) async fn run<S: Sink>(shared: Arc<Shared<S>>, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     while let Some(mut batch) = shared.queue.checkout().await {
         while let Some(item) = batch.items.pop_front() {
-            let Some((item, reason)) = deliver(&shared, &shard, item, &mut rng).await else {
+            let outcome = deliver(&shared, &shard, item, &mut rng).await;
+            shared.queue.finished(1);
+            let Some((item, reason)) = outcome else {
                 continue;
             };
             // Stopping: this record and the rest of the batch go back, in order.
             shared.hand_back(&shard, item, reason);
-            for rest in batch.items.drain(..) {
-                shared.hand_back(&shard, rest, HandBackReason::Queued);
+            let rest = batch.items.len();
+            for item in batch.items.drain(..) {
+                shared.hand_back(&shard, item, HandBackReason::Queued);
             }
+            shared.queue.finished(rest);
         }
         shared.queue.checkin(batch.lane);
     }

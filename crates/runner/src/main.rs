@@ -1,6 +1,66 @@
-//! The sluice command line (a stub until the runner lands).
+//! The `sluice` binary.
 
-fn main() {
-    eprintln!("sluice: no commands yet");
-    std::process::exit(2);
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use sluice::cli::{Cli, Command, SimulateArgs};
+use sluice::render;
+use sluice::simulation::{self, SimulationError};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Command::Simulate(args) => simulate(&args),
+    }
+}
+
+fn simulate(args: &SimulateArgs) -> ExitCode {
+    let config = args.to_config();
+    let live = !args.json && std::io::stderr().is_terminal();
+    if !args.json {
+        println!("{}", render::banner(&config));
+    }
+    let result = simulation::run_blocking(&config, |metrics| {
+        if live {
+            eprint!("\r{}", render::status_line(metrics));
+            let _ = std::io::stderr().flush();
+        }
+    });
+    if live {
+        eprint!("\r\x1b[2K");
+    }
+    let run = match result {
+        Ok(run) => run,
+        Err(error) => {
+            eprintln!("sluice: {error}");
+            return match error {
+                SimulationError::Runtime(_) => ExitCode::FAILURE,
+                SimulationError::Simulator(_) | SimulationError::Processor(_) => ExitCode::from(2),
+            };
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&run) {
+            Ok(json) => println!("{json}"),
+            Err(error) => {
+                eprintln!("sluice: could not write the report as JSON: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    } else {
+        print!("{}", render::report(&run));
+    }
+    if run.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -1,0 +1,298 @@
+//! Command-line flags.
+
+use std::num::NonZeroU32;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sluice_models::DataSource;
+use sluice_processor::{Ordering, ProcessorConfig, RateLimit};
+use sluice_sim::{ApiConfig, StreamConfig};
+
+use crate::simulation::SimulationConfig;
+
+/// sluice: concurrent sources to a rate-limited, unreliable API, with
+/// nothing lost.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline against the simulated sources and API. The defaults
+    /// are the original test's 10-second check.
+    Simulate(SimulateArgs),
+}
+
+/// Flags of `sluice simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// How long the sources run (e.g. 10s, 1m, 500ms).
+    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    pub duration: Duration,
+    /// The API's limit: successful calls per sliding second.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    pub api_rate_limit: u32,
+    /// The probability that an admitted API call fails (0 to 1).
+    #[arg(long, default_value_t = 0.15, value_parser = probability)]
+    pub failure_rate: f64,
+    /// The API's shortest latency.
+    #[arg(long, default_value = "10ms", value_parser = duration)]
+    pub api_latency_min: Duration,
+    /// The API's longest latency.
+    #[arg(long, default_value = "50ms", value_parser = duration)]
+    pub api_latency_max: Duration,
+    /// The sources, comma-separated.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "user_events,transaction_data,system_metrics",
+        value_parser = source
+    )]
+    pub sources: Vec<DataSource>,
+    /// The original's rate_per_source: each source ticks rate x sources
+    /// times a second and emits at 80 % of ticks.
+    #[arg(long, default_value_t = 3.0, value_parser = positive_number)]
+    pub rate_per_source: f64,
+    /// The probability that a payload is one of the five problematic kinds.
+    #[arg(long, default_value_t = 0.15, value_parser = probability)]
+    pub bad_data_rate: f64,
+    /// Partitions per source.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub partitions: u32,
+    /// Most API calls in flight at once.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub concurrency: u32,
+    /// The processor's queue bound (the most records waiting).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+    pub queue_capacity: u32,
+    /// Delivery order: per (source, partition), or none.
+    #[arg(long, value_enum, default_value_t = OrderingArg::Partition)]
+    pub ordering: OrderingArg,
+    /// The client-side limit: a number of successes per second, `auto` to
+    /// learn it from refusals, or `none`. Default: the API's limit.
+    #[arg(long, value_parser = client_rate_limit)]
+    pub client_rate_limit: Option<ClientRateLimit>,
+    /// How long a stop waits for calls in flight.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub drain_deadline: Duration,
+    /// The run's seed. Default: drawn from the clock (and printed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run on tokio's paused clock: as fast as the CPU allows, and
+    /// deterministic with --seed.
+    #[arg(long)]
+    pub virtual_time: bool,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `--ordering`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OrderingArg {
+    /// In sequence within each (source, partition).
+    Partition,
+    /// No order promised.
+    None,
+}
+
+/// `--client-rate-limit`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRateLimit {
+    /// A known limit.
+    PerSecond(NonZeroU32),
+    /// Learned from refusals.
+    Auto,
+    /// No client-side limit.
+    Unlimited,
+}
+
+impl SimulateArgs {
+    /// The run these flags describe.
+    pub fn to_config(&self) -> SimulationConfig {
+        let seed = self.seed.unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos() as u64)
+        });
+        let rate_limit = match self.client_rate_limit {
+            None => RateLimit::PerSecond(
+                NonZeroU32::new(self.api_rate_limit).unwrap_or(NonZeroU32::MIN),
+            ),
+            Some(ClientRateLimit::PerSecond(limit)) => RateLimit::PerSecond(limit),
+            Some(ClientRateLimit::Auto) => RateLimit::Adaptive,
+            Some(ClientRateLimit::Unlimited) => RateLimit::Unlimited,
+        };
+        SimulationConfig {
+            duration: self.duration,
+            api: ApiConfig {
+                rate_limit: Some(self.api_rate_limit),
+                failure_rate: self.failure_rate,
+                latency_min: self.api_latency_min,
+                latency_max: self.api_latency_max,
+                ..ApiConfig::default()
+            },
+            stream: StreamConfig {
+                sources: self.sources.clone(),
+                rate_per_source: self.rate_per_source,
+                bad_data_rate: self.bad_data_rate,
+                partitions: self.partitions,
+                ..StreamConfig::default()
+            },
+            processor: ProcessorConfig {
+                max_in_flight: self.concurrency as usize,
+                queue_capacity: self.queue_capacity as usize,
+                rate_limit,
+                ordering: match self.ordering {
+                    OrderingArg::Partition => Ordering::Partition,
+                    OrderingArg::None => Ordering::None,
+                },
+                drain_deadline: self.drain_deadline,
+                ..ProcessorConfig::default()
+            },
+            virtual_time: self.virtual_time,
+            seed,
+        }
+        .seeded()
+    }
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{error} (write e.g. 10s, 1m or 500ms)"))
+}
+
+fn positive_duration(text: &str) -> Result<Duration, String> {
+    match duration(text)? {
+        Duration::ZERO => Err("must be longer than zero".to_owned()),
+        positive => Ok(positive),
+    }
+}
+
+fn number(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite())
+        .ok_or_else(|| format!("{text:?} is not a number"))
+}
+
+fn probability(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if (0.0..=1.0).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not between 0 and 1"))
+    }
+}
+
+fn positive_number(text: &str) -> Result<f64, String> {
+    let value = number(text)?;
+    if value > 0.0 {
+        Ok(value)
+    } else {
+        Err(format!("{value} is not above 0"))
+    }
+}
+
+fn source(text: &str) -> Result<DataSource, String> {
+    text.trim()
+        .parse::<DataSource>()
+        .map_err(|error| error.to_string())
+}
+
+fn client_rate_limit(text: &str) -> Result<ClientRateLimit, String> {
+    match text {
+        "auto" => Ok(ClientRateLimit::Auto),
+        "none" => Ok(ClientRateLimit::Unlimited),
+        number => number
+            .parse::<NonZeroU32>()
+            .map(ClientRateLimit::PerSecond)
+            .map_err(|_| format!("{number:?} is not a positive whole number, `auto` or `none`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<SimulationConfig, clap::Error> {
+        let cli = Cli::try_parse_from(["sluice", "simulate"].iter().chain(args))?;
+        let Command::Simulate(args) = cli.command;
+        Ok(args.to_config())
+    }
+
+    #[test]
+    fn defaults_are_the_ten_second_check() {
+        let config = parse(&["--seed", "5"]).unwrap();
+        assert_eq!(config, SimulationConfig::ten_second_check(5));
+    }
+
+    #[test]
+    fn flags_reach_every_part_of_the_run() {
+        let config = parse(&[
+            "--duration",
+            "1m",
+            "--api-rate-limit",
+            "50",
+            "--failure-rate",
+            "0.5",
+            "--sources",
+            "security_logs,user_events",
+            "--partitions",
+            "8",
+            "--ordering",
+            "none",
+            "--client-rate-limit",
+            "auto",
+            "--concurrency",
+            "16",
+            "--seed",
+            "9",
+            "--virtual-time",
+        ])
+        .unwrap();
+        assert_eq!(config.duration, Duration::from_secs(60));
+        assert_eq!(config.api.rate_limit, Some(50));
+        assert_eq!(config.api.failure_rate, 0.5);
+        assert_eq!(
+            config.stream.sources,
+            [DataSource::SecurityLogs, DataSource::UserEvents]
+        );
+        assert_eq!(config.stream.partitions, 8);
+        assert_eq!(config.processor.ordering, Ordering::None);
+        assert_eq!(config.processor.rate_limit, RateLimit::Adaptive);
+        assert_eq!(config.processor.max_in_flight, 16);
+        assert_eq!(
+            (config.api.seed, config.stream.seed, config.processor.seed),
+            (9, 9, 9)
+        );
+        assert!(config.virtual_time);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_reason() {
+        for (args, reason) in [
+            (&["--failure-rate", "1.5"][..], "not between 0 and 1"),
+            (&["--duration", "0s"][..], "longer than zero"),
+            (&["--duration", "ten"][..], "10s, 1m or 500ms"),
+            (
+                &["--sources", "user_events,bogus"][..],
+                "unknown data source \"bogus\"",
+            ),
+            (&["--client-rate-limit", "fast"][..], "`auto` or `none`"),
+            (&["--api-rate-limit", "0"][..], "0 is not in 1.."),
+            (&["--ordering", "random"][..], "invalid value 'random'"),
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2);
+            assert!(error.to_string().contains(reason), "{args:?}: {error}");
+        }
+    }
+}

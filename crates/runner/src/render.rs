@@ -1,0 +1,117 @@
+//! The human-readable report.
+
+use std::fmt::Write as _;
+
+use sluice_processor::MetricsSnapshot;
+
+use crate::report::RunReport;
+use crate::simulation::SimulationConfig;
+
+/// The banner printed before a run.
+pub fn banner(config: &SimulationConfig) -> String {
+    let limit = config
+        .api
+        .rate_limit
+        .map_or_else(|| "no limit".to_owned(), |limit| format!("limit {limit}/s"));
+    format!(
+        "🚀 sluice simulate: {} source(s) x {} partition(s), API {limit}, failure rate {:.0}%, seed {} ({})\n\
+         📊 Starting stream processing for {} seconds...",
+        config.stream.sources.len(),
+        config.stream.partitions,
+        config.api.failure_rate * 100.0,
+        config.seed,
+        if config.virtual_time {
+            "virtual time"
+        } else {
+            "real time"
+        },
+        config.duration.as_secs_f64(),
+    )
+}
+
+/// One live status line.
+pub fn status_line(metrics: &MetricsSnapshot) -> String {
+    format!(
+        "⏳ {:>6.1}s  delivered {:>7}  {:>8.1}/s  backlog {:>5}  in flight {:>4}  errors {:>5}  refused {:>5}",
+        metrics.elapsed.as_secs_f64(),
+        metrics.delivered,
+        metrics.pipeline.processing_rate_per_second,
+        metrics.backlog,
+        metrics.in_flight,
+        metrics.failed_calls,
+        metrics.rate_limit_hits,
+    )
+}
+
+/// The report: the original's seven lines, then accuracy, conservation,
+/// the audit, latency and the checks.
+pub fn report(run: &RunReport) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line("✅ Processing completed!".to_owned());
+    line(format!("📈 Total processed: {}", run.delivered));
+    line(format!(
+        "⚡ Processing rate: {:.1}/sec",
+        run.processing_rate_per_second
+    ));
+    line(format!(
+        "🕐 Avg processing time: {:.1}ms",
+        run.avg_processing_time_ms
+    ));
+    line(format!("❌ Error rate: {:.1}%", run.error_rate * 100.0));
+    line(format!("📦 Final backlog: {}", run.backlog_size));
+    line(format!("🚦 Rate limit hits: {}", run.rate_limit_hits));
+
+    let exact = run.accuracy.checks.iter().filter(|c| c.exact).count();
+    line(format!(
+        "🎯 Metric accuracy: {} of {} checks ({exact} exact)",
+        run.accuracy.passed(),
+        run.accuracy.checks.len()
+    ));
+    for check in &run.accuracy.checks {
+        let mark = if check.passed { "✓" } else { "✗" };
+        line(format!("   {mark} {}: {}", check.name, check.detail));
+    }
+    line(format!(
+        "⚖️  Conservation: ingested {} = delivered {} + dead-lettered {} + handed back {}{}",
+        run.ingested,
+        run.delivered,
+        run.dead_lettered,
+        run.handed_back,
+        if run.conserved { "" } else { "  VIOLATED" }
+    ));
+    line(format!(
+        "🔍 Audit against the API's ledger: offered {}, lost {}, duplicates {}, order violations {}",
+        run.offered, run.lost, run.duplicates, run.order_violations
+    ));
+    line(format!(
+        "⏱️  Latency, intake to delivery: p50 {:.1}ms, p99 {:.1}ms",
+        run.p50_latency_ms, run.p99_latency_ms
+    ));
+    let mut calls = format!(
+        "📞 API calls: {} ({} failed, {} refused)",
+        run.attempts, run.failed_calls, run.rate_limit_hits
+    );
+    if let (Some(utilization), Some(limit)) = (run.ceiling_utilization, run.api_rate_limit) {
+        let _ = write!(
+            calls,
+            "; ceiling utilization {:.1}% ({} of {:.0})",
+            utilization * 100.0,
+            run.delivered,
+            f64::from(limit) * run.duration_s
+        );
+    }
+    line(calls);
+    for check in run.checks.iter().filter(|c| !c.passed) {
+        line(format!("💥 FAILED {}: {}", check.name, check.detail));
+    }
+    line(if run.passed {
+        "🎉 All performance requirements met!".to_owned()
+    } else {
+        "🛑 Some requirements were not met.".to_owned()
+    });
+    out
+}

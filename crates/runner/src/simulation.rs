@@ -1,0 +1,141 @@
+//! One run of the pipeline against the simulator.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_processor::{EpochClock, MetricsSnapshot, ProcessorConfig, RateLimit, StreamProcessor};
+use sluice_sim::{ApiConfig, Audit, SimulatedApi, StreamConfig, StreamSimulator, metric_accuracy};
+
+use crate::report::RunReport;
+
+/// The epoch time a virtual-time run starts at, so that its records are
+/// identical from run to run (2025-11-29T07:06:40Z).
+pub const VIRTUAL_EPOCH: f64 = 1_764_400_000.0;
+
+/// Everything one simulated run needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SimulationConfig {
+    /// How long the sources run before the processor is stopped.
+    pub duration: Duration,
+    /// The simulated downstream.
+    pub api: ApiConfig,
+    /// The simulated sources.
+    pub stream: StreamConfig,
+    /// The processor under test.
+    pub processor: ProcessorConfig,
+    /// Run on tokio's paused clock: as fast as the CPU allows, and
+    /// deterministic for a given seed.
+    pub virtual_time: bool,
+    /// The run's seed; the API, the streams and the retry jitter derive
+    /// theirs from it.
+    pub seed: u64,
+}
+
+impl SimulationConfig {
+    /// The original 10-second check, on the real clock, with the client
+    /// told the API's limit.
+    pub fn ten_second_check(seed: u64) -> SimulationConfig {
+        let api = ApiConfig::default();
+        let known_limit = api
+            .rate_limit
+            .and_then(NonZeroU32::new)
+            .map_or(RateLimit::Adaptive, RateLimit::PerSecond);
+        SimulationConfig {
+            duration: Duration::from_secs(10),
+            api,
+            stream: StreamConfig::default(),
+            processor: ProcessorConfig {
+                rate_limit: known_limit,
+                ..ProcessorConfig::default()
+            },
+            virtual_time: false,
+            seed,
+        }
+        .seeded()
+    }
+
+    /// Gives every part the run's seed.
+    pub fn seeded(mut self) -> SimulationConfig {
+        self.api.seed = self.seed;
+        self.stream.seed = self.seed;
+        self.processor.seed = self.seed;
+        self
+    }
+}
+
+/// A run that could not start: a setting was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SimulationError {
+    /// A simulator setting.
+    #[error(transparent)]
+    Simulator(#[from] sluice_sim::SimError),
+    /// A processor setting.
+    #[error(transparent)]
+    Processor(#[from] sluice_processor::ConfigError),
+    /// The async runtime could not be built.
+    #[error("could not start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Runs `config` to completion on a runtime of its own: tokio's paused
+/// clock on one thread for virtual time, the multi-threaded runtime
+/// otherwise. `on_status` is called about once a second of run time.
+pub fn run_blocking(
+    config: &SimulationConfig,
+    on_status: impl FnMut(&MetricsSnapshot),
+) -> Result<RunReport, SimulationError> {
+    let runtime = if config.virtual_time {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?
+    };
+    runtime.block_on(run(config, on_status))
+}
+
+/// Runs `config` on the current runtime (which must have a paused clock
+/// when `virtual_time` is set, as under `#[tokio::test(start_paused = true)]`).
+pub async fn run(
+    config: &SimulationConfig,
+    mut on_status: impl FnMut(&MetricsSnapshot),
+) -> Result<RunReport, SimulationError> {
+    let clock = if config.virtual_time {
+        EpochClock::starting_at(VIRTUAL_EPOCH)
+    } else {
+        EpochClock::system()
+    };
+    let api = Arc::new(SimulatedApi::new(config.api.clone())?);
+    let simulator = StreamSimulator::new(config.stream.clone(), clock)?;
+    let processor =
+        StreamProcessor::new(Arc::clone(&api), config.processor.clone())?.with_clock(clock);
+    let handle = processor.start(simulator.streams());
+
+    let deadline = tokio::time::Instant::now() + config.duration;
+    let mut status = tokio::time::interval_at(
+        tokio::time::Instant::now() + Duration::from_secs(1),
+        Duration::from_secs(1),
+    );
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break,
+            _ = status.tick() => on_status(&handle.metrics()),
+        }
+    }
+    let report = handle.stop().await;
+
+    let ledger = api.ledger();
+    let dead_lettered: Vec<_> = report
+        .dead_letters
+        .iter()
+        .map(|letter| letter.key)
+        .collect();
+    let handed_back: Vec<_> = report.handed_back.iter().map(|record| record.key).collect();
+    let audit = Audit::of(simulator.offered(), &ledger, &dead_lettered, &handed_back);
+    let accuracy = metric_accuracy(&report.metrics.pipeline, &ledger);
+    Ok(RunReport::new(config, &report, &ledger, audit, accuracy))
+}

@@ -1,0 +1,134 @@
+//! Records that cannot be delivered are dead-lettered with a reason,
+//! counted, and never sent.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests may panic
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use async_trait::async_trait;
+use futures::stream;
+use sluice_models::{DataSource, JsonObject, Priority, ProcessedRecord, StreamData};
+use sluice_processor::{
+    DeadLetterQueue, DeadLetterReason, ProcessorConfig, RateLimit, RetryPolicy, Sink, SinkError,
+    StandardTransform, StreamProcessor, Transform,
+};
+
+fn records(count: u64) -> Vec<StreamData> {
+    (1..=count)
+        .map(|sequence_id| StreamData {
+            source: DataSource::UserEvents,
+            partition: 0,
+            timestamp: 1_000.0,
+            priority: Priority::High,
+            data: JsonObject::new(),
+            sequence_id,
+        })
+        .collect()
+}
+
+/// A sink answering every call the same way, counting the calls.
+struct Answer(Result<(), SinkError>, AtomicU64);
+
+#[async_trait]
+impl Sink for Answer {
+    async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> {
+        self.1.fetch_add(1, Relaxed);
+        self.0.clone()
+    }
+}
+
+fn config() -> ProcessorConfig {
+    ProcessorConfig {
+        rate_limit: RateLimit::Unlimited,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            ..RetryPolicy::default()
+        },
+        ..ProcessorConfig::default()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_retries_are_dead_lettered_with_the_last_error() {
+    let sink = Arc::new(Answer(
+        Err(SinkError::Transient("boom".to_owned())),
+        AtomicU64::new(0),
+    ));
+    let report = StreamProcessor::new(Arc::clone(&sink), config())
+        .unwrap()
+        .start([stream::iter(records(10))])
+        .finish()
+        .await;
+    assert_eq!(report.metrics.dead_lettered, 10);
+    assert_eq!(report.metrics.delivered, 0);
+    assert_eq!(sink.1.load(Relaxed), 30, "three attempts each");
+    assert_eq!(report.metrics.failed_calls, 30);
+    for letter in &report.dead_letters {
+        let expected = DeadLetterReason::RetriesExhausted {
+            attempts: 3,
+            last_error: "boom".to_owned(),
+        };
+        assert_eq!(letter.reason, expected);
+    }
+    assert!(report.is_conserved());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rejected_record_is_dead_lettered_after_one_attempt() {
+    let sink = Arc::new(Answer(
+        Err(SinkError::Rejected("schema".to_owned())),
+        AtomicU64::new(0),
+    ));
+    let report = StreamProcessor::new(Arc::clone(&sink), config())
+        .unwrap()
+        .start([stream::iter(records(4))])
+        .finish()
+        .await;
+    assert_eq!(sink.1.load(Relaxed), 4);
+    assert!(
+        report
+            .dead_letters
+            .iter()
+            .all(|l| l.reason == DeadLetterReason::Rejected("schema".to_owned()))
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_failing_validation_are_dead_lettered_and_never_sent() {
+    // A transform that corrupts every third record's priority.
+    let corrupting = |input: StreamData, now: f64| {
+        let corrupt = input.sequence_id % 3 == 0;
+        let mut record = StandardTransform.transform(input, now);
+        if corrupt {
+            record.priority = 9;
+        }
+        record
+    };
+    let sink = Arc::new(Answer(Ok(()), AtomicU64::new(0)));
+    let outlet = DeadLetterQueue::default();
+    let report = StreamProcessor::new(Arc::clone(&sink), config())
+        .unwrap()
+        .with_transform(corrupting)
+        .with_dead_letters(outlet.clone())
+        .start([stream::iter(records(30))])
+        .finish()
+        .await;
+    assert_eq!(sink.1.load(Relaxed), 20, "invalid records are not sent");
+    assert_eq!(report.metrics.delivered, 20);
+    assert_eq!(report.metrics.dead_lettered, 10);
+    assert!(
+        report.dead_letters.is_empty(),
+        "they went to the given outlet"
+    );
+    let letters = outlet.take();
+    assert_eq!(letters.len(), 10);
+    for letter in letters {
+        assert_eq!(letter.key.sequence_id % 3, 0);
+        match letter.reason {
+            DeadLetterReason::Invalid(error) => assert_eq!(error.fields(), ["priority"]),
+            other => panic!("expected a validation failure, got {other}"),
+        }
+    }
+    assert!(report.is_conserved());
+}
