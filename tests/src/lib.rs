@@ -58,3 +58,5 @@ impl Harness {
         }
     }
 }
+
+pub mod sweep;

@@ -2,9 +2,13 @@
 //!
 //! - `acceptance`: the 10-second check in real time, against the original
 //!   test's thresholds and this project's targets, and the eleven
-//!   validation cases.
+//!   validation cases;
+//! - `sweep`: the deterministic simulation sweep over more seeds;
+//! - `bench`: the benchmark suite, written to BENCHMARKS.md.
 
 mod acceptance;
+mod bench;
+mod sweep;
 mod util;
 
 use std::process::ExitCode;
@@ -23,12 +27,18 @@ enum Task {
     /// Build in release, run the 10-second check in real time and check it;
     /// check the eleven validation cases. Exits non-zero on any FAIL.
     Acceptance(acceptance::Args),
+    /// Run the deterministic simulation sweep over more seeds, in release.
+    Sweep(sweep::Args),
+    /// Run the benchmarks in release and write BENCHMARKS.md.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.task {
         Task::Acceptance(args) => acceptance::run(&args),
+        Task::Sweep(args) => sweep::run(&args),
+        Task::Bench(args) => bench::run(&args),
     };
     match outcome {
         Ok(true) => ExitCode::SUCCESS,

@@ -45,7 +45,7 @@ pub use dead_letter::{
 };
 pub use metrics::{LatencySummary, MetricsSnapshot};
 pub use processor::{ProcessorHandle, Report, StreamProcessor};
-pub use retry::RetryPolicy;
+pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack};
 pub use sink::{Sink, SinkError};
 pub use transform::{StandardTransform, Transform};

@@ -146,6 +146,7 @@ impl<S: Sink> StreamProcessor<S> {
             releaser,
             drain_deadline: config.drain_deadline,
             default_dead_letters,
+            task_failures: 0,
         }
     }
 }
@@ -158,6 +159,7 @@ pub struct ProcessorHandle<S> {
     releaser: Option<JoinHandle<()>>,
     drain_deadline: Duration,
     default_dead_letters: Option<DeadLetterQueue>,
+    task_failures: u64,
 }
 
 impl<S: Sink> ProcessorHandle<S> {
@@ -185,14 +187,16 @@ impl<S: Sink> ProcessorHandle<S> {
     /// delivered or dead-lettered.
     pub async fn stop(mut self) -> Report {
         let backlog_at_stop = self.metrics().backlog;
-        self.shared.stop.cancel();
+        self.shared.stop.raise();
         self.shared.queue.close();
-        join_all(&mut self.intakes).await;
-        let drained = tokio::time::timeout(self.drain_deadline, join_all(&mut self.workers)).await;
-        if drained.is_err() {
-            tracing::warn!(deadline = ?self.drain_deadline, "drain deadline passed: cancelling calls in flight");
-            self.shared.abort.cancel();
-            join_all(&mut self.workers).await;
+        self.task_failures += join_all(&mut self.intakes).await;
+        match tokio::time::timeout(self.drain_deadline, join_all(&mut self.workers)).await {
+            Ok(failures) => self.task_failures += failures,
+            Err(_) => {
+                tracing::warn!(deadline = ?self.drain_deadline, "drain deadline passed: cancelling calls in flight");
+                self.shared.abort.raise();
+                self.task_failures += join_all(&mut self.workers).await;
+            }
         }
         let shard = self.shared.metrics.shard();
         let queued = self.shared.queue.drain();
@@ -208,9 +212,9 @@ impl<S: Sink> ProcessorHandle<S> {
     /// dead-lettered. Waits forever on a source that never ends; use
     /// [`stop`](Self::stop) for those.
     pub async fn finish(mut self) -> Report {
-        join_all(&mut self.intakes).await;
+        self.task_failures += join_all(&mut self.intakes).await;
         self.shared.queue.seal();
-        join_all(&mut self.workers).await;
+        self.task_failures += join_all(&mut self.workers).await;
         self.report(0).await
     }
 
@@ -229,21 +233,28 @@ impl<S: Sink> ProcessorHandle<S> {
             metrics: self.metrics(),
             queue_high_water: self.shared.queue.high_water() as u64,
             backlog_at_stop,
+            task_failures: self.task_failures,
             handed_back,
             dead_letters,
         }
     }
 }
 
-async fn join_all(tasks: &mut Vec<JoinHandle<()>>) {
-    for task in tasks.iter_mut() {
-        if let Err(error) = task.await {
-            // A task only fails by panicking (in a user transform or
-            // dead-letter outlet): the conservation check will show it.
+/// Awaits every task, removing each as it ends, so that a join cut short
+/// (by the drain deadline) can be resumed. Returns how many panicked.
+async fn join_all(tasks: &mut Vec<JoinHandle<()>>) -> u64 {
+    let mut panicked = 0;
+    while let Some(task) = tasks.last_mut() {
+        let outcome = task.await;
+        tasks.pop();
+        if let Err(error) = outcome {
+            // A task only fails by panicking (in a user transform, sink or
+            // dead-letter outlet); the report counts it.
             tracing::error!(%error, "a processor task failed");
+            panicked += 1;
         }
     }
-    tasks.clear();
+    panicked
 }
 
 /// What a run did, returned at stop or finish.
@@ -257,6 +268,10 @@ pub struct Report {
     /// Records inside the pipeline (not yet delivered or dead-lettered) when
     /// the stop began; 0 after a finish.
     pub backlog_at_stop: u64,
+    /// Tasks that panicked (in a user transform, sink or dead-letter
+    /// outlet). A panicked intake may take a record with it: the
+    /// conservation check then fails.
+    pub task_failures: u64,
     /// Records not delivered because of the stop, in (source, partition,
     /// sequence) order.
     #[serde(skip)]
@@ -299,8 +314,8 @@ impl<S> Drop for ProcessorHandle<S> {
     /// [`finish`](ProcessorHandle::finish) ends its tasks; records inside
     /// the pipeline are then abandoned, not handed back.
     fn drop(&mut self) {
-        self.shared.stop.cancel();
-        self.shared.abort.cancel();
+        self.shared.stop.raise();
+        self.shared.abort.raise();
         self.shared.queue.close();
         if let Some(releaser) = self.releaser.take() {
             releaser.abort();

@@ -41,8 +41,17 @@ pub(crate) struct Batch {
 }
 
 /// A reserved place in the queue, taken before a record is pulled.
+/// Dropped, it frees the place; kept, it stays taken until the record is
+/// finished ([`DeliveryQueue::finished`]).
 #[derive(Debug)]
 pub(crate) struct Slot<'a>(SemaphorePermit<'a>);
+
+impl Slot<'_> {
+    /// Keeps the place for a record about to be pushed.
+    pub(crate) fn keep(self) {
+        self.0.forget();
+    }
+}
 
 #[derive(Debug)]
 pub(crate) struct DeliveryQueue {
@@ -107,30 +116,45 @@ impl DeliveryQueue {
         }
     }
 
-    /// Enqueues a record into the place reserved for it. Always succeeds,
-    /// even after [`close`](Self::close): a stop hands queued records back.
-    pub(crate) fn push(&self, slot: Slot<'_>, item: Queued) {
-        slot.0.forget();
+    /// A free place, if there is one now.
+    pub(crate) fn try_reserve(&self) -> Option<Slot<'_>> {
+        self.free.try_acquire().ok().map(Slot)
+    }
+
+    /// Enqueues records whose places were kept ([`Slot::keep`]), leaving
+    /// `items` empty. Always succeeds, even after [`close`](Self::close): a
+    /// stop hands queued records back.
+    pub(crate) fn push_all(&self, items: &mut Vec<Queued>) {
+        if items.is_empty() {
+            return;
+        }
         let inside = self.capacity - self.free.available_permits();
         let mut state = self.lock();
-        state.len += 1;
+        state.len += items.len();
         state.high_water = state.high_water.max(inside);
-        match self.ordering {
-            Ordering::None => state.fifo.push_back(item),
-            Ordering::Partition => {
-                let key = item.key.partition_key();
-                let lane = state.lanes.entry(key).or_default();
-                let became_ready = lane.items.is_empty() && !lane.checked_out;
-                lane.items.push_back(item);
-                if became_ready {
-                    state.ready.push_back(key);
-                } else {
-                    return;
+        let mut became_ready = 0;
+        for item in items.drain(..) {
+            match self.ordering {
+                Ordering::None => {
+                    state.fifo.push_back(item);
+                    became_ready += 1;
+                }
+                Ordering::Partition => {
+                    let key = item.key.partition_key();
+                    let lane = state.lanes.entry(key).or_default();
+                    let was_idle = lane.items.is_empty() && !lane.checked_out;
+                    lane.items.push_back(item);
+                    if was_idle {
+                        state.ready.push_back(key);
+                        became_ready += 1;
+                    }
                 }
             }
         }
         drop(state);
-        self.work.notify_one();
+        for _ in 0..became_ready {
+            self.work.notify_one();
+        }
     }
 
     /// Waits for records to deliver. `None` once the queue is closed, or
@@ -271,8 +295,8 @@ mod tests {
     }
 
     async fn push(queue: &DeliveryQueue, partition: u32, sequence_id: u64) {
-        let slot = queue.reserve().await;
-        queue.push(slot, item(partition, sequence_id));
+        queue.reserve().await.keep();
+        queue.push_all(&mut vec![item(partition, sequence_id)]);
     }
 
     fn sequence_ids(batch: &Batch) -> Vec<u64> {

@@ -6,6 +6,9 @@ use rand::{Rng, RngExt};
 
 use crate::config::ConfigError;
 
+/// The shortest first wait after a rate-limited answer without a hint.
+pub const MIN_REFUSAL_BACKOFF: Duration = Duration::from_millis(10);
+
 /// How transient failures are retried.
 ///
 /// The delay before retry `n` (1-based) is drawn uniformly from
@@ -66,16 +69,33 @@ impl RetryPolicy {
         attempts < self.max_attempts && elapsed < self.max_elapsed
     }
 
-    /// The delay before retry number `retry` (1 for the first retry).
+    /// The delay before retry number `retry` (1 for the first retry) of a
+    /// failed call: full jitter under an exponentially growing cap.
     pub fn delay(&self, retry: u32, rng: &mut impl Rng) -> Duration {
-        let growth = self
-            .multiplier
-            .powi(retry.saturating_sub(1).min(1_000) as i32);
-        let cap = (self.initial_backoff.as_secs_f64() * growth).min(self.max_backoff.as_secs_f64());
-        if cap <= 0.0 || !cap.is_finite() {
+        let cap = self.cap(self.initial_backoff, retry);
+        if cap <= 0.0 {
             return Duration::ZERO;
         }
         Duration::from_secs_f64(rng.random_range(0.0..=cap))
+    }
+
+    /// The wait after the `refusals`-th consecutive rate-limited answer
+    /// that gave no retry-after hint: half of an exponentially growing cap
+    /// (from at least [`MIN_REFUSAL_BACKOFF`]) plus jitter over the other
+    /// half, so that a refused call is never retried at once, which would
+    /// spin against the API.
+    pub fn refusal_delay(&self, refusals: u32, rng: &mut impl Rng) -> Duration {
+        let cap = self.cap(self.initial_backoff.max(MIN_REFUSAL_BACKOFF), refusals);
+        Duration::from_secs_f64(cap / 2.0 + rng.random_range(0.0..=cap / 2.0))
+    }
+
+    /// `base * multiplier^(n-1)` seconds, at most `max_backoff` (or `base`
+    /// when that is larger).
+    fn cap(&self, base: Duration, n: u32) -> f64 {
+        let growth = self.multiplier.powi(n.saturating_sub(1).min(1_000) as i32);
+        let ceiling = self.max_backoff.max(base).as_secs_f64();
+        let cap = (base.as_secs_f64() * growth).min(ceiling);
+        if cap.is_finite() { cap.max(0.0) } else { 0.0 }
     }
 }
 
@@ -104,6 +124,25 @@ mod tests {
                 "retry {retry}: {min}..{max}"
             );
         }
+    }
+
+    #[test]
+    fn refusals_always_wait_even_with_no_backoff_configured() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::ZERO,
+            ..RetryPolicy::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        for refusals in 1..=20 {
+            let wait = policy.refusal_delay(refusals, &mut rng);
+            let cap = (0.010 * 2f64.powi(refusals as i32 - 1)).min(2.0);
+            assert!(
+                wait.as_secs_f64() >= cap / 2.0 - 1e-9,
+                "{refusals}: {wait:?}"
+            );
+            assert!(wait.as_secs_f64() <= cap + 1e-9, "{refusals}: {wait:?}");
+        }
+        assert_eq!(policy.delay(1, &mut rng), Duration::ZERO);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! State shared by a running processor's tasks.
 
+use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
 use std::sync::{Mutex, PoisonError};
 
 use sluice_models::{ProcessedRecord, RecordKey};
@@ -24,9 +25,9 @@ pub(crate) struct Shared<S> {
     pub(crate) clock: EpochClock,
     pub(crate) retry: RetryPolicy,
     /// Stop pulling from sources and starting calls.
-    pub(crate) stop: CancellationToken,
+    pub(crate) stop: Signal,
     /// The drain deadline passed: cancel calls in flight.
-    pub(crate) abort: CancellationToken,
+    pub(crate) abort: Signal,
     handed_back: Mutex<Vec<HandedBack>>,
 }
 
@@ -50,8 +51,8 @@ impl<S> Shared<S> {
             metrics: Metrics::new(),
             clock,
             retry,
-            stop: CancellationToken::new(),
-            abort: CancellationToken::new(),
+            stop: Signal::default(),
+            abort: Signal::default(),
             handed_back: Mutex::new(Vec::new()),
         }
     }
@@ -79,6 +80,30 @@ impl<S> Shared<S> {
         );
         records.sort_by_key(|r| r.key);
         records
+    }
+}
+
+/// A one-way flag: checked on the hot path without a lock (a
+/// `CancellationToken` takes one), and awaited where a task waits.
+#[derive(Debug, Default)]
+pub(crate) struct Signal {
+    raised: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Signal {
+    pub(crate) fn raise(&self) {
+        self.raised.store(true, Release);
+        self.token.cancel();
+    }
+
+    pub(crate) fn is_raised(&self) -> bool {
+        self.raised.load(Acquire)
+    }
+
+    /// Completes once the signal is raised.
+    pub(crate) async fn raised(&self) {
+        self.token.cancelled().await;
     }
 }
 

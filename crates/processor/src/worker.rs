@@ -2,7 +2,9 @@
 //! the rate limit, retrying transient failures.
 
 use std::panic::AssertUnwindSafe;
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -22,6 +24,9 @@ pub(crate) async fn run<S: Sink>(shared: Arc<Shared<S>>, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     while let Some(mut batch) = shared.queue.checkout().await {
         while let Some(item) = batch.items.pop_front() {
+            // Yield now and then: with a sink that answers at once, nothing
+            // else here would let the runtime's other tasks run.
+            tokio::task::coop::consume_budget().await;
             let outcome = deliver(&shared, &shard, item, &mut rng).await;
             shared.queue.finished(1);
             let Some((item, reason)) = outcome else {
@@ -56,32 +61,42 @@ async fn deliver<S: Sink>(
         } else {
             HandBackReason::AwaitingRetry
         };
-        if shared.stop.is_cancelled() {
+        if shared.stop.is_raised() {
             return Some((item, not_yet_sent));
         }
         let permit = match &shared.limiter {
             None => None,
             Some(limiter) => tokio::select! {
                 biased;
-                () = shared.stop.cancelled() => return Some((item, not_yet_sent)),
+                () = shared.stop.raised() => return Some((item, not_yet_sent)),
                 permit = limiter.acquire() => Some(permit),
             },
         };
 
         let first_attempt_at = *first_attempt.get_or_insert_with(Instant::now);
         shard.call_started();
-        let call = AssertUnwindSafe(shared.sink.send(&item.record)).catch_unwind();
-        let outcome = tokio::select! {
-            biased;
-            () = shared.abort.cancelled() => None,
-            outcome = call => Some(outcome.unwrap_or_else(|panic| Err(SinkError::Transient(
-                format!("the sink panicked: {}", panic_message(&*panic)),
-            )))),
+        let outcome = {
+            let mut call = pin!(AssertUnwindSafe(shared.sink.send(&item.record)).catch_unwind());
+            // A sink that answers at once needs no race with the drain deadline.
+            match futures::poll!(call.as_mut()) {
+                Poll::Ready(outcome) => Some(outcome),
+                Poll::Pending => tokio::select! {
+                    biased;
+                    () = shared.abort.raised() => None,
+                    outcome = call => Some(outcome),
+                },
+            }
         };
         shard.call_ended();
         let Some(outcome) = outcome else {
             return Some((item, HandBackReason::CallCancelled));
         };
+        let outcome = outcome.unwrap_or_else(|panic| {
+            Err(SinkError::Transient(format!(
+                "the sink panicked: {}",
+                panic_message(&*panic)
+            )))
+        });
 
         let wait = match outcome {
             Ok(()) => {
@@ -103,7 +118,7 @@ async fn deliver<S: Sink>(
                 // Not a failure of the record: it does not use up attempts.
                 // Wait before trying again so that a refusal the limiter did
                 // not foresee cannot turn into a burst of calls.
-                retry_after.unwrap_or_else(|| shared.retry.delay(refusals, rng))
+                retry_after.unwrap_or_else(|| shared.retry.refusal_delay(refusals, rng))
             }
             Err(SinkError::Transient(message)) => {
                 shard.failed_call(item.key.source);
@@ -132,7 +147,7 @@ async fn deliver<S: Sink>(
         if wait > Duration::ZERO {
             tokio::select! {
                 biased;
-                () = shared.stop.cancelled() => return Some((item, HandBackReason::AwaitingRetry)),
+                () = shared.stop.raised() => return Some((item, HandBackReason::AwaitingRetry)),
                 () = tokio::time::sleep(wait) => {}
             }
         }

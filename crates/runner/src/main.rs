@@ -9,6 +9,12 @@ use sluice::render;
 use sluice::simulation::{self, SimulationError};
 use tracing_subscriber::EnvFilter;
 
+/// The pipeline allocates and frees every record's JSON payload on
+/// different threads; mimalloc does that about 30 % faster than the system
+/// allocator here (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()

@@ -18,6 +18,9 @@ use tokio::time::{Instant, Sleep};
 use crate::generator;
 use crate::{SimError, derive_seed};
 
+/// How late a tick may be taken and still be kept on the grid.
+const TIMER_SLACK: Duration = Duration::from_millis(5);
+
 /// How the simulated sources behave.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamConfig {
@@ -294,10 +297,12 @@ impl RecordGenerator {
 /// One source's records, made when polled and paced on tokio's clock.
 ///
 /// At each tick the source emits a record with `emit_probability`. Ticks
-/// come one period apart while the consumer keeps up; a consumer that pulls
-/// a period or more late gets the next tick one period after its pull, as
-/// with the original's sleep-after-loop, so it slows the source down
-/// (backpressure reaches it) instead of meeting a burst of catch-up records.
+/// come one period apart while the consumer keeps up (ticks delayed by the
+/// timer's millisecond resolution are caught up); a consumer that pulls
+/// more than 5 ms and a period late gets the next tick one period after its
+/// pull, as with the original's sleep-after-loop, so it slows the source
+/// down (backpressure reaches it) instead of meeting a burst of catch-up
+/// records.
 pub struct SourceStream {
     generator: RecordGenerator,
     period: Duration,
@@ -334,13 +339,16 @@ impl Stream for SourceStream {
                 }
                 ready!(this.sleep.as_mut().poll(cx));
             }
-            // Keep to the tick grid when on time (timer wake-ups come up to
-            // a millisecond late, which must not slow the source); when the
-            // consumer pulled a whole period late, start a new grid from now.
+            // Keep to the tick grid while on time: timer wake-ups come up to
+            // a millisecond late (tokio's timer resolution), which must not
+            // slow a source ticking faster than that, so ticks missed by
+            // less than TIMER_SLACK are caught up. A consumer that pulls
+            // later than that starts a new grid from now: no burst of
+            // catch-up records, the source slows down with it.
             let now = Instant::now();
-            let on_grid = this.next_tick + this.period;
-            this.next_tick = if on_grid > now {
-                on_grid
+            let late_by = now.saturating_duration_since(this.next_tick);
+            this.next_tick = if late_by < TIMER_SLACK.max(this.period) {
+                this.next_tick + this.period
             } else {
                 now + this.period
             };

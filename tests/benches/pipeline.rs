@@ -1,0 +1,311 @@
+//! End-to-end pipeline benchmarks, one scenario per process (so that memory
+//! readings are its own), each printing one JSON object on stdout. Run by
+//! `cargo xtask bench`, which writes BENCHMARKS.md; by hand:
+//! `cargo bench -p sluice-tests --bench pipeline -- <scenario>`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)] // a benchmark may panic on setup errors
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use sluice::simulation::{self, SimulationConfig};
+use sluice_models::{DataSource, ProcessedRecord, StreamData};
+use sluice_processor::{
+    EpochClock, Ordering, ProcessorConfig, RateLimit, Sink, SinkError, StreamProcessor,
+};
+use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const SCENARIOS: &str = "throughput, throughput-unordered, throughput-passthrough, \
+    latency-bound-virtual, latency-bound-real, overload, many-partitions";
+
+fn main() {
+    // cargo bench passes --bench; scenario names are the other arguments.
+    let scenario = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let result = match scenario.as_deref().unwrap_or("throughput") {
+        "throughput" => raw_throughput(8, Ordering::Partition, Transform::Standard),
+        "throughput-unordered" => raw_throughput(8, Ordering::None, Transform::Standard),
+        "throughput-passthrough" => raw_throughput(8, Ordering::Partition, Transform::PassThrough),
+        "many-partitions" => raw_throughput(2_500, Ordering::Partition, Transform::Standard),
+        "latency-bound-virtual" => latency_bound(true),
+        "latency-bound-real" => latency_bound(false),
+        "overload" => overload(Duration::from_secs(60)),
+        other => {
+            eprintln!("unknown scenario {other:?}; scenarios: {SCENARIOS}");
+            std::process::exit(2);
+        }
+    };
+    println!("{result}");
+}
+
+/// Accepts every record at once, counting them.
+#[derive(Default)]
+struct CountingSink(AtomicU64);
+
+#[async_trait]
+impl Sink for CountingSink {
+    async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> {
+        self.0.fetch_add(1, Relaxed);
+        Ok(())
+    }
+}
+
+/// User plus system CPU time of this process, from /proc/self/stat (clock
+/// ticks at USER_HZ = 100: 10 ms resolution).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may hold spaces: count from its ')'.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    // After the name: state (field 3) at 0, ..., utime (14) at 11, stime (15) at 12.
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Duration::from_millis((field(11) + field(12)) * 10)
+}
+
+/// Resident set size now and at its peak, MiB (from /proc/self/status).
+fn rss_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn multi_thread_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Transform {
+    Standard,
+    /// Moves the payload through untouched: the pipeline's own cost.
+    PassThrough,
+}
+
+fn pass_through(input: StreamData, now: f64) -> ProcessedRecord {
+    let mut data = input.data;
+    if data.is_empty() {
+        data.insert("empty".to_owned(), Value::Bool(true));
+    }
+    ProcessedRecord {
+        source: input.source.as_str().to_owned(),
+        timestamp: input.timestamp,
+        priority: i64::from(input.priority.value()),
+        processed_at: now.max(input.timestamp),
+        transformed_data: data,
+        processing_time_ms: 0.0,
+        partition: input.partition,
+        sequence_id: input.sequence_id,
+    }
+}
+
+/// 1 000 000 records from 4 sources x `partitions` partitions, made before
+/// the clock starts, through an instant sink with no limit, in real time.
+fn raw_throughput(partitions: u32, ordering: Ordering, transform: Transform) -> Value {
+    const RECORDS: usize = 1_000_000;
+    let runtime = multi_thread_runtime();
+    let clock = runtime.block_on(async { EpochClock::system() });
+    let stream = StreamConfig {
+        sources: DataSource::ALL.to_vec(),
+        partitions,
+        ..StreamConfig::default()
+    };
+    let inputs = StreamSimulator::new(stream, clock)
+        .unwrap()
+        .generate(RECORDS / 4);
+    let (rss_inputs, _) = rss_mib();
+    let sink = Arc::new(CountingSink::default());
+    let config = ProcessorConfig {
+        max_in_flight: 32,
+        queue_capacity: 1_000,
+        batch_size: 64,
+        rate_limit: RateLimit::Unlimited,
+        ordering,
+        ..ProcessorConfig::default()
+    };
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    let report = runtime.block_on(async {
+        let processor = StreamProcessor::new(Arc::clone(&sink), config)
+            .unwrap()
+            .with_clock(clock);
+        let processor = match transform {
+            Transform::Standard => processor,
+            Transform::PassThrough => processor.with_transform(pass_through),
+        };
+        processor
+            .start(inputs.into_iter().map(futures::stream::iter))
+            .finish()
+            .await
+    });
+    let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_before;
+    let (_, rss_peak) = rss_mib();
+    assert_eq!(
+        sink.0.load(Relaxed) as usize,
+        RECORDS,
+        "{}",
+        report.conservation()
+    );
+    assert!(report.is_conserved());
+    json!({
+        "records": RECORDS,
+        "partitions": partitions * 4,
+        "ordering": format!("{ordering:?}").to_lowercase(),
+        "transform": format!("{transform:?}").to_lowercase(),
+        "seconds": elapsed.as_secs_f64(),
+        "records_per_second": RECORDS as f64 / elapsed.as_secs_f64(),
+        "cpu_ns_per_record": cpu.as_nanos() as f64 / RECORDS as f64,
+        "rss_with_inputs_mib": rss_inputs,
+        "rss_peak_mib": rss_peak,
+    })
+}
+
+/// An API with 100 ms latency and a limit of 5 000/s, 10 % failures, fed by
+/// 4 sources x 250 partitions offering 6 400 records/s, for 10 s.
+fn latency_bound(virtual_time: bool) -> Value {
+    let config = SimulationConfig {
+        duration: Duration::from_secs(10),
+        api: ApiConfig {
+            rate_limit: Some(5_000),
+            failure_rate: 0.10,
+            latency_min: Duration::from_millis(100),
+            latency_max: Duration::from_millis(100),
+            keep_log: false,
+            ..ApiConfig::default()
+        },
+        stream: StreamConfig {
+            sources: DataSource::ALL.to_vec(),
+            rate_per_source: 500.0,
+            partitions: 250,
+            ..StreamConfig::default()
+        },
+        processor: ProcessorConfig {
+            max_in_flight: 1_000,
+            queue_capacity: 10_000,
+            rate_limit: RateLimit::PerSecond(5_000.try_into().unwrap()),
+            ..ProcessorConfig::default()
+        },
+        virtual_time,
+        seed: 1,
+    }
+    .seeded();
+    let started = Instant::now();
+    let run = simulation::run_blocking(&config, |_| {}).unwrap();
+    json!({
+        "virtual_time": virtual_time,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "delivered": run.delivered,
+        "ceiling": 50_000,
+        "ceiling_utilization": run.ceiling_utilization,
+        "attempts": run.attempts,
+        "rate_limit_hits": run.rate_limit_hits,
+        "p50_latency_ms": run.p50_latency_ms,
+        "p99_latency_ms": run.p99_latency_ms,
+        "lost": run.lost,
+    })
+}
+
+/// Sources at 10x the API's ceiling for `duration` of real time; memory and
+/// backlog sampled every second.
+fn overload(duration: Duration) -> Value {
+    let runtime = multi_thread_runtime();
+    let api_limit = 1_000;
+    let capacity = 10_000;
+    let stream = StreamConfig {
+        sources: DataSource::ALL.to_vec(),
+        partitions: 8,
+        // 0.8 x 782 x 4 x 4 = 10 010 records/s offered.
+        rate_per_source: 782.0,
+        ..StreamConfig::default()
+    };
+    let offered_rate = stream.offered_rate();
+    let samples = runtime.block_on(async {
+        let clock = EpochClock::system();
+        let api = Arc::new(
+            SimulatedApi::new(ApiConfig {
+                rate_limit: Some(api_limit),
+                keep_log: false,
+                ..ApiConfig::default()
+            })
+            .unwrap(),
+        );
+        let simulator = StreamSimulator::new(stream, clock).unwrap();
+        let handle = StreamProcessor::new(
+            Arc::clone(&api),
+            ProcessorConfig {
+                max_in_flight: 64,
+                queue_capacity: capacity,
+                rate_limit: RateLimit::PerSecond(api_limit.try_into().unwrap()),
+                ..ProcessorConfig::default()
+            },
+        )
+        .unwrap()
+        .with_clock(clock)
+        .start(simulator.streams());
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.tick().await;
+        for second in 1..=duration.as_secs() {
+            tick.tick().await;
+            let metrics = handle.metrics();
+            let (rss, _) = rss_mib();
+            samples.push(json!({
+                "second": second,
+                "rss_mib": rss,
+                "backlog": metrics.backlog,
+                "delivered": metrics.delivered,
+                "offered": simulator.offered().total(),
+            }));
+        }
+        let report = handle.stop().await;
+        assert!(report.is_conserved(), "{}", report.conservation());
+        samples
+    });
+    let rss: Vec<f64> = samples
+        .iter()
+        .map(|s| s["rss_mib"].as_f64().unwrap_or(0.0))
+        .collect();
+    let peak = rss.iter().cloned().fold(0.0, f64::max);
+    let last_half = &rss[rss.len() / 2..];
+    let last_half_min = last_half.iter().cloned().fold(f64::MAX, f64::min);
+    let max_backlog = samples
+        .iter()
+        .filter_map(|s| s["backlog"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let delivered = samples
+        .last()
+        .and_then(|s| s["delivered"].as_u64())
+        .unwrap_or(0);
+    json!({
+        "seconds": duration.as_secs(),
+        "api_limit": api_limit,
+        "offered_rate": offered_rate,
+        "queue_capacity": capacity,
+        "delivered": delivered,
+        "peak_rss_mib": peak,
+        "last_half_min_rss_mib": last_half_min,
+        "last_half_within_pct_of_peak": 100.0 * (peak - last_half_min) / peak,
+        "max_backlog": max_backlog,
+        "samples": samples,
+    })
+}
