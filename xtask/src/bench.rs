@@ -35,6 +35,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         "throughput",
         "throughput-unordered",
         "throughput-passthrough",
+        "throughput-one-thread",
         "many-partitions",
         "latency-bound-virtual",
         "latency-bound-real",
@@ -46,6 +47,8 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
                 Some(kept) if !kept.is_null() => kept,
                 _ => continue,
             }
+        } else if scenario.starts_with("throughput") || scenario == "many-partitions" {
+            repeated(pipeline, scenario)?
         } else {
             eprintln!("bench: {scenario}");
             run_json(Command::new(pipeline).arg(scenario))?
@@ -108,6 +111,30 @@ fn build_benches() -> anyhow::Result<Benches> {
         pipeline: executable("pipeline")?,
         transform: executable("transform")?,
     })
+}
+
+/// Runs of each throughput scenario; on this 2-vCPU machine a run's speed
+/// varies with the host, so the median is reported, with the range.
+const THROUGHPUT_RUNS: usize = 5;
+
+/// Runs `scenario` [`THROUGHPUT_RUNS`] times; the run with the median
+/// records/s, plus every run's rate.
+fn repeated(pipeline: &Path, scenario: &str) -> anyhow::Result<Value> {
+    let mut runs = Vec::new();
+    for run in 1..=THROUGHPUT_RUNS {
+        eprintln!("bench: {scenario} ({run} of {THROUGHPUT_RUNS})");
+        runs.push(run_json(Command::new(pipeline).arg(scenario))?);
+    }
+    runs.sort_by(|a, b| {
+        number(&a["records_per_second"]).total_cmp(&number(&b["records_per_second"]))
+    });
+    let rates: Vec<f64> = runs
+        .iter()
+        .map(|r| number(&r["records_per_second"]).round())
+        .collect();
+    let mut median = runs[runs.len() / 2].clone();
+    median["runs_records_per_second"] = json!(rates);
+    Ok(median)
 }
 
 fn run_json(command: &mut Command) -> anyhow::Result<Value> {
@@ -226,12 +253,16 @@ fn targets(results: &Value) -> Vec<(bool, String, String)> {
     }
     let overload = &s["overload"];
     if !overload.is_null() {
-        let flat = number(&overload["last_half_within_pct_of_peak"]);
+        let spread = number(&overload["last_half_spread_pct"]);
         let peak = number(&overload["peak_rss_mib"]);
         targets.push((
-            flat <= 5.0,
-            "overload: memory flat (last 30 s within 5 % of peak)".to_owned(),
-            format!("{flat:.1} %"),
+            spread <= 5.0,
+            "overload: memory flat (RSS over the last 30 s within 5 % of its maximum)".to_owned(),
+            format!(
+                "{spread:.1} % ({:.1} to {:.1} MiB)",
+                number(&overload["last_half_min_rss_mib"]),
+                number(&overload["last_half_max_rss_mib"])
+            ),
         ));
         targets.push((
             peak < 64.0,
@@ -265,24 +296,37 @@ fn render(results: &Value) -> String {
 
     out.push_str(
         "\n### 1, 4. Raw throughput: 1 000 000 records made before the clock starts, instant sink, no limit\n\n\
-         | scenario | partitions | ordering | transform | records/s | CPU ns/record | RSS with inputs | peak RSS |\n\
-         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+         Median of 5 runs, each in its own process; the range is of the 5.\n\n\
+         | scenario | partitions | ordering | transform | threads | records/s (median) | range | CPU ns/record | RSS with inputs | peak RSS |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for scenario in [
         "throughput",
         "throughput-unordered",
         "throughput-passthrough",
+        "throughput-one-thread",
         "many-partitions",
     ] {
         let r = &s[scenario];
         if r.is_null() {
             continue;
         }
+        let rates: Vec<f64> = r["runs_records_per_second"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(number)
+            .collect();
+        let range = match (rates.first(), rates.last()) {
+            (Some(low), Some(high)) => format!("{low:.0} to {high:.0}"),
+            _ => "one run".to_owned(),
+        };
         out.push_str(&format!(
-            "| {scenario} | {} | {} | {} | {:.0} | {:.0} | {:.0} MiB | {:.0} MiB |\n",
+            "| {scenario} | {} | {} | {} | {} | {:.0} | {range} | {:.0} | {:.0} MiB | {:.0} MiB |\n",
             r["partitions"],
             r["ordering"].as_str().unwrap_or("?"),
             r["transform"].as_str().unwrap_or("?"),
+            r["threads"],
             number(&r["records_per_second"]),
             number(&r["cpu_ns_per_record"]),
             number(&r["rss_with_inputs_mib"]),
@@ -322,7 +366,7 @@ fn render(results: &Value) -> String {
     if !o.is_null() {
         out.push_str(&format!(
             "\n### 3. Overload: sources offering {:.0} records/s to an API limited to {}/s, {} s of real time, queue of {}\n\n\
-             Delivered {}; peak RSS {:.1} MiB; lowest RSS of the last half {:.1} MiB ({:.1} % under the peak); \
+             Delivered {}; peak RSS {:.1} MiB; RSS over the last half {:.1} to {:.1} MiB ({:.1} % spread); \
              largest backlog {}.\n\n| second | RSS | backlog | delivered | offered |\n| --- | --- | --- | --- | --- |\n",
             number(&o["offered_rate"]),
             o["api_limit"],
@@ -331,7 +375,8 @@ fn render(results: &Value) -> String {
             o["delivered"],
             number(&o["peak_rss_mib"]),
             number(&o["last_half_min_rss_mib"]),
-            number(&o["last_half_within_pct_of_peak"]),
+            number(&o["last_half_max_rss_mib"]),
+            number(&o["last_half_spread_pct"]),
             o["max_backlog"],
         ));
         for sample in o["samples"].as_array().into_iter().flatten() {

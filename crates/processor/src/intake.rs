@@ -11,7 +11,8 @@ use validator::Validate;
 
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::metrics::Shard;
-use crate::queue::{Queued, Slot};
+use crate::places::Place;
+use crate::queue::Queued;
 use crate::shared::Shared;
 
 /// The most records intake gathers before queueing them under one lock,
@@ -82,7 +83,7 @@ where
 fn take<S>(
     shared: &Shared<S>,
     shard: &Shard,
-    slot: Slot<'_>,
+    slot: Place<'_>,
     data: StreamData,
     batch: &mut Vec<Queued>,
 ) -> Option<DeadLetter> {

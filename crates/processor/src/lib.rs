@@ -30,6 +30,7 @@ mod dead_letter;
 mod intake;
 mod limiter;
 mod metrics;
+mod places;
 mod processor;
 mod queue;
 mod retry;

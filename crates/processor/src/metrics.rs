@@ -27,8 +27,14 @@ pub(crate) struct Metrics {
     started_at: Instant,
     stopped_at: Mutex<Option<Instant>>,
     shards: Mutex<Vec<Arc<Shard>>>,
-    histograms: Vec<Mutex<Histogram<u64>>>,
+    histograms: Vec<HistogramShard>,
 }
+
+/// A histogram on a cache line of its own: tasks on different threads
+/// record into different shards without contending for a line.
+#[derive(Debug)]
+#[repr(align(128))]
+struct HistogramShard(Mutex<Histogram<u64>>);
 
 /// One task's counters. Written by its task only; read by snapshots.
 #[derive(Debug, Default)]
@@ -50,7 +56,7 @@ pub(crate) struct Shard {
 impl Metrics {
     pub(crate) fn new() -> Metrics {
         let histograms = (0..HISTOGRAM_SHARDS)
-            .map(|_| Mutex::new(new_histogram()))
+            .map(|_| HistogramShard(Mutex::new(new_histogram())))
             .collect();
         Metrics {
             started_at: Instant::now(),
@@ -84,6 +90,7 @@ impl Metrics {
         let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         shard.latency_sum_us.fetch_add(micros, Relaxed);
         let mut histogram = self.histograms[shard.histogram]
+            .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         histogram.saturating_record(micros.clamp(1, MAX_LATENCY_US));
@@ -106,7 +113,7 @@ impl Metrics {
         }
         let mut latency = new_histogram();
         for histogram in &self.histograms {
-            let histogram = histogram.lock().unwrap_or_else(PoisonError::into_inner);
+            let histogram = histogram.0.lock().unwrap_or_else(PoisonError::into_inner);
             // Same bounds everywhere, so adding cannot fail.
             let _ = latency.add(&*histogram);
         }

@@ -17,10 +17,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use sluice_models::{PartitionKey, Priority, ProcessedRecord, RecordKey};
-use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::config::Ordering;
+use crate::places::{Place, Places};
 
 /// A validated record waiting for delivery.
 #[derive(Debug)]
@@ -40,24 +41,10 @@ pub(crate) struct Batch {
     pub(crate) items: VecDeque<Queued>,
 }
 
-/// A reserved place in the queue, taken before a record is pulled.
-/// Dropped, it frees the place; kept, it stays taken until the record is
-/// finished ([`DeliveryQueue::finished`]).
-#[derive(Debug)]
-pub(crate) struct Slot<'a>(SemaphorePermit<'a>);
-
-impl Slot<'_> {
-    /// Keeps the place for a record about to be pushed.
-    pub(crate) fn keep(self) {
-        self.0.forget();
-    }
-}
-
 #[derive(Debug)]
 pub(crate) struct DeliveryQueue {
-    /// One permit per free place.
-    free: Semaphore,
-    capacity: usize,
+    /// At most `capacity` records inside the pipeline.
+    places: Places,
     state: Mutex<State>,
     /// Signals a worker that a lane became ready, or all workers that the
     /// queue closed or ran dry after sealing.
@@ -92,8 +79,7 @@ struct Lane {
 impl DeliveryQueue {
     pub(crate) fn new(capacity: usize, batch_size: usize, ordering: Ordering) -> DeliveryQueue {
         DeliveryQueue {
-            free: Semaphore::new(capacity),
-            capacity,
+            places: Places::new(capacity),
             state: Mutex::new(State::default()),
             work: Notify::new(),
             ordering,
@@ -108,27 +94,23 @@ impl DeliveryQueue {
     }
 
     /// Waits for a free place. Cancel-safe: nothing is taken until it returns.
-    pub(crate) async fn reserve(&self) -> Slot<'_> {
-        match self.free.acquire().await {
-            Ok(permit) => Slot(permit),
-            // The semaphore is never closed.
-            Err(_) => unreachable!("the queue's semaphore is never closed"),
-        }
+    pub(crate) async fn reserve(&self) -> Place<'_> {
+        self.places.take().await
     }
 
     /// A free place, if there is one now.
-    pub(crate) fn try_reserve(&self) -> Option<Slot<'_>> {
-        self.free.try_acquire().ok().map(Slot)
+    pub(crate) fn try_reserve(&self) -> Option<Place<'_>> {
+        self.places.try_take()
     }
 
-    /// Enqueues records whose places were kept ([`Slot::keep`]), leaving
+    /// Enqueues records whose places were kept ([`Place::keep`]), leaving
     /// `items` empty. Always succeeds, even after [`close`](Self::close): a
     /// stop hands queued records back.
     pub(crate) fn push_all(&self, items: &mut Vec<Queued>) {
         if items.is_empty() {
             return;
         }
-        let inside = self.capacity - self.free.available_permits();
+        let inside = self.places.taken();
         let mut state = self.lock();
         state.len += items.len();
         state.high_water = state.high_water.max(inside);
@@ -208,7 +190,7 @@ impl DeliveryQueue {
 
     /// Frees the places of `records` finished records.
     pub(crate) fn finished(&self, records: usize) {
-        self.free.add_permits(records);
+        self.places.release(records);
     }
 
     /// Gives a lane back after its batch is done.
