@@ -104,13 +104,15 @@ impl<S: Sink> StreamProcessor<S> {
             )),
             RateLimit::Adaptive => Some(RateLimiter::adaptive(config.rate_limit_margin)),
         };
-        let default_dead_letters = self.dead_letters.is_none().then(DeadLetterQueue::default);
-        let dead_letters: Box<dyn DeadLetterSink> = match (self.dead_letters, &default_dead_letters)
-        {
-            (Some(outlet), _) => outlet,
-            (None, Some(queue)) => Box::new(queue.clone()),
-            (None, None) => Box::new(DeadLetterQueue::default()),
-        };
+        // Without an outlet, dead letters are kept here and returned in the report.
+        let (dead_letters, default_dead_letters): (Box<dyn DeadLetterSink>, _) =
+            match self.dead_letters {
+                Some(outlet) => (outlet, None),
+                None => {
+                    let queue = DeadLetterQueue::default();
+                    (Box::new(queue.clone()), Some(queue))
+                }
+            };
         let shared = Arc::new(Shared::new(
             self.sink,
             self.transform,
