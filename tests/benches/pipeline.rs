@@ -13,8 +13,10 @@ use serde_json::{Value, json};
 use sluice::simulation::{self, SimulationConfig};
 use sluice_models::{DataSource, ProcessedRecord, StreamData};
 use sluice_processor::{
-    EpochClock, Ordering, ProcessorConfig, RateLimit, Sink, SinkError, StreamProcessor,
+    Context, DeliveryOrder, Envelope, EpochClock, Incoming, ProcessorConfig, RateLimit, Rejected,
+    SendError, Sink, StreamProcessor, Transformed,
 };
+use sluice_profiles::seed::SeedProfile;
 use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
 
 #[global_allocator]
@@ -27,13 +29,17 @@ fn main() {
     // cargo bench passes --bench; scenario names are the other arguments.
     let scenario = std::env::args().skip(1).find(|a| !a.starts_with("--"));
     let result = match scenario.as_deref().unwrap_or("throughput") {
-        "throughput" => raw_throughput(8, Ordering::Partition, Transform::Standard, 2),
-        "throughput-unordered" => raw_throughput(8, Ordering::None, Transform::Standard, 2),
+        "throughput" => raw_throughput(8, DeliveryOrder::Partition, Transform::Standard, 2),
+        "throughput-unordered" => raw_throughput(8, DeliveryOrder::None, Transform::Standard, 2),
         "throughput-passthrough" => {
-            raw_throughput(8, Ordering::Partition, Transform::PassThrough, 2)
+            raw_throughput(8, DeliveryOrder::Partition, Transform::PassThrough, 2)
         }
-        "throughput-one-thread" => raw_throughput(8, Ordering::Partition, Transform::Standard, 1),
-        "many-partitions" => raw_throughput(2_500, Ordering::Partition, Transform::Standard, 2),
+        "throughput-one-thread" => {
+            raw_throughput(8, DeliveryOrder::Partition, Transform::Standard, 1)
+        }
+        "many-partitions" => {
+            raw_throughput(2_500, DeliveryOrder::Partition, Transform::Standard, 2)
+        }
         "latency-bound-virtual" => latency_bound(true),
         "latency-bound-real" => latency_bound(false),
         "overload" => overload(Duration::from_secs(60)),
@@ -51,8 +57,8 @@ fn main() {
 struct InstantSink;
 
 #[async_trait]
-impl Sink for InstantSink {
-    async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> {
+impl Sink<ProcessedRecord> for InstantSink {
+    async fn send(&self, _: &[Envelope<ProcessedRecord>]) -> Result<(), SendError> {
         Ok(())
     }
 }
@@ -103,12 +109,21 @@ enum Transform {
     PassThrough,
 }
 
-fn pass_through(input: StreamData, now: f64) -> ProcessedRecord {
+fn pass_through(
+    input: StreamData,
+    context: &mut Context,
+) -> Result<Transformed<ProcessedRecord>, Rejected<ProcessedRecord>> {
+    let now = context.now();
+    let id = sluice_processor::RecordId {
+        stream: context.stream(input.source.as_str()).unwrap(),
+        partition: input.partition,
+        sequence: input.sequence_id,
+    };
     let mut data = input.data;
     if data.is_empty() {
         data.insert("empty".to_owned(), Value::Bool(true));
     }
-    ProcessedRecord {
+    let record = ProcessedRecord {
         source: input.source.as_str().to_owned(),
         timestamp: input.timestamp,
         priority: i64::from(input.priority.value()),
@@ -117,7 +132,8 @@ fn pass_through(input: StreamData, now: f64) -> ProcessedRecord {
         processing_time_ms: 0.0,
         partition: input.partition,
         sequence_id: input.sequence_id,
-    }
+    };
+    Ok(Transformed::new(id, record))
 }
 
 /// 1 000 000 records from 4 sources x `partitions` partitions, made before
@@ -125,7 +141,7 @@ fn pass_through(input: StreamData, now: f64) -> ProcessedRecord {
 /// on a runtime of `threads` worker threads.
 fn raw_throughput(
     partitions: u32,
-    ordering: Ordering,
+    ordering: DeliveryOrder,
     transform: Transform,
     threads: usize,
 ) -> Value {
@@ -144,7 +160,7 @@ fn raw_throughput(
     let config = ProcessorConfig {
         max_in_flight: 8,
         queue_capacity: 1_000,
-        batch_size: 64,
+        take_size: 64,
         rate_limit: RateLimit::Unlimited,
         ordering,
         ..ProcessorConfig::default()
@@ -152,17 +168,27 @@ fn raw_throughput(
     let cpu_before = cpu_time();
     let started = Instant::now();
     let report = runtime.block_on(async {
-        let processor = StreamProcessor::new(InstantSink, config)
-            .unwrap()
-            .with_clock(clock);
-        let processor = match transform {
-            Transform::Standard => processor,
-            Transform::PassThrough => processor.with_transform(pass_through),
-        };
-        processor
-            .start(inputs.into_iter().map(futures::stream::iter))
-            .finish()
-            .await
+        let sources = inputs
+            .into_iter()
+            .map(|records| futures::stream::iter(records.into_iter().map(Incoming::new)));
+        match transform {
+            Transform::Standard => {
+                StreamProcessor::new(SeedProfile::new().unwrap(), InstantSink, config)
+                    .unwrap()
+                    .with_clock(clock)
+                    .start(sources)
+                    .finish()
+                    .await
+            }
+            Transform::PassThrough => {
+                StreamProcessor::new(pass_through, InstantSink, config)
+                    .unwrap()
+                    .with_clock(clock)
+                    .start(sources)
+                    .finish()
+                    .await
+            }
+        }
     });
     let elapsed = started.elapsed();
     let cpu = cpu_time() - cpu_before;
@@ -210,7 +236,7 @@ fn latency_bound(virtual_time: bool) -> Value {
         processor: ProcessorConfig {
             max_in_flight: 1_000,
             queue_capacity: 10_000,
-            rate_limit: RateLimit::PerSecond(5_000.try_into().unwrap()),
+            rate_limit: RateLimit::per_second(5_000.try_into().unwrap()),
             ..ProcessorConfig::default()
         },
         virtual_time,
@@ -259,17 +285,18 @@ fn overload(duration: Duration) -> Value {
         );
         let simulator = StreamSimulator::new(stream, clock).unwrap();
         let handle = StreamProcessor::new(
+            SeedProfile::new().unwrap(),
             Arc::clone(&api),
             ProcessorConfig {
                 max_in_flight: 64,
                 queue_capacity: capacity,
-                rate_limit: RateLimit::PerSecond(api_limit.try_into().unwrap()),
+                rate_limit: RateLimit::per_second(api_limit.try_into().unwrap()),
                 ..ProcessorConfig::default()
             },
         )
         .unwrap()
         .with_clock(clock)
-        .start(simulator.streams());
+        .start(simulator.sources());
         let mut samples = Vec::new();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.tick().await;

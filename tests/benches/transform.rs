@@ -9,7 +9,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
 use sluice_models::{DataSource, Priority, StreamData};
-use sluice_processor::{StandardTransform, Transform};
+use sluice_profiles::seed::StandardTransform;
 use sluice_sim::{PayloadKind, payload_of_kind};
 use validator::Validate;
 
@@ -51,7 +51,7 @@ fn transform_and_validate(criterion: &mut Criterion) {
             bench.iter_batched(
                 || next.next().unwrap().clone(),
                 |input| {
-                    let record = StandardTransform.transform(input, 1_764_400_001.0);
+                    let record = StandardTransform.apply(input, 1_764_400_001.0);
                     assert!(record.validate().is_ok());
                     record
                 },

@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice::simulation::SimulationConfig;
-use sluice_processor::{EpochClock, ProcessorConfig, ProcessorHandle, StreamProcessor};
+use sluice_models::{ProcessedRecord, RecordKey};
+use sluice_processor::{EpochClock, ProcessorConfig, ProcessorHandle, Report, StreamProcessor};
+use sluice_profiles::seed::{SeedProfile, record_key};
 use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
 
 /// The original 10-second check on tokio's paused clock.
@@ -15,6 +17,27 @@ pub fn virtual_ten_second_check(seed: u64) -> SimulationConfig {
     }
 }
 
+/// A running processor of the seed profile on the simulated API.
+pub type SeedHandle = ProcessorHandle<ProcessedRecord, Arc<SimulatedApi>, SeedProfile>;
+
+/// The report of a seed-profile run.
+pub type SeedReport = Report<ProcessedRecord>;
+
+/// The seed-domain keys of a report's dead letters and handed-back records.
+pub fn outcome_keys(report: &SeedReport) -> (Vec<RecordKey>, Vec<RecordKey>) {
+    let dead = report
+        .dead_letters
+        .iter()
+        .filter_map(|letter| record_key(letter.id))
+        .collect();
+    let back = report
+        .handed_back
+        .iter()
+        .filter_map(|record| record_key(record.id))
+        .collect();
+    (dead, back)
+}
+
 /// A simulator, its API and a running processor, for tests that drive the
 /// processor directly. Call under a paused clock.
 pub struct Harness {
@@ -23,7 +46,7 @@ pub struct Harness {
     /// The simulated sources (their offered counts).
     pub simulator: StreamSimulator,
     /// The running processor.
-    pub handle: ProcessorHandle<Arc<SimulatedApi>>,
+    pub handle: SeedHandle,
 }
 
 impl Harness {
@@ -32,10 +55,11 @@ impl Harness {
         let clock = EpochClock::starting_at(sluice::simulation::VIRTUAL_EPOCH);
         let api = Arc::new(SimulatedApi::new(api).unwrap_or_else(|e| panic!("{e}")));
         let simulator = StreamSimulator::new(stream, clock).unwrap_or_else(|e| panic!("{e}"));
-        let handle = StreamProcessor::new(Arc::clone(&api), processor)
+        let profile = SeedProfile::new().unwrap_or_else(|e| panic!("{e}"));
+        let handle = StreamProcessor::new(profile, Arc::clone(&api), processor)
             .unwrap_or_else(|e| panic!("{e}"))
             .with_clock(clock)
-            .start(simulator.streams());
+            .start(simulator.sources());
         Harness {
             api,
             simulator,
@@ -59,4 +83,6 @@ impl Harness {
     }
 }
 
+pub mod faults;
 pub mod sweep;
+mod sweep_run;

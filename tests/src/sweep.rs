@@ -12,10 +12,12 @@ use rand::rngs::ChaCha8Rng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use sluice_models::DataSource;
-use sluice_processor::{HandBackReason, Ordering, ProcessorConfig, RateLimit, RetryPolicy};
-use sluice_sim::{ApiConfig, Audit, Burst, StreamConfig, WINDOW};
+use sluice_processor::{
+    BatchConfig, DeliveryOrder, LimitUnit, ProcessorConfig, Quota, RateLimit, RetryPolicy,
+};
+use sluice_sim::{ApiConfig, Burst, StreamConfig, WINDOW};
 
-use crate::Harness;
+use crate::faults::Faults;
 
 /// One drawn scenario.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,9 +30,30 @@ pub struct Scenario {
     pub stream: StreamConfig,
     /// The processor.
     pub processor: ProcessorConfig,
+    /// The streams' names, by source index: the core knows no source names.
+    pub stream_names: [&'static str; 4],
+    /// Faults in user code.
+    pub faults: Faults,
+    /// Whether dead letters go to an outlet of the scenario's (else the
+    /// processor keeps them for the report).
+    pub outlet: bool,
     /// When the processor is stopped.
     pub stop_after: Duration,
 }
+
+/// Names a scenario may give its streams.
+const NAMES: [&str; 10] = [
+    "orders-eu",
+    "clicks",
+    "payments.v2",
+    "метрики",
+    "a",
+    "logs/security",
+    "user_events",
+    "transaction_data",
+    "x",
+    "🚀",
+];
 
 /// A value drawn log-uniformly from `low..=high`.
 fn log_uniform(rng: &mut ChaCha8Rng, low: f64, high: f64) -> f64 {
@@ -45,19 +68,42 @@ fn millis(rng: &mut ChaCha8Rng, high: u64) -> Duration {
     Duration::from_millis(rng.random_range(0..=high))
 }
 
+/// A fault rate: 0 most of the time, else up to `high`.
+fn sometimes(rng: &mut ChaCha8Rng, high: f64) -> f64 {
+    if rng.random_bool(0.25) {
+        rng.random_range(0.0..=high)
+    } else {
+        0.0
+    }
+}
+
 impl Scenario {
-    /// The scenario of `seed`: 1-4 sources of 1-256 partitions, ordering on
-    /// or off, 0.5-500 records/s per source, an API limit of 1-10 000/s,
-    /// 0-90 % failures, 0-500 ms latency, 0-100 % bad data, a queue of
-    /// 1-10 000, 1-1 000 calls in flight, a known, wrong, learned or no
-    /// client limit, bursts, and a stop after 0.2-5 s.
+    /// The scenario of `seed`: 1-4 sources of 1-256 partitions under free
+    /// stream names, ordering on or off, 0.5-500 records/s per source, an
+    /// API limit of 1-10 000 per window of 100 ms to 60 s, 0-90 % failures,
+    /// 0-500 ms latency, 0-100 % bad data, a queue of 1-10 000, 1-1 000
+    /// calls in flight, batches of 1-64 records with or without linger, a
+    /// known, wrong, learned or no client limit counting calls or records,
+    /// bursts, in half the scenarios faults in user code (panicking or
+    /// hanging sources, sinks and outlets, panicking transforms, huge
+    /// Retry-After values), and a stop after 0.2-5 s.
     pub fn draw(seed: u64) -> Scenario {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut sources = DataSource::ALL.to_vec();
         sources.shuffle(&mut rng);
         sources.truncate(rng.random_range(1..=4));
+        let mut names = NAMES;
+        names.shuffle(&mut rng);
+        let stream_names = [names[0], names[1], names[2], names[3]];
 
         let api_limit = whole(&mut rng, 1, 10_000);
+        let window = match rng.random_range(0..10) {
+            0 => Duration::from_millis(100),
+            1 => Duration::from_millis(250),
+            2 => Duration::from_secs(5),
+            3 => Duration::from_secs(60),
+            _ => WINDOW,
+        };
         let latency_max = if rng.random_bool(0.2) {
             Duration::ZERO
         } else {
@@ -67,6 +113,7 @@ impl Scenario {
             Duration::from_secs_f64(latency_max.as_secs_f64() * rng.random_range(0.0..=1.0));
         let api = ApiConfig {
             rate_limit: Some(api_limit),
+            window,
             failure_rate: rng.random_range(0.0..=0.9),
             latency_min,
             latency_max,
@@ -87,22 +134,77 @@ impl Scenario {
             seed,
         };
         let known = |limit: f64| {
-            RateLimit::PerSecond(
-                NonZeroU32::new(limit.round().max(1.0) as u32).unwrap_or(NonZeroU32::MIN),
-            )
+            RateLimit::Fixed(Quota {
+                limit: NonZeroU32::new(limit.round().max(1.0) as u32).unwrap_or(NonZeroU32::MIN),
+                window,
+            })
         };
         let rate_limit = match rng.random_range(0..10) {
             0..=3 => known(f64::from(api_limit)),
             4..=5 => known(f64::from(api_limit) * rng.random_range(0.5..=2.0)),
-            6..=8 => RateLimit::Adaptive,
+            6..=8 => RateLimit::Adaptive { window },
             _ => RateLimit::Unlimited,
         };
+        let max_records = if rng.random_bool(0.5) {
+            1
+        } else {
+            whole(&mut rng, 1, 64) as usize
+        };
+        let limit_unit = match rate_limit {
+            RateLimit::Fixed(quota)
+                if rng.random_bool(0.3) && max_records <= NonZeroU32::get(quota.limit) as usize =>
+            {
+                LimitUnit::Records
+            }
+            _ => LimitUnit::Calls,
+        };
+        let faulty = rng.random_bool(0.5);
+        let faults = if faulty {
+            Faults {
+                source_fails_after: rng
+                    .random_bool(0.2)
+                    .then(|| u64::from(whole(&mut rng, 1, 500))),
+                source_hangs: rng.random_bool(0.5),
+                transform_panics: sometimes(&mut rng, 0.05),
+                sink_panics_early: sometimes(&mut rng, 0.05),
+                sink_panics: sometimes(&mut rng, 0.05),
+                sink_hangs: sometimes(&mut rng, 0.05),
+                huge_retry_after: sometimes(&mut rng, 0.5),
+                outlet_panics: sometimes(&mut rng, 0.1),
+                outlet_hangs: sometimes(&mut rng, 0.1),
+                outlet_errs: sometimes(&mut rng, 0.1),
+            }
+        } else {
+            Faults::default()
+        };
+        let outlet = faults.outlet_panics + faults.outlet_hangs + faults.outlet_errs > 0.0
+            || rng.random_bool(0.3);
         let processor = ProcessorConfig {
             max_in_flight: whole(&mut rng, 1, 1_000) as usize,
             queue_capacity: whole(&mut rng, 1, 10_000) as usize,
-            batch_size: whole(&mut rng, 1, 64) as usize,
+            take_size: whole(&mut rng, 1, 64) as usize,
+            batch: BatchConfig {
+                max_records,
+                linger: if rng.random_bool(0.3) {
+                    millis(&mut rng, 50)
+                } else {
+                    Duration::ZERO
+                },
+                ..BatchConfig::default()
+            },
             rate_limit,
-            rate_limit_margin: Duration::ZERO,
+            limit_unit,
+            rate_limit_margin: if rng.random_bool(0.05) {
+                Duration::MAX
+            } else {
+                Duration::ZERO
+            },
+            max_retry_after: if rng.random_bool(0.2) {
+                Duration::MAX
+            } else {
+                millis(&mut rng, 10_000)
+            },
+            call_timeout: Duration::from_secs_f64(log_uniform(&mut rng, 0.01, 30.0)),
             retry: RetryPolicy {
                 max_attempts: rng.random_range(1..=8),
                 initial_backoff: millis(&mut rng, 100),
@@ -110,9 +212,9 @@ impl Scenario {
                 ..RetryPolicy::default()
             },
             ordering: if rng.random_bool(0.5) {
-                Ordering::Partition
+                DeliveryOrder::Partition
             } else {
-                Ordering::None
+                DeliveryOrder::None
             },
             drain_deadline: millis(&mut rng, 2_000),
             seed,
@@ -122,6 +224,9 @@ impl Scenario {
             api,
             stream,
             processor,
+            stream_names,
+            faults,
+            outlet,
             stop_after: Duration::from_millis(rng.random_range(200..=5_000)),
         }
     }
@@ -129,149 +234,29 @@ impl Scenario {
     /// Runs the scenario on a fresh paused-clock runtime and checks every
     /// invariant.
     pub fn run(&self) -> Result<Outcome, Failure> {
+        crate::faults::quiet_injected_panics();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .start_paused(true)
             .build()
             .map_err(|error| self.failure(vec![format!("no runtime: {error}")]))?;
-        // Virtual time jumps over waits, so an hour is only a hang guard.
+        // Virtual time jumps over waits, so a day is only a hang guard.
         let outcome = runtime.block_on(async {
-            tokio::time::timeout(Duration::from_secs(3_600), self.run_checked()).await
+            tokio::time::timeout(Duration::from_secs(86_400), self.run_checked()).await
         });
         match outcome {
             Ok(Ok(outcome)) => Ok(outcome),
             Ok(Err(violations)) => Err(self.failure(violations)),
             Err(_) => Err(self.failure(vec![
-                "the run did not end within an hour of virtual time".to_owned(),
+                "the run did not end within a day of virtual time".to_owned(),
             ])),
         }
     }
 
     async fn run_checked(&self) -> Result<Outcome, Vec<String>> {
-        let mut violations = Vec::new();
-        let capacity = self.processor.queue_capacity as u64;
-        let harness = Harness::start(
-            self.api.clone(),
-            self.stream.clone(),
-            self.processor.clone(),
-        );
-        let mut worst_backlog = 0;
-        harness
-            .run_for(self.stop_after, Duration::from_millis(50), |metrics| {
-                worst_backlog = worst_backlog.max(metrics.backlog);
-            })
-            .await;
-        let report = harness.handle.stop().await;
-        let ledger = harness.api.ledger();
-        let m = &report.metrics;
-
-        let mut check = |holds: bool, what: String| {
-            if !holds {
-                violations.push(what);
-            }
-        };
-        check(
-            report.task_failures == 0,
-            format!("{} task(s) panicked", report.task_failures),
-        );
-        check(
-            report.is_conserved(),
-            format!("not conserved: {}", report.conservation()),
-        );
-        let offered = harness.simulator.offered().total();
-        check(
-            offered == m.ingested,
-            format!("offered {offered} but ingested {}", m.ingested),
-        );
-        check(
-            m.delivered == ledger.successes,
-            format!(
-                "delivered {} but the API accepted {}",
-                m.delivered, ledger.successes
-            ),
-        );
-        check(
-            m.attempts == ledger.calls,
-            format!(
-                "{} attempts but the API saw {} calls",
-                m.attempts, ledger.calls
-            ),
-        );
-        check(
-            m.failed_calls == ledger.failures,
-            format!(
-                "{} failed calls but the API failed {}",
-                m.failed_calls, ledger.failures
-            ),
-        );
-        check(
-            m.rate_limit_hits == ledger.rate_limit_hits,
-            format!(
-                "{} refusals but the API refused {}",
-                m.rate_limit_hits, ledger.rate_limit_hits
-            ),
-        );
-        let cancelled = report
-            .handed_back
-            .iter()
-            .filter(|r| r.reason == HandBackReason::CallCancelled)
-            .count() as u64;
-        check(
-            cancelled == ledger.cancelled,
-            format!(
-                "{cancelled} calls handed back as cancelled but the API saw {}",
-                ledger.cancelled
-            ),
-        );
-
-        let dead: Vec<_> = report.dead_letters.iter().map(|l| l.key).collect();
-        let back: Vec<_> = report.handed_back.iter().map(|r| r.key).collect();
-        let audit = Audit::of(harness.simulator.offered(), &ledger, &dead, &back);
-        check(audit.lost == 0, format!("{} record(s) lost", audit.lost));
-        check(
-            audit.duplicates == 0,
-            format!("{} duplicate outcome(s)", audit.duplicates),
-        );
-        check(
-            audit.unexpected == 0,
-            format!("{} outcome(s) for records never offered", audit.unexpected),
-        );
-        if self.processor.ordering == Ordering::Partition {
-            check(
-                audit.order_violations == 0,
-                format!(
-                    "{} delivery(ies) out of partition order",
-                    audit.order_violations
-                ),
-            );
-        }
-
-        if let Some(limit) = self.api.rate_limit {
-            let busiest = ledger.max_successes_in_any(WINDOW);
-            check(
-                busiest <= limit as usize,
-                format!("{busiest} successes in one window, limit {limit}"),
-            );
-        }
-        check(
-            report.queue_high_water <= capacity && worst_backlog <= capacity,
-            format!(
-                "{} records inside the pipeline (sampled backlog {worst_backlog}), capacity {capacity}",
-                report.queue_high_water
-            ),
-        );
-
-        if violations.is_empty() {
-            Ok(Outcome {
-                offered,
-                delivered: m.delivered,
-                dead_lettered: m.dead_lettered,
-                handed_back: m.handed_back,
-                rate_limit_hits: m.rate_limit_hits,
-            })
-        } else {
-            Err(violations)
-        }
+        let run = crate::sweep_run::Run::start(self);
+        let observed = run.finish(self).await;
+        crate::sweep_run::check(self, &observed)
     }
 
     fn failure(&self, violations: Vec<String>) -> Failure {
@@ -295,6 +280,8 @@ pub struct Outcome {
     pub handed_back: u64,
     /// Refused calls.
     pub rate_limit_hits: u64,
+    /// Faults of user code caught (injected ones).
+    pub faults_caught: u64,
 }
 
 impl Outcome {
@@ -304,6 +291,7 @@ impl Outcome {
         self.dead_lettered += other.dead_lettered;
         self.handed_back += other.handed_back;
         self.rate_limit_hits += other.rate_limit_hits;
+        self.faults_caught += other.faults_caught;
     }
 }
 

@@ -28,7 +28,7 @@ async fn the_queue_never_exceeds_its_capacity_and_the_source_slows_down() {
         stream,
         ProcessorConfig {
             queue_capacity: capacity,
-            rate_limit: RateLimit::PerSecond(api_limit.try_into().unwrap()),
+            rate_limit: RateLimit::per_second(api_limit.try_into().unwrap()),
             seed: 2,
             ..ProcessorConfig::default()
         },
@@ -62,8 +62,7 @@ async fn the_queue_never_exceeds_its_capacity_and_the_source_slows_down() {
     );
     assert!(ledger.successes >= 60 * u64::from(api_limit) * 98 / 100);
 
-    let dead: Vec<_> = report.dead_letters.iter().map(|l| l.key).collect();
-    let back: Vec<_> = report.handed_back.iter().map(|r| r.key).collect();
+    let (dead, back) = sluice_tests::outcome_keys(&report);
     let audit = Audit::of(harness.simulator.offered(), &ledger, &dead, &back);
     assert!(audit.is_clean(), "{audit:?}");
 }

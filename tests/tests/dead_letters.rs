@@ -7,34 +7,41 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use async_trait::async_trait;
-use futures::stream;
+use futures::stream::{self, Stream};
 use sluice_models::{DataSource, JsonObject, Priority, ProcessedRecord, StreamData};
 use sluice_processor::{
-    DeadLetterQueue, DeadLetterReason, ProcessorConfig, RateLimit, RetryPolicy, Sink, SinkError,
-    StandardTransform, StreamProcessor, Transform,
+    DeadLetterQueue, DeadLetterReason, Envelope, Incoming, ProcessorConfig, RateLimit, RetryPolicy,
+    SendError, Sink, SinkError, StreamProcessor,
 };
+use sluice_profiles::seed::SeedProfile;
 
-fn records(count: u64) -> Vec<StreamData> {
-    (1..=count)
-        .map(|sequence_id| StreamData {
-            source: DataSource::UserEvents,
-            partition: 0,
-            timestamp: 1_000.0,
-            priority: Priority::High,
-            data: JsonObject::new(),
-            sequence_id,
-        })
-        .collect()
+fn record(sequence_id: u64) -> StreamData {
+    StreamData {
+        source: DataSource::UserEvents,
+        partition: 0,
+        timestamp: 1_000.0,
+        priority: Priority::High,
+        data: JsonObject::new(),
+        sequence_id,
+    }
+}
+
+fn records(count: u64) -> impl Stream<Item = Incoming<StreamData>> {
+    stream::iter((1..=count).map(|sequence_id| Incoming::new(record(sequence_id))))
+}
+
+fn seed() -> SeedProfile {
+    SeedProfile::new().unwrap()
 }
 
 /// A sink answering every call the same way, counting the calls.
 struct Answer(Result<(), SinkError>, AtomicU64);
 
 #[async_trait]
-impl Sink for Answer {
-    async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> {
+impl Sink<ProcessedRecord> for Answer {
+    async fn send(&self, _: &[Envelope<ProcessedRecord>]) -> Result<(), SendError> {
         self.1.fetch_add(1, Relaxed);
-        self.0.clone()
+        Ok(self.0.clone()?)
     }
 }
 
@@ -55,9 +62,9 @@ async fn exhausted_retries_are_dead_lettered_with_the_last_error() {
         Err(SinkError::Transient("boom".to_owned())),
         AtomicU64::new(0),
     ));
-    let report = StreamProcessor::new(Arc::clone(&sink), config())
+    let report = StreamProcessor::new(seed(), Arc::clone(&sink), config())
         .unwrap()
-        .start([stream::iter(records(10))])
+        .start([records(10)])
         .finish()
         .await;
     assert_eq!(report.metrics.dead_lettered, 10);
@@ -80,9 +87,9 @@ async fn a_rejected_record_is_dead_lettered_after_one_attempt() {
         Err(SinkError::Rejected("schema".to_owned())),
         AtomicU64::new(0),
     ));
-    let report = StreamProcessor::new(Arc::clone(&sink), config())
+    let report = StreamProcessor::new(seed(), Arc::clone(&sink), config())
         .unwrap()
-        .start([stream::iter(records(4))])
+        .start([records(4)])
         .finish()
         .await;
     assert_eq!(sink.1.load(Relaxed), 4);
@@ -96,22 +103,20 @@ async fn a_rejected_record_is_dead_lettered_after_one_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn records_failing_validation_are_dead_lettered_and_never_sent() {
-    // A transform that corrupts every third record's priority.
-    let corrupting = |input: StreamData, now: f64| {
-        let corrupt = input.sequence_id % 3 == 0;
-        let mut record = StandardTransform.transform(input, now);
-        if corrupt {
-            record.priority = 9;
+    // Every third record has a timestamp the validation refuses.
+    let inputs = stream::iter((1..=30).map(|sequence_id| {
+        let mut input = record(sequence_id);
+        if sequence_id % 3 == 0 {
+            input.timestamp = -1.0;
         }
-        record
-    };
+        Incoming::new(input)
+    }));
     let sink = Arc::new(Answer(Ok(()), AtomicU64::new(0)));
     let outlet = DeadLetterQueue::default();
-    let report = StreamProcessor::new(Arc::clone(&sink), config())
+    let report = StreamProcessor::new(seed(), Arc::clone(&sink), config())
         .unwrap()
-        .with_transform(corrupting)
         .with_dead_letters(outlet.clone())
-        .start([stream::iter(records(30))])
+        .start([inputs])
         .finish()
         .await;
     assert_eq!(sink.1.load(Relaxed), 20, "invalid records are not sent");
@@ -124,11 +129,14 @@ async fn records_failing_validation_are_dead_lettered_and_never_sent() {
     let letters = outlet.take();
     assert_eq!(letters.len(), 10);
     for letter in letters {
-        assert_eq!(letter.key.sequence_id % 3, 0);
+        assert_eq!(letter.id.sequence % 3, 0);
+        assert_eq!(letter.id.stream.as_str(), "user_events");
         match letter.reason {
-            DeadLetterReason::Invalid(error) => assert_eq!(error.fields(), ["priority"]),
+            DeadLetterReason::Invalid(reason) => assert!(reason.contains("timestamp"), "{reason}"),
             other => panic!("expected a validation failure, got {other}"),
         }
+        let record = letter.record.expect("the transformed record is kept");
+        assert_eq!(record.timestamp, -1.0);
     }
     assert!(report.is_conserved());
 }

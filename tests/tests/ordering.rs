@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use sluice_models::DataSource;
-use sluice_processor::{Ordering, ProcessorConfig, RateLimit, RetryPolicy};
+use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit, RetryPolicy};
 use sluice_sim::{ApiConfig, StreamConfig};
 use sluice_tests::Harness;
 
 /// A flaky API (half the calls fail), many partitions, many workers.
-async fn run(ordering: Ordering) -> (sluice_sim::Ledger, sluice_processor::Report) {
+async fn run(ordering: DeliveryOrder) -> (sluice_sim::Ledger, sluice_tests::SeedReport) {
     let harness = Harness::start(
         ApiConfig {
             rate_limit: Some(200),
@@ -29,7 +29,7 @@ async fn run(ordering: Ordering) -> (sluice_sim::Ledger, sluice_processor::Repor
         ProcessorConfig {
             max_in_flight: 16,
             ordering,
-            rate_limit: RateLimit::PerSecond(200.try_into().unwrap()),
+            rate_limit: RateLimit::per_second(200.try_into().unwrap()),
             retry: RetryPolicy {
                 max_attempts: 20,
                 ..RetryPolicy::default()
@@ -47,7 +47,7 @@ async fn run(ordering: Ordering) -> (sluice_sim::Ledger, sluice_processor::Repor
 
 #[tokio::test(start_paused = true)]
 async fn each_partition_is_delivered_in_sequence_across_retries() {
-    let (ledger, report) = run(Ordering::Partition).await;
+    let (ledger, report) = run(DeliveryOrder::Partition).await;
     assert!(
         ledger.failures > 500,
         "retries happened: {}",
@@ -69,7 +69,7 @@ async fn each_partition_is_delivered_in_sequence_across_retries() {
 #[tokio::test(start_paused = true)]
 async fn without_ordering_retries_reorder_deliveries() {
     // The check above would catch an implementation that ignores order.
-    let (ledger, report) = run(Ordering::None).await;
+    let (ledger, report) = run(DeliveryOrder::None).await;
     assert!(ledger.audit.order_violations() > 0);
     assert_eq!(ledger.audit.duplicates(), 0);
     assert!(report.is_conserved());

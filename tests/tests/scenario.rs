@@ -39,7 +39,9 @@ async fn the_known_limit_reaches_the_ceiling_without_refusals() {
 async fn an_unknown_limit_is_learned_with_few_refusals() {
     for seed in 1..=5 {
         let mut config = virtual_ten_second_check(seed);
-        config.processor.rate_limit = RateLimit::Adaptive;
+        config.processor.rate_limit = RateLimit::Adaptive {
+            window: sluice_sim::WINDOW,
+        };
         let run = run(&config).await;
         assert!(
             run.ceiling_utilization.unwrap() >= 0.90,

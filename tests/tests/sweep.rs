@@ -18,7 +18,7 @@ fn every_invariant_holds_in_every_scenario() {
     let result = sweep(first, runs);
     let t = result.totals;
     println!(
-        "sweep of seeds {first}..{}: {} scenarios in {:.1?}; offered {}, delivered {}, dead-lettered {}, handed back {}, refused calls {}",
+        "sweep of seeds {first}..{}: {} scenarios in {:.1?}; offered {}, delivered {}, dead-lettered {}, handed back {}, refused calls {}, faults of user code caught {}",
         first + runs,
         result.runs,
         started.elapsed(),
@@ -27,6 +27,7 @@ fn every_invariant_holds_in_every_scenario() {
         t.dead_lettered,
         t.handed_back,
         t.rate_limit_hits,
+        t.faults_caught,
     );
     for failure in &result.failures {
         eprintln!("{failure}\n");

@@ -1,4 +1,8 @@
 //! How a processor is configured, with defaults for the original test.
+//!
+//! Every duration may be as large as `Duration::MAX`: the processor
+//! saturates instead of overflowing (a wait that long is a wait until the
+//! stop), so validation only refuses values that make no sense.
 
 use std::num::NonZeroU32;
 use std::time::Duration;
@@ -8,44 +12,65 @@ use crate::retry::RetryPolicy;
 /// Everything a [`StreamProcessor`](crate::StreamProcessor) can be told.
 ///
 /// The defaults suit the original test's 10-second check: 4 calls in
-/// flight, a backlog bound of 100 records, the limit learned from the API
-/// (adaptive), per-partition ordering.
+/// flight, a backlog bound of 100 records, one record per call, the limit
+/// learned from the API (adaptive), per-partition ordering.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProcessorConfig {
     /// The most downstream calls in flight at once (and the number of
-    /// delivery workers). At least 1.
+    /// delivery workers). 1 to [`MAX_IN_FLIGHT`].
     pub max_in_flight: usize,
-    /// The most records waiting in the queue: the backlog bound. When the
+    /// The most records inside the pipeline: the backlog bound. When the
     /// queue is full the processor stops pulling from its sources. At least 1.
     pub queue_capacity: usize,
-    /// The most records a worker takes from one partition at a time. At least 1.
-    pub batch_size: usize,
+    /// The most records a worker takes from one partition at a time
+    /// (several calls' worth when batches are small). At least 1.
+    pub take_size: usize,
+    /// How records are grouped into calls.
+    pub batch: BatchConfig,
     /// The client-side rate limit.
     pub rate_limit: RateLimit,
+    /// What the rate limit counts: calls (the default) or records.
+    pub limit_unit: LimitUnit,
     /// How long past its window a success is still counted by the client's
     /// limiter, to absorb the delay between the client reading its clock and
     /// the API reading its own.
     pub rate_limit_margin: Duration,
-    /// Retries of transient failures.
+    /// The longest `Retry-After` honoured; a longer one is cut to this.
+    pub max_retry_after: Duration,
+    /// The longest a call may take; a call that takes longer is cancelled
+    /// and counts as a transient failure. Default 30 s.
+    pub call_timeout: Duration,
+    /// Retries of transient failures, and the longest a record may spend
+    /// in delivery.
     pub retry: RetryPolicy,
-    /// Whether records of one (source, partition) must be delivered in order.
-    pub ordering: Ordering,
-    /// How long a stop waits for calls in flight before cancelling them.
+    /// Whether records of one (stream, partition) must be delivered in order.
+    pub ordering: DeliveryOrder,
+    /// How long a stop waits for work in flight (calls, dead letters)
+    /// before cancelling it.
     pub drain_deadline: Duration,
     /// Seed of the retry jitter, for deterministic runs.
     pub seed: u64,
 }
+
+/// The most delivery workers a processor runs.
+pub const MAX_IN_FLIGHT: usize = 65_536;
 
 impl Default for ProcessorConfig {
     fn default() -> Self {
         ProcessorConfig {
             max_in_flight: 4,
             queue_capacity: 100,
-            batch_size: 16,
-            rate_limit: RateLimit::Adaptive,
+            take_size: 16,
+            batch: BatchConfig::default(),
+            rate_limit: RateLimit::Adaptive {
+                window: Duration::from_secs(1),
+            },
+            limit_unit: LimitUnit::Calls,
             rate_limit_margin: Duration::from_millis(2),
+            max_retry_after: Duration::from_secs(60),
+            call_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
-            ordering: Ordering::Partition,
+            ordering: DeliveryOrder::Partition,
             drain_deadline: Duration::from_secs(5),
             seed: 0,
         }
@@ -54,10 +79,16 @@ impl Default for ProcessorConfig {
 
 impl ProcessorConfig {
     /// Checks that every value is usable.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first field that is not.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let max_queue = tokio::sync::Semaphore::MAX_PERMITS;
-        if self.max_in_flight == 0 {
-            return Err(ConfigError::new("max_in_flight", "must be at least 1"));
+        if !(1..=MAX_IN_FLIGHT).contains(&self.max_in_flight) {
+            return Err(ConfigError::new(
+                "max_in_flight",
+                format!("must be 1 to {MAX_IN_FLIGHT}, got {}", self.max_in_flight),
+            ));
         }
         if self.queue_capacity == 0 || self.queue_capacity > max_queue {
             return Err(ConfigError::new(
@@ -65,31 +96,129 @@ impl ProcessorConfig {
                 format!("must be 1 to {max_queue}, got {}", self.queue_capacity),
             ));
         }
-        if self.batch_size == 0 {
-            return Err(ConfigError::new("batch_size", "must be at least 1"));
+        if self.take_size == 0 {
+            return Err(ConfigError::new("take_size", "must be at least 1"));
+        }
+        self.batch.validate()?;
+        if let RateLimit::Fixed(quota) = self.rate_limit {
+            quota.validate()?;
+            let limit = NonZeroU32::get(quota.limit) as usize;
+            if self.limit_unit == LimitUnit::Records && self.batch.max_records > limit {
+                return Err(ConfigError::new(
+                    "batch.max_records",
+                    format!(
+                        "{} is above the rate limit of {limit} records per window, so a full batch could never be sent",
+                        self.batch.max_records
+                    ),
+                ));
+            }
+        }
+        if let RateLimit::Adaptive { window } = self.rate_limit {
+            if window.is_zero() {
+                return Err(ConfigError::new("rate_limit.window", "must be above 0"));
+            }
+        }
+        if self.call_timeout.is_zero() {
+            return Err(ConfigError::new("call_timeout", "must be above 0"));
         }
         self.retry.validate()
     }
 }
 
-/// The client-side rate limit: successful calls per second.
+/// How records are grouped into one call to the sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// The most records per call. Default 1 (the original API's).
+    pub max_records: usize,
+    /// The most bytes per call, as the transform measures records; a
+    /// single record larger than this still goes, alone. Default no bound.
+    pub max_bytes: usize,
+    /// How long a worker waits for a batch to fill before it sends what it
+    /// has. Default 0: send at once.
+    pub linger: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_records: 1,
+            max_bytes: usize::MAX,
+            linger: Duration::ZERO,
+        }
+    }
+}
+
+impl BatchConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_records == 0 {
+            return Err(ConfigError::new("batch.max_records", "must be at least 1"));
+        }
+        if self.max_bytes == 0 {
+            return Err(ConfigError::new("batch.max_bytes", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// The client-side rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateLimit {
     /// No client-side limit: bounded only by `max_in_flight`.
     Unlimited,
-    /// A known quota of successful calls per sliding second. Refusals still
-    /// lower the limit for a while (another client may share the quota), but
-    /// it never rises above this value.
-    PerSecond(NonZeroU32),
-    /// Unknown: learned from the API's rate-limited answers.
-    Adaptive,
+    /// A known quota. Refusals still lower the limit for a while (another
+    /// client may share the quota), but it never rises above the quota.
+    Fixed(Quota),
+    /// Unknown: learned from the API's rate-limited answers, counted over
+    /// sliding windows of this length.
+    Adaptive {
+        /// The window the API counts in.
+        window: Duration,
+    },
+}
+
+impl RateLimit {
+    /// A known quota of `limit` per second.
+    pub fn per_second(limit: NonZeroU32) -> RateLimit {
+        RateLimit::Fixed(Quota {
+            limit,
+            window: Duration::from_secs(1),
+        })
+    }
+}
+
+/// A quota as APIs state them: at most `limit` successes in any sliding
+/// window of length `window` (15 per second, 1 000 per minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Successes per window.
+    pub limit: NonZeroU32,
+    /// The window's length; above 0.
+    pub window: Duration,
+}
+
+impl Quota {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.window.is_zero() {
+            return Err(ConfigError::new("rate_limit.window", "must be above 0"));
+        }
+        Ok(())
+    }
+}
+
+/// What a rate limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitUnit {
+    /// Calls, whatever their batch size.
+    Calls,
+    /// Records.
+    Records,
 }
 
 /// Whether delivery order is promised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ordering {
-    /// Records of one (source, partition) are delivered in sequence order,
-    /// across retries too; partitions proceed concurrently.
+pub enum DeliveryOrder {
+    /// Records of one (stream, partition) are delivered in sequence order,
+    /// across batches and retries; partitions proceed concurrently.
     Partition,
     /// No order: any record may be sent by any worker at any time.
     None,
@@ -124,33 +253,119 @@ mod tests {
     }
 
     #[test]
-    fn zero_sizes_are_refused_naming_the_field() {
-        for (config, field) in [
+    fn unusable_values_are_refused_naming_the_field() {
+        let base = ProcessorConfig::default;
+        let quota = |limit, window| {
+            RateLimit::Fixed(Quota {
+                limit: NonZeroU32::new(limit).unwrap(),
+                window,
+            })
+        };
+        let cases = [
             (
                 ProcessorConfig {
                     max_in_flight: 0,
-                    ..ProcessorConfig::default()
+                    ..base()
+                },
+                "max_in_flight",
+            ),
+            (
+                ProcessorConfig {
+                    max_in_flight: MAX_IN_FLIGHT + 1,
+                    ..base()
                 },
                 "max_in_flight",
             ),
             (
                 ProcessorConfig {
                     queue_capacity: 0,
-                    ..ProcessorConfig::default()
+                    ..base()
                 },
                 "queue_capacity",
             ),
             (
                 ProcessorConfig {
-                    batch_size: 0,
-                    ..ProcessorConfig::default()
+                    take_size: 0,
+                    ..base()
                 },
-                "batch_size",
+                "take_size",
             ),
-        ] {
+            (
+                ProcessorConfig {
+                    batch: BatchConfig {
+                        max_records: 0,
+                        ..BatchConfig::default()
+                    },
+                    ..base()
+                },
+                "batch.max_records",
+            ),
+            (
+                ProcessorConfig {
+                    batch: BatchConfig {
+                        max_bytes: 0,
+                        ..BatchConfig::default()
+                    },
+                    ..base()
+                },
+                "batch.max_bytes",
+            ),
+            (
+                ProcessorConfig {
+                    rate_limit: quota(5, Duration::ZERO),
+                    ..base()
+                },
+                "rate_limit.window",
+            ),
+            (
+                ProcessorConfig {
+                    rate_limit: RateLimit::Adaptive {
+                        window: Duration::ZERO,
+                    },
+                    ..base()
+                },
+                "rate_limit.window",
+            ),
+            (
+                ProcessorConfig {
+                    rate_limit: quota(5, Duration::from_secs(1)),
+                    limit_unit: LimitUnit::Records,
+                    batch: BatchConfig {
+                        max_records: 6,
+                        ..BatchConfig::default()
+                    },
+                    ..base()
+                },
+                "batch.max_records",
+            ),
+            (
+                ProcessorConfig {
+                    call_timeout: Duration::ZERO,
+                    ..base()
+                },
+                "call_timeout",
+            ),
+        ];
+        for (config, field) in cases {
             let error = config.validate().unwrap_err();
             assert_eq!(error.field, field);
             assert!(error.to_string().contains(field));
         }
+    }
+
+    #[test]
+    fn the_largest_durations_are_accepted() {
+        let config = ProcessorConfig {
+            rate_limit_margin: Duration::MAX,
+            max_retry_after: Duration::MAX,
+            call_timeout: Duration::MAX,
+            drain_deadline: Duration::MAX,
+            rate_limit: RateLimit::Fixed(Quota {
+                limit: NonZeroU32::MAX,
+                window: Duration::MAX,
+            }),
+            ..ProcessorConfig::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
     }
 }

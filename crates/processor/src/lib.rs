@@ -1,32 +1,41 @@
 //! sluice's processor core.
 //!
 //! A [`StreamProcessor`] consumes several sources (any
-//! `futures::Stream<Item = StreamData>`) concurrently, transforms and
-//! validates each record, and delivers it to a [`Sink`]:
+//! `futures::Stream<Item = Incoming<In>>`) concurrently, transforms each
+//! record with the pipeline's profile (a [`Transform`]), and delivers it to
+//! a [`Sink`] in batches:
 //!
 //! ```text
-//! source ─► intake ─► transform ─► validate ─► queue (bounded, lane per partition)
-//!   ...       │                      │                │
-//! source ─► intake                   └─► dead letters └─► worker ─► limiter ─► sink
-//!                                                          ▲   │
-//!                                                          └───┘ retry with backoff
+//! source ─► intake ─► transform ─► queue (bounded, lane per partition)
+//!   ...       │          │                │
+//! source ─► intake       └─► dead letters └─► worker ─► limiter ─► sink (batch)
+//!                                              ▲   │
+//!                                              └───┘ retry with backoff
 //! ```
 //!
+//! - **Open streams**: a record's identity is a [`RecordId`]: any
+//!   [`StreamName`], a partition, a sequence. The core knows no source
+//!   names; metrics are kept per stream by name.
+//! - **Acknowledgements**: each record may carry an [`Ack`], resolved
+//!   exactly once with its fate ([`Resolution`]).
 //! - **Backpressure**: intake reserves a queue place before pulling from
 //!   its source, so a full queue stops the sources; memory stays bounded.
-//! - **Ordering**: records of one (source, partition) are sent one at a
-//!   time, in sequence, across retries ([`Ordering::Partition`]).
-//! - **Rate limits**: a client-side sliding window of *successful* calls
-//!   ([`RateLimit`]), known or learned from refusals, keeps the downstream at
-//!   its ceiling without hammering it.
+//! - **Ordering**: records of one (stream, partition) are sent in
+//!   sequence, across batches and retries ([`DeliveryOrder::Partition`]).
+//! - **Rate limits**: a client-side sliding window of *successes*
+//!   ([`RateLimit`], [`Quota`]) of any length, known or learned from
+//!   refusals, counting calls or records.
 //! - **Nothing lost**: every ingested record ends delivered, dead-lettered
-//!   with a reason, or handed back at stop; [`Report::is_conserved`] checks.
-//! - **Metrics**: [`ProcessorHandle::metrics`] reads per-task atomic
-//!   counters at any moment.
+//!   with a reason, or handed back; [`Report::is_conserved`] checks. User
+//!   code that panics or hangs is caught, bounded and named in the report.
+//! - **Metrics**: [`ProcessorHandle::metrics`] reads per-task counters at
+//!   any moment.
 
+mod ack;
 mod clock;
 mod config;
 mod dead_letter;
+mod fault;
 mod intake;
 mod limiter;
 mod metrics;
@@ -36,17 +45,26 @@ mod queue;
 mod retry;
 mod shared;
 mod sink;
+mod stream;
 mod transform;
 mod worker;
 
+pub use ack::{Ack, Acknowledge, Incoming, Resolution};
 pub use clock::EpochClock;
-pub use config::{ConfigError, Ordering, ProcessorConfig, RateLimit};
+pub use config::{
+    BatchConfig, ConfigError, DeliveryOrder, LimitUnit, MAX_IN_FLIGHT, ProcessorConfig, Quota,
+    RateLimit,
+};
 pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
-pub use metrics::{LatencySummary, MetricsSnapshot};
-pub use processor::{ProcessorHandle, Report, StreamProcessor};
+pub use fault::{FaultyTask, TaskFailure};
+pub use metrics::{LatencySummary, MetricsSnapshot, StreamStats};
+pub use processor::{ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
-pub use shared::{HandBackReason, HandedBack};
-pub use sink::{Sink, SinkError};
-pub use transform::{StandardTransform, Transform};
+pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
+pub use sink::{Envelope, SendError, Sink, SinkError};
+pub use stream::{
+    MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,
+};
+pub use transform::{Context, Rejected, Transform, Transformed};

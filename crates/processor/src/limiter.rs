@@ -1,13 +1,17 @@
-//! Client-side rate limiting by successful calls in a sliding window.
+//! Client-side rate limiting by successes in a sliding window.
 //!
 //! Written here rather than taken from `governor` because the semantics
-//! differ: the downstream counts only *successful* calls admitted in the last
-//! second, and a failed call gives its slot back. A GCRA or token bucket
-//! counts attempts and cannot refund one, which leaves about the failure
-//! rate's share of the ceiling unused; it also lets a burst through that a
-//! sliding window refuses. Here each permit is a slot of the window: a call
-//! takes one at admission, a failure returns it at once, a success returns
-//! it one window after admission.
+//! differ: the downstream counts only *successful* calls (or records)
+//! admitted in the last window, and a failed call gives its slot back. A
+//! GCRA or token bucket counts attempts and cannot refund one, which leaves
+//! about the failure rate's share of the ceiling unused; it also lets a
+//! burst through that a sliding window refuses. Here each permit is a slot
+//! of the window: a call takes one per unit it counts at admission, a
+//! failure returns them at once, a success returns them one window after
+//! admission.
+//!
+//! Time arithmetic saturates: a window or margin as long as `Duration::MAX`
+//! holds a slot until the process ends, it does not overflow.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,19 +21,27 @@ use std::time::Duration;
 use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
-/// The window the downstream counts successes in.
-pub(crate) const WINDOW: Duration = Duration::from_secs(1);
-
 /// Until the first refusal an adaptive limiter does not limit (the
 /// processor's `max_in_flight` still does); this is "no limit" in permits.
 const UNBOUNDED: usize = 1 << 24;
 
-/// The first wait between probes for a higher limit.
+/// The shortest first wait between probes for a higher limit.
 const BASE_PROBE_INTERVAL: Duration = Duration::from_secs(2);
-/// The longest wait between probes, reached after repeated refused probes.
+/// The shortest longest wait between probes, reached after repeated
+/// refused probes.
 const MAX_PROBE_INTERVAL: Duration = Duration::from_secs(60);
 
-/// A sliding-window limiter of successful calls, with a fixed or learned limit.
+/// What "forever" is for instants: far enough that no run reaches it, near
+/// enough that adding it to any instant of a run cannot overflow.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `at + wait`, or [`FAR_FUTURE`] from `at` when that would overflow.
+pub(crate) fn later(at: Instant, wait: Duration) -> Instant {
+    at.checked_add(wait.min(FAR_FUTURE))
+        .unwrap_or_else(|| at + Duration::from_secs(86_400))
+}
+
+/// A sliding-window limiter of successes, with a fixed or learned limit.
 #[derive(Debug)]
 pub(crate) struct RateLimiter {
     /// One permit per free slot of the window.
@@ -41,6 +53,8 @@ pub(crate) struct RateLimiter {
     hold: Duration,
     /// A known quota: the limit never rises above it.
     ceiling: Option<usize>,
+    base_probe_interval: Duration,
+    max_probe_interval: Duration,
 }
 
 #[derive(Debug)]
@@ -50,9 +64,11 @@ struct State {
     /// Slots to destroy as they come back, after the limit was lowered while
     /// they were taken.
     debt: usize,
-    /// When each success in the window gives its slot back.
-    releases: BinaryHeap<Reverse<Instant>>,
-    /// Calls admitted and not yet answered.
+    /// When successes in the window give their slots back, and how many.
+    releases: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// Slots held by successes in the window.
+    held: usize,
+    /// Slots of calls admitted and not yet answered.
     pending: usize,
     /// No call is admitted before this instant (a retry-after hint).
     paused_until: Option<Instant>,
@@ -65,33 +81,43 @@ struct State {
 }
 
 impl RateLimiter {
-    /// A limiter with a known quota of `limit` successes per second.
-    pub(crate) fn known(limit: usize, margin: Duration) -> RateLimiter {
-        RateLimiter::new(limit.max(1), Some(limit.max(1)), margin)
+    /// A limiter with a known quota of `limit` successes per `window`.
+    pub(crate) fn known(limit: usize, window: Duration, margin: Duration) -> RateLimiter {
+        let limit = limit.clamp(1, UNBOUNDED);
+        RateLimiter::new(limit, Some(limit), window, margin)
     }
 
     /// A limiter that learns its limit from refusals.
-    pub(crate) fn adaptive(margin: Duration) -> RateLimiter {
-        RateLimiter::new(UNBOUNDED, None, margin)
+    pub(crate) fn adaptive(window: Duration, margin: Duration) -> RateLimiter {
+        RateLimiter::new(UNBOUNDED, None, window, margin)
     }
 
-    fn new(limit: usize, ceiling: Option<usize>, margin: Duration) -> RateLimiter {
+    fn new(
+        limit: usize,
+        ceiling: Option<usize>,
+        window: Duration,
+        margin: Duration,
+    ) -> RateLimiter {
+        let base_probe_interval = BASE_PROBE_INTERVAL.max(window.saturating_mul(2));
         RateLimiter {
             slots: Semaphore::new(limit),
             state: Mutex::new(State {
                 limit,
                 debt: 0,
                 releases: BinaryHeap::new(),
+                held: 0,
                 pending: 0,
                 paused_until: None,
                 last_change: Instant::now(),
                 probing: false,
-                probe_interval: BASE_PROBE_INTERVAL,
+                probe_interval: base_probe_interval,
                 probe_step: 1,
             }),
             releaser: Notify::new(),
-            hold: WINDOW + margin,
+            hold: window.saturating_add(margin),
             ceiling,
+            base_probe_interval,
+            max_probe_interval: MAX_PROBE_INTERVAL.max(window.saturating_mul(60)),
         }
     }
 
@@ -102,25 +128,30 @@ impl RateLimiter {
         (limit < UNBOUNDED).then_some(limit)
     }
 
-    /// Waits for a slot in the window. Dropping the returned permit without
-    /// resolving it gives the slot back, as does cancelling this future.
-    pub(crate) async fn acquire(&self) -> WindowPermit<'_> {
-        if self.slots.available_permits() == 0 {
+    /// Waits for `count` slots of the window (fewer if the limit is lower:
+    /// a call larger than the limit is let through alone, for the API to
+    /// judge). Dropping the returned permit without resolving it gives the
+    /// slots back, as does cancelling this future.
+    pub(crate) async fn acquire(&self, count: usize) -> WindowPermit<'_> {
+        if self.slots.available_permits() < count {
             self.maybe_probe();
         }
-        // The semaphore is never closed, so acquire cannot fail; if it ever
-        // did, admitting the call is safer than losing the record.
-        if let Ok(permit) = self.slots.acquire().await {
+        let count = count.clamp(1, self.lock().limit);
+        // The semaphore is never closed, so acquiring cannot fail; if it
+        // ever did, admitting the call is safer than losing the records.
+        let wanted = u32::try_from(count).unwrap_or(u32::MAX);
+        if let Ok(permit) = self.slots.acquire_many(wanted).await {
             permit.forget();
         }
         let mut permit = WindowPermit {
             limiter: self,
             admitted_at: Instant::now(),
+            count,
             resolved: false,
         };
         let paused_until = {
             let mut state = self.lock();
-            state.pending += 1;
+            state.pending += count;
             state.paused_until
         };
         if let Some(until) = paused_until.filter(|&until| until > permit.admitted_at) {
@@ -140,14 +171,15 @@ impl RateLimiter {
             let next = {
                 let mut state = self.lock();
                 let now = Instant::now();
-                while let Some(&Reverse(at)) = state.releases.peek() {
+                while let Some(&Reverse((at, count))) = state.releases.peek() {
                     if at > now {
                         break;
                     }
                     state.releases.pop();
-                    self.give_back(&mut state);
+                    state.held -= count;
+                    self.give_back(&mut state, count);
                 }
-                state.releases.peek().map(|&Reverse(at)| at)
+                state.releases.peek().map(|&Reverse((at, _))| at)
             };
             match next {
                 Some(at) => {
@@ -167,12 +199,10 @@ impl RateLimiter {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn give_back(&self, state: &mut State) {
-        if state.debt > 0 {
-            state.debt -= 1;
-        } else {
-            self.slots.add_permits(1);
-        }
+    fn give_back(&self, state: &mut State, count: usize) {
+        let repaid = count.min(state.debt);
+        state.debt -= repaid;
+        self.slots.add_permits(count - repaid);
     }
 
     fn set_limit(&self, state: &mut State, limit: usize) {
@@ -195,92 +225,101 @@ impl RateLimiter {
     /// change is old enough: the quota may have grown.
     fn maybe_probe(&self) {
         let mut state = self.lock();
-        let room_to_grow = match self.ceiling {
-            Some(ceiling) => state.limit < ceiling,
-            None => state.limit < UNBOUNDED,
-        };
+        let room_to_grow = state.limit < self.ceiling.unwrap_or(UNBOUNDED);
         if !room_to_grow || state.last_change.elapsed() < state.probe_interval {
             return;
         }
         if state.probing {
             // The previous probe was not refused: the quota grew; grow faster.
             state.probe_step = state.probe_step.saturating_mul(2);
-            state.probe_interval = BASE_PROBE_INTERVAL;
+            state.probe_interval = self.base_probe_interval;
         }
-        let mut raised = state.limit.saturating_add(state.probe_step);
-        if let Some(ceiling) = self.ceiling {
-            raised = raised.min(ceiling);
-        }
+        let raised = state
+            .limit
+            .saturating_add(state.probe_step)
+            .min(self.ceiling.unwrap_or(UNBOUNDED));
         state.probing = true;
         self.set_limit(&mut state, raised);
     }
 
-    /// The downstream refused a call as rate limited: its window holds the
-    /// successes this client counts now and the other calls in flight, so
-    /// that is the limit.
-    fn on_refusal(&self, state: &mut State, retry_after: Option<Duration>) {
+    /// The downstream refused a call of `count` slots as rate limited: its
+    /// window holds the successes this client counts now and the other
+    /// calls in flight, so that is the limit.
+    fn on_refusal(&self, state: &mut State, count: usize, retry_after: Option<Duration>) {
         // `pending` still counts the refused call itself.
-        let in_window = (state.releases.len() + state.pending.saturating_sub(1)).max(1);
+        let in_window = (state.held + state.pending.saturating_sub(count)).max(1);
         if in_window < state.limit {
             self.set_limit(state, in_window);
         }
         if state.probing {
             state.probing = false;
             state.probe_step = 1;
-            state.probe_interval = (state.probe_interval * 2).min(MAX_PROBE_INTERVAL);
+            state.probe_interval = state
+                .probe_interval
+                .saturating_mul(2)
+                .min(self.max_probe_interval);
         }
         if let Some(wait) = retry_after {
-            let until = Instant::now() + wait;
+            let until = later(Instant::now(), wait);
             state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
         }
     }
 }
 
-/// A slot of the window, taken for one call.
+/// Slots of the window, taken for one call.
 #[derive(Debug)]
 pub(crate) struct WindowPermit<'a> {
     limiter: &'a RateLimiter,
     admitted_at: Instant,
+    count: usize,
     resolved: bool,
 }
 
 impl WindowPermit<'_> {
-    /// The call succeeded: the slot stays taken until the window passes.
-    pub(crate) fn succeeded(mut self) {
+    /// The call succeeded for `successes` of the permit's slots: those stay
+    /// taken until the window passes, the rest come back at once.
+    pub(crate) fn succeeded(mut self, successes: usize) {
         self.resolved = true;
-        let release_at = self.admitted_at + self.limiter.hold;
-        let mut state = self.limiter.lock();
-        state.pending -= 1;
+        let limiter = self.limiter;
+        let kept = successes.min(self.count);
+        let release_at = later(self.admitted_at, limiter.hold);
+        let mut state = limiter.lock();
+        state.pending -= self.count;
+        limiter.give_back(&mut state, self.count - kept);
+        if kept == 0 {
+            return;
+        }
         let earliest = state
             .releases
             .peek()
-            .is_none_or(|&Reverse(next)| release_at < next);
-        state.releases.push(Reverse(release_at));
+            .is_none_or(|&Reverse((next, _))| release_at < next);
+        state.releases.push(Reverse((release_at, kept)));
+        state.held += kept;
         drop(state);
         if earliest {
-            self.limiter.releaser.notify_one();
+            limiter.releaser.notify_one();
         }
     }
 
-    /// The call was refused as rate limited: the slot comes back, and the
+    /// The call was refused as rate limited: the slots come back, and the
     /// limit drops to what the window holds.
     pub(crate) fn refused(mut self, retry_after: Option<Duration>) {
         self.resolved = true;
         let limiter = self.limiter;
         let mut state = limiter.lock();
-        limiter.on_refusal(&mut state, retry_after);
-        state.pending -= 1;
-        limiter.give_back(&mut state);
+        limiter.on_refusal(&mut state, self.count, retry_after);
+        state.pending -= self.count;
+        limiter.give_back(&mut state, self.count);
     }
 }
 
 impl Drop for WindowPermit<'_> {
-    /// A failed or cancelled call gives its slot back at once.
+    /// A failed or cancelled call gives its slots back at once.
     fn drop(&mut self) {
         if !self.resolved {
             let mut state = self.limiter.lock();
-            state.pending -= 1;
-            self.limiter.give_back(&mut state);
+            state.pending -= self.count;
+            self.limiter.give_back(&mut state, self.count);
         }
     }
 }
@@ -291,6 +330,8 @@ mod tests {
 
     use super::*;
 
+    const WINDOW: Duration = Duration::from_secs(1);
+
     fn spawn_releaser(limiter: &Arc<RateLimiter>) -> tokio::task::JoinHandle<()> {
         let limiter = Arc::clone(limiter);
         tokio::spawn(async move { limiter.run_releaser().await })
@@ -298,71 +339,106 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn successes_hold_their_slot_for_one_window() {
-        let limiter = Arc::new(RateLimiter::known(3, Duration::ZERO));
+        let limiter = Arc::new(RateLimiter::known(3, WINDOW, Duration::ZERO));
         let releaser = spawn_releaser(&limiter);
         let start = Instant::now();
         for _ in 0..3 {
-            limiter.acquire().await.succeeded();
+            limiter.acquire(1).await.succeeded(1);
         }
         // The fourth call waits until the first success leaves the window.
-        limiter.acquire().await.succeeded();
+        limiter.acquire(1).await.succeeded(1);
         assert_eq!(start.elapsed(), WINDOW);
         releaser.abort();
     }
 
     #[tokio::test(start_paused = true)]
     async fn failures_and_cancellations_give_the_slot_back_at_once() {
-        let limiter = Arc::new(RateLimiter::known(1, Duration::ZERO));
+        let limiter = Arc::new(RateLimiter::known(1, WINDOW, Duration::ZERO));
         let start = Instant::now();
         for _ in 0..10 {
-            drop(limiter.acquire().await);
+            drop(limiter.acquire(1).await);
         }
         assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_adaptive_limiter_learns_the_limit_from_a_refusal() {
-        let limiter = Arc::new(RateLimiter::adaptive(Duration::ZERO));
+        let limiter = Arc::new(RateLimiter::adaptive(WINDOW, Duration::ZERO));
         let releaser = spawn_releaser(&limiter);
         assert_eq!(limiter.current_limit(), None);
         for _ in 0..5 {
-            limiter.acquire().await.succeeded();
+            limiter.acquire(1).await.succeeded(1);
         }
-        limiter.acquire().await.refused(None);
+        limiter.acquire(1).await.refused(None);
         assert_eq!(limiter.current_limit(), Some(5));
         // The sixth call in this window has to wait for the first to expire.
         let start = Instant::now();
-        limiter.acquire().await.succeeded();
+        limiter.acquire(1).await.succeeded(1);
         assert_eq!(start.elapsed(), WINDOW);
         releaser.abort();
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_retry_after_hint_pauses_admission() {
-        let limiter = Arc::new(RateLimiter::known(10, Duration::ZERO));
+        let limiter = Arc::new(RateLimiter::known(10, WINDOW, Duration::ZERO));
         limiter
-            .acquire()
+            .acquire(1)
             .await
             .refused(Some(Duration::from_millis(300)));
         let start = Instant::now();
-        drop(limiter.acquire().await);
+        drop(limiter.acquire(1).await);
         assert_eq!(start.elapsed(), Duration::from_millis(300));
     }
 
     #[tokio::test(start_paused = true)]
     async fn probes_raise_a_lowered_limit_back_towards_the_ceiling() {
-        let limiter = Arc::new(RateLimiter::known(4, Duration::ZERO));
+        let limiter = Arc::new(RateLimiter::known(4, WINDOW, Duration::ZERO));
         let releaser = spawn_releaser(&limiter);
-        limiter.acquire().await.succeeded();
-        limiter.acquire().await.succeeded();
-        limiter.acquire().await.refused(None);
+        limiter.acquire(1).await.succeeded(1);
+        limiter.acquire(1).await.succeeded(1);
+        limiter.acquire(1).await.refused(None);
         assert_eq!(limiter.current_limit(), Some(2));
         // Saturate for longer than the probe interval: the limit climbs back
         // to the known ceiling and not beyond.
         for _ in 0..40 {
-            limiter.acquire().await.succeeded();
+            limiter.acquire(1).await.succeeded(1);
         }
         assert_eq!(limiter.current_limit(), Some(4));
+        releaser.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_minute_window_holds_its_quota_for_a_minute_and_counts_records() {
+        let minute = Duration::from_secs(60);
+        let limiter = Arc::new(RateLimiter::known(60, minute, Duration::ZERO));
+        let releaser = spawn_releaser(&limiter);
+        let start = Instant::now();
+        // Three calls of 20 records fill the window...
+        for _ in 0..3 {
+            limiter.acquire(20).await.succeeded(20);
+        }
+        // ...a call whose records were refused in part keeps only the
+        // delivered ones: here none are kept, so the window stays full.
+        let next = limiter.acquire(20).await;
+        assert_eq!(start.elapsed(), minute);
+        next.succeeded(5);
+        // 15 of those 20 slots came back at once.
+        limiter.acquire(15).await.succeeded(15);
+        assert_eq!(start.elapsed(), minute);
+        releaser.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_largest_hints_and_margins_saturate_instead_of_panicking() {
+        let limiter = Arc::new(RateLimiter::known(1, Duration::MAX, Duration::MAX));
+        let releaser = spawn_releaser(&limiter);
+        limiter.acquire(1).await.succeeded(1);
+        let waiting = tokio::time::timeout(Duration::from_secs(3_600), limiter.acquire(1)).await;
+        assert!(waiting.is_err(), "a success holds its slot 'forever'");
+        let limiter = RateLimiter::known(5, WINDOW, Duration::ZERO);
+        limiter.acquire(1).await.refused(Some(Duration::MAX));
+        let paused = tokio::time::timeout(Duration::from_secs(3_600), limiter.acquire(1)).await;
+        assert!(paused.is_err(), "admission paused far into the future");
         releaser.abort();
     }
 }

@@ -1,19 +1,23 @@
-//! Real-time metrics: sharded atomic counters and latency histograms.
+//! Real-time metrics: per-task counters and latency histograms.
 //!
 //! Every task (an intake or a delivery worker) writes to its own shard, so
-//! the hot path touches no shared cache line and takes no global lock; a
-//! snapshot sums the shards. Counts are exact: each event is counted once,
-//! where it happens.
+//! the hot path touches no cache line another task writes and takes no
+//! contended lock; a snapshot sums the shards. Counts are exact: each event
+//! is counted once, where it happens. Per-stream counts live in a vector
+//! indexed by the stream's interned index, behind the shard's own mutex
+//! (uncontended but for snapshots).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
-use sluice_models::{DataSource, PipelineMetrics, Priority, SourceStats};
 use tokio::time::Instant;
+
+use crate::dead_letter::DeadLetterKind;
+use crate::stream::StreamName;
 
 /// Histograms are shared by a few tasks each, to bound their memory
 /// whatever the concurrency.
@@ -41,16 +45,33 @@ struct HistogramShard(Mutex<Histogram<u64>>);
 #[repr(align(128))]
 pub(crate) struct Shard {
     histogram: usize,
-    ingested: [AtomicU64; 4],
-    delivered: [AtomicU64; 4],
-    dead_lettered: [AtomicU64; 4],
-    handed_back: [AtomicU64; 4],
-    failed_calls: [AtomicU64; 4],
-    delivered_by_priority: [AtomicU64; 4],
+    counts: Mutex<Counts>,
     attempts: AtomicU64,
+    failed_calls: AtomicU64,
+    timed_out_calls: AtomicU64,
     rate_limit_hits: AtomicU64,
     in_flight: AtomicI64,
     latency_sum_us: AtomicU64,
+}
+
+/// Per-stream counts, indexed by the stream's interned index.
+#[derive(Debug, Default, Clone)]
+struct Counts {
+    streams: Vec<Option<(StreamName, StreamStats)>>,
+    delivered_by_priority: BTreeMap<u8, u64>,
+    dead_lettered_by_reason: [u64; DeadLetterKind::ALL.len()],
+}
+
+impl Counts {
+    fn stream(&mut self, stream: StreamName) -> &mut StreamStats {
+        let index = stream.index();
+        if self.streams.len() <= index {
+            self.streams.resize(index + 1, None);
+        }
+        &mut self.streams[index]
+            .get_or_insert_with(|| (stream, StreamStats::default()))
+            .1
+    }
 }
 
 impl Metrics {
@@ -102,34 +123,85 @@ impl Metrics {
         queued: usize,
         client_rate_limit: Option<usize>,
     ) -> MetricsSnapshot {
-        let mut totals = Totals::default();
+        let mut snapshot = MetricsSnapshot {
+            queued: queued as u64,
+            client_rate_limit,
+            ..MetricsSnapshot::default()
+        };
+        let mut in_flight = 0;
+        let mut latency_sum_us = 0;
+        let mut by_reason = [0; DeadLetterKind::ALL.len()];
         for shard in self
             .shards
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
         {
-            totals.add(shard);
+            snapshot.attempts += shard.attempts.load(Relaxed);
+            snapshot.failed_calls += shard.failed_calls.load(Relaxed);
+            snapshot.timed_out_calls += shard.timed_out_calls.load(Relaxed);
+            snapshot.rate_limit_hits += shard.rate_limit_hits.load(Relaxed);
+            in_flight += shard.in_flight.load(Relaxed);
+            latency_sum_us += shard.latency_sum_us.load(Relaxed);
+            let counts = shard.lock();
+            for (stream, stats) in counts.streams.iter().flatten() {
+                snapshot.by_stream.entry(*stream).or_default().add(stats);
+            }
+            for (&priority, &count) in &counts.delivered_by_priority {
+                *snapshot.delivered_by_priority.entry(priority).or_default() += count;
+            }
+            for (total, count) in by_reason.iter_mut().zip(counts.dead_lettered_by_reason) {
+                *total += count;
+            }
         }
+        for stats in snapshot.by_stream.values() {
+            snapshot.ingested += stats.ingested;
+            snapshot.delivered += stats.delivered;
+            snapshot.dead_lettered += stats.dead_lettered;
+            snapshot.handed_back += stats.handed_back;
+        }
+        snapshot.dead_lettered_by_reason = DeadLetterKind::ALL
+            .into_iter()
+            .zip(by_reason)
+            .filter(|&(_, count)| count > 0)
+            .collect();
+        snapshot.in_flight = u64::try_from(in_flight).unwrap_or(0);
+        snapshot.backlog = snapshot
+            .ingested
+            .saturating_sub(snapshot.delivered + snapshot.dead_lettered + snapshot.handed_back);
+
         let mut latency = new_histogram();
         for histogram in &self.histograms {
             let histogram = histogram.0.lock().unwrap_or_else(PoisonError::into_inner);
             // Same bounds everywhere, so adding cannot fail.
             let _ = latency.add(&*histogram);
         }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        if !latency.is_empty() {
+            snapshot.latency = LatencySummary {
+                mean_ms: ms(latency_sum_us) / snapshot.delivered.max(1) as f64,
+                p50_ms: ms(latency.value_at_quantile(0.50)),
+                p99_ms: ms(latency.value_at_quantile(0.99)),
+                max_ms: ms(latency.max()),
+            };
+        }
         let end = self
             .stopped_at
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .unwrap_or_else(Instant::now);
-        let elapsed = end.duration_since(self.started_at);
-        MetricsSnapshot::new(totals, &latency, elapsed, queued, client_rate_limit)
+        snapshot.elapsed = end.duration_since(self.started_at);
+        snapshot
     }
 }
 
 impl Shard {
-    pub(crate) fn ingested(&self, source: DataSource) {
-        self.ingested[source.index()].fetch_add(1, Relaxed);
+    fn lock(&self) -> MutexGuard<'_, Counts> {
+        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn ingested(&self, stream: StreamName) {
+        self.lock().stream(stream).ingested += 1;
     }
 
     pub(crate) fn call_started(&self) {
@@ -141,25 +213,38 @@ impl Shard {
         self.in_flight.fetch_sub(1, Relaxed);
     }
 
-    pub(crate) fn delivered(&self, source: DataSource, priority: Priority) {
-        self.delivered[source.index()].fetch_add(1, Relaxed);
-        self.delivered_by_priority[priority.index()].fetch_add(1, Relaxed);
+    pub(crate) fn call_failed(&self) {
+        self.failed_calls.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn failed_call(&self, source: DataSource) {
-        self.failed_calls[source.index()].fetch_add(1, Relaxed);
+    /// A call that got no answer within the call timeout (also counted as
+    /// failed).
+    pub(crate) fn call_timed_out(&self) {
+        self.timed_out_calls.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn rate_limited(&self) {
         self.rate_limit_hits.fetch_add(1, Relaxed);
     }
 
-    pub(crate) fn dead_lettered(&self, source: DataSource) {
-        self.dead_lettered[source.index()].fetch_add(1, Relaxed);
+    pub(crate) fn delivered(&self, stream: StreamName, priority: u8) {
+        let mut counts = self.lock();
+        counts.stream(stream).delivered += 1;
+        *counts.delivered_by_priority.entry(priority).or_default() += 1;
     }
 
-    pub(crate) fn handed_back(&self, source: DataSource) {
-        self.handed_back[source.index()].fetch_add(1, Relaxed);
+    pub(crate) fn failed_attempt(&self, stream: StreamName) {
+        self.lock().stream(stream).failed_attempts += 1;
+    }
+
+    pub(crate) fn dead_lettered(&self, stream: StreamName, kind: DeadLetterKind) {
+        let mut counts = self.lock();
+        counts.stream(stream).dead_lettered += 1;
+        counts.dead_lettered_by_reason[kind as usize] += 1;
+    }
+
+    pub(crate) fn handed_back(&self, stream: StreamName) {
+        self.lock().stream(stream).handed_back += 1;
     }
 }
 
@@ -168,42 +253,29 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).unwrap_or_else(|_| unreachable!())
 }
 
-#[derive(Debug, Default)]
-struct Totals {
-    ingested: [u64; 4],
-    delivered: [u64; 4],
-    dead_lettered: [u64; 4],
-    handed_back: [u64; 4],
-    failed_calls: [u64; 4],
-    delivered_by_priority: [u64; 4],
-    attempts: u64,
-    rate_limit_hits: u64,
-    in_flight: i64,
-    latency_sum_us: u64,
+/// What happened to the records of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamStats {
+    /// Records taken from the sources.
+    pub ingested: u64,
+    /// Records the downstream accepted.
+    pub delivered: u64,
+    /// Records the dead-letter outlet kept.
+    pub dead_lettered: u64,
+    /// Records handed back (not processed).
+    pub handed_back: u64,
+    /// Failed attempts to deliver a record (a record retried twice counts
+    /// twice; refusals excluded).
+    pub failed_attempts: u64,
 }
 
-impl Totals {
-    fn add(&mut self, shard: &Shard) {
-        let pairs = [
-            (&mut self.ingested, &shard.ingested),
-            (&mut self.delivered, &shard.delivered),
-            (&mut self.dead_lettered, &shard.dead_lettered),
-            (&mut self.handed_back, &shard.handed_back),
-            (&mut self.failed_calls, &shard.failed_calls),
-            (
-                &mut self.delivered_by_priority,
-                &shard.delivered_by_priority,
-            ),
-        ];
-        for (total, counters) in pairs {
-            for (t, c) in total.iter_mut().zip(counters) {
-                *t += c.load(Relaxed);
-            }
-        }
-        self.attempts += shard.attempts.load(Relaxed);
-        self.rate_limit_hits += shard.rate_limit_hits.load(Relaxed);
-        self.in_flight += shard.in_flight.load(Relaxed);
-        self.latency_sum_us += shard.latency_sum_us.load(Relaxed);
+impl StreamStats {
+    fn add(&mut self, other: &StreamStats) {
+        self.ingested += other.ingested;
+        self.delivered += other.delivered;
+        self.dead_lettered += other.dead_lettered;
+        self.handed_back += other.handed_back;
+        self.failed_attempts += other.failed_attempts;
     }
 }
 
@@ -221,19 +293,17 @@ pub struct LatencySummary {
 }
 
 /// Everything the processor counts, at one moment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MetricsSnapshot {
-    /// The original test's eight metrics.
-    pub pipeline: PipelineMetrics,
     /// Time since start (until stop, once stopped).
     pub elapsed: Duration,
-    /// Records pulled from the sources.
+    /// Records taken from the sources.
     pub ingested: u64,
     /// Records the downstream accepted.
     pub delivered: u64,
-    /// Records sent to the dead-letter outlet.
+    /// Records the dead-letter outlet kept.
     pub dead_lettered: u64,
-    /// Records handed back at stop.
+    /// Records handed back at stop (or after a fault), not processed.
     pub handed_back: u64,
     /// Records inside the pipeline: ingested and not yet delivered,
     /// dead-lettered or handed back. At most the queue capacity.
@@ -242,8 +312,12 @@ pub struct MetricsSnapshot {
     pub queued: u64,
     /// Downstream calls made, refused ones included.
     pub attempts: u64,
-    /// Downstream calls that failed (transient or rejected).
+    /// Downstream calls that failed (transient or rejected, in whole or in
+    /// part).
     pub failed_calls: u64,
+    /// Downstream calls cancelled at the call timeout (counted in
+    /// `failed_calls` too).
+    pub timed_out_calls: u64,
     /// Downstream calls refused as rate limited.
     pub rate_limit_hits: u64,
     /// Downstream calls in flight now.
@@ -252,86 +326,31 @@ pub struct MetricsSnapshot {
     pub latency: LatencySummary,
     /// The client-side limit in force, when there is one.
     pub client_rate_limit: Option<usize>,
+    /// Per stream, by name.
+    pub by_stream: BTreeMap<StreamName, StreamStats>,
+    /// Deliveries per record priority.
+    pub delivered_by_priority: BTreeMap<u8, u64>,
+    /// Dead letters per kind of reason.
+    pub dead_lettered_by_reason: BTreeMap<DeadLetterKind, u64>,
 }
 
 impl MetricsSnapshot {
-    fn new(
-        totals: Totals,
-        latency: &Histogram<u64>,
-        elapsed: Duration,
-        queued: usize,
-        client_rate_limit: Option<usize>,
-    ) -> MetricsSnapshot {
-        let sum = |counts: &[u64; 4]| counts.iter().sum::<u64>();
-        let ingested = sum(&totals.ingested);
-        let delivered = sum(&totals.delivered);
-        let dead_lettered = sum(&totals.dead_lettered);
-        let handed_back = sum(&totals.handed_back);
-        let failed_calls = sum(&totals.failed_calls);
-        let backlog = ingested.saturating_sub(delivered + dead_lettered + handed_back);
-        let ms = |micros: u64| micros as f64 / 1000.0;
-        let latency = if latency.is_empty() {
-            LatencySummary::default()
+    /// Deliveries per second of elapsed time (0 before any time passed).
+    pub fn delivery_rate(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            self.delivered as f64 / seconds
         } else {
-            LatencySummary {
-                mean_ms: ms(totals.latency_sum_us) / delivered.max(1) as f64,
-                p50_ms: ms(latency.value_at_quantile(0.50)),
-                p99_ms: ms(latency.value_at_quantile(0.99)),
-                max_ms: ms(latency.max()),
-            }
-        };
-        let by_source = DataSource::ALL
-            .into_iter()
-            .filter(|source| totals.ingested[source.index()] > 0)
-            .map(|source| {
-                let i = source.index();
-                let stats = SourceStats {
-                    delivered: totals.delivered[i],
-                    failed_calls: totals.failed_calls[i],
-                    dead_lettered: totals.dead_lettered[i],
-                };
-                (source, stats)
-            })
-            .collect();
-        let by_priority: BTreeMap<Priority, u64> = Priority::ALL
-            .into_iter()
-            .map(|priority| (priority, totals.delivered_by_priority[priority.index()]))
-            .filter(|&(_, count)| count > 0)
-            .collect();
-        let seconds = elapsed.as_secs_f64();
-        let pipeline = PipelineMetrics {
-            total_processed: delivered,
-            processing_rate_per_second: if seconds > 0.0 {
-                delivered as f64 / seconds
-            } else {
-                0.0
-            },
-            avg_processing_time_ms: latency.mean_ms,
-            error_rate: if totals.attempts > 0 {
-                failed_calls as f64 / totals.attempts as f64
-            } else {
-                0.0
-            },
-            backlog_size: backlog,
-            rate_limit_hits: totals.rate_limit_hits,
-            by_source,
-            by_priority,
-        };
-        MetricsSnapshot {
-            pipeline,
-            elapsed,
-            ingested,
-            delivered,
-            dead_lettered,
-            handed_back,
-            backlog,
-            queued: queued as u64,
-            attempts: totals.attempts,
-            failed_calls,
-            rate_limit_hits: totals.rate_limit_hits,
-            in_flight: u64::try_from(totals.in_flight).unwrap_or(0),
-            latency,
-            client_rate_limit,
+            0.0
+        }
+    }
+
+    /// Failed calls as a fraction of calls (0 when there were none).
+    pub fn error_rate(&self) -> f64 {
+        if self.attempts > 0 {
+            self.failed_calls as f64 / self.attempts as f64
+        } else {
+            0.0
         }
     }
 }

@@ -1,88 +1,112 @@
 //! The processor: builder, running handle and final report.
 
+use std::marker::PhantomData;
 use std::num::NonZeroU32;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::Stream;
 use serde::Serialize;
-use sluice_models::StreamData;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::ack::Incoming;
 use crate::clock::EpochClock;
-use crate::config::{ConfigError, ProcessorConfig, RateLimit};
-use crate::dead_letter::{DeadLetter, DeadLetterQueue, DeadLetterSink};
-use crate::limiter::RateLimiter;
+use crate::config::{ConfigError, LimitUnit, ProcessorConfig, RateLimit};
+use crate::dead_letter::{DeadLetter, DeadLetterSink};
+use crate::fault::{FaultyTask, TaskFailure};
+use crate::intake::{self, InTransform};
+use crate::limiter::{RateLimiter, later};
 use crate::metrics::MetricsSnapshot;
 use crate::queue::DeliveryQueue;
-use crate::shared::{HandBackReason, HandedBack, Shared};
+use crate::shared::{HandBackReason, HandedBack, Outlet, Settings, Shared};
 use crate::sink::Sink;
-use crate::transform::{StandardTransform, Transform};
-use crate::{intake, worker};
+use crate::stream::StreamName;
+use crate::transform::Transform;
+use crate::worker;
+
+/// The stream a record is counted under when the transform panicked before
+/// naming it.
+pub const UNIDENTIFIED_STREAM: &str = "unidentified";
+
+/// How long a stop waits, after cancelling work at the drain deadline, for
+/// tasks to notice; a task still running then is blocked in user code.
+const ABORT_GRACE: Duration = Duration::from_millis(100);
 
 /// A stream processor, configured and not yet started.
+///
+/// `T` is the transform (the pipeline's profile), `S` the sink, `R` the
+/// record the transform makes and the sink takes.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// use async_trait::async_trait;
-/// use sluice_models::{DataSource, JsonObject, Priority, ProcessedRecord, StreamData};
-/// use sluice_processor::{ProcessorConfig, Sink, SinkError, StreamProcessor};
+/// use sluice_processor::{
+///     Context, Envelope, Incoming, ProcessorConfig, RecordId, Rejected, SendError, Sink,
+///     StreamProcessor, Transformed,
+/// };
 ///
 /// struct Accept;
 /// #[async_trait]
-/// impl Sink for Accept {
-///     async fn send(&self, _: &ProcessedRecord) -> Result<(), SinkError> { Ok(()) }
+/// impl Sink<u64> for Accept {
+///     async fn send(&self, _: &[Envelope<u64>]) -> Result<(), SendError> { Ok(()) }
 /// }
 ///
-/// let records = (1..=3).map(|sequence_id| StreamData {
-///     source: DataSource::UserEvents,
-///     partition: 0,
-///     timestamp: 1.0,
-///     priority: Priority::Low,
-///     data: JsonObject::new(),
-///     sequence_id,
-/// });
-/// let processor = StreamProcessor::new(Accept, ProcessorConfig::default()).unwrap();
-/// let report = processor.start([futures::stream::iter(records)]).finish().await;
+/// let numbers = |n: u64, context: &mut Context| -> Result<Transformed<u64>, Rejected<u64>> {
+///     let stream = context.stream("numbers").expect("a valid name");
+///     Ok(Transformed::new(RecordId { stream, partition: 0, sequence: n }, n))
+/// };
+/// let records = futures::stream::iter((1..=3).map(Incoming::new));
+/// let processor = StreamProcessor::new(numbers, Accept, ProcessorConfig::default()).unwrap();
+/// let report = processor.start([records]).finish().await;
 /// assert_eq!(report.metrics.delivered, 3);
 /// assert!(report.is_conserved());
 /// # }
 /// ```
-pub struct StreamProcessor<S> {
+pub struct StreamProcessor<T, S, R> {
+    transform: T,
     sink: S,
     config: ProcessorConfig,
-    transform: Box<dyn Transform>,
-    dead_letters: Option<Box<dyn DeadLetterSink>>,
+    outlet: Option<Box<dyn DeadLetterSink<R>>>,
     clock: Option<EpochClock>,
+    unidentified: StreamName,
+    _record: PhantomData<fn() -> R>,
 }
 
-impl<S: Sink> StreamProcessor<S> {
-    /// A processor delivering to `sink`, with the standard transform.
-    pub fn new(sink: S, config: ProcessorConfig) -> Result<StreamProcessor<S>, ConfigError> {
+impl<T, S, R> StreamProcessor<T, S, R>
+where
+    S: Sink<R>,
+    T: Send + Sync + 'static,
+    R: Send + Sync + 'static,
+{
+    /// A processor that transforms with `transform` and delivers to `sink`.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] when `config` does not validate.
+    pub fn new(transform: T, sink: S, config: ProcessorConfig) -> Result<Self, ConfigError> {
         config.validate()?;
+        let unidentified = StreamName::new(UNIDENTIFIED_STREAM)
+            .map_err(|error| ConfigError::new("streams", error.to_string()))?;
         Ok(StreamProcessor {
+            transform,
             sink,
             config,
-            transform: Box::new(StandardTransform),
-            dead_letters: None,
+            outlet: None,
             clock: None,
+            unidentified,
+            _record: PhantomData,
         })
-    }
-
-    /// Replaces the standard transform.
-    pub fn with_transform(mut self, transform: impl Transform) -> Self {
-        self.transform = Box::new(transform);
-        self
     }
 
     /// Sends dead letters to `outlet`. Without one, they are kept in memory
     /// and returned in [`Report::dead_letters`].
-    pub fn with_dead_letters(mut self, outlet: impl DeadLetterSink) -> Self {
-        self.dead_letters = Some(Box::new(outlet));
+    pub fn with_dead_letters(mut self, outlet: impl DeadLetterSink<R>) -> Self {
+        self.outlet = Some(Box::new(outlet));
         self
     }
 
-    /// Stamps `processed_at` from `clock` (default: the system clock, read at
+    /// Gives the transform its clock (default: the system clock, read at
     /// start).
     pub fn with_clock(mut self, clock: EpochClock) -> Self {
         self.clock = Some(clock);
@@ -91,36 +115,47 @@ impl<S: Sink> StreamProcessor<S> {
 
     /// Starts consuming `sources`, each concurrently with the others.
     /// Must be called within a tokio runtime.
-    pub fn start<St>(self, sources: impl IntoIterator<Item = St>) -> ProcessorHandle<S>
+    pub fn start<In, St>(self, sources: impl IntoIterator<Item = St>) -> ProcessorHandle<R, S, T>
     where
-        St: Stream<Item = StreamData> + Send + 'static,
+        T: Transform<In, Output = R>,
+        St: Stream<Item = Incoming<In>> + Send + 'static,
+        In: Send + 'static,
     {
         let config = self.config;
         let limiter = match config.rate_limit {
             RateLimit::Unlimited => None,
-            RateLimit::PerSecond(limit) => Some(RateLimiter::known(
-                usize::try_from(NonZeroU32::get(limit)).unwrap_or(usize::MAX),
+            RateLimit::Fixed(quota) => Some(RateLimiter::known(
+                usize::try_from(NonZeroU32::get(quota.limit)).unwrap_or(usize::MAX),
+                quota.window,
                 config.rate_limit_margin,
             )),
-            RateLimit::Adaptive => Some(RateLimiter::adaptive(config.rate_limit_margin)),
+            RateLimit::Adaptive { window } => {
+                Some(RateLimiter::adaptive(window, config.rate_limit_margin))
+            }
         };
-        // Without an outlet, dead letters are kept here and returned in the report.
-        let (dead_letters, default_dead_letters): (Box<dyn DeadLetterSink>, _) =
-            match self.dead_letters {
-                Some(outlet) => (outlet, None),
-                None => {
-                    let queue = DeadLetterQueue::default();
-                    (Box::new(queue.clone()), Some(queue))
-                }
-            };
+        let outlet = match self.outlet {
+            Some(outlet) => Outlet::User(outlet),
+            None => Outlet::Keep(Mutex::new(Vec::new())),
+        };
+        let settings = Settings {
+            retry: config.retry.clone(),
+            max_batch_records: config.batch.max_records,
+            max_batch_bytes: config.batch.max_bytes,
+            linger: config.batch.linger,
+            count_records: config.limit_unit == LimitUnit::Records,
+            max_retry_after: config.max_retry_after,
+            call_timeout: config.call_timeout,
+            unidentified: self.unidentified,
+        };
+        let take_size = config.take_size.max(config.batch.max_records);
         let shared = Arc::new(Shared::new(
             self.sink,
             self.transform,
-            dead_letters,
-            DeliveryQueue::new(config.queue_capacity, config.batch_size, config.ordering),
+            outlet,
+            DeliveryQueue::new(config.queue_capacity, take_size, config.ordering),
             limiter,
             self.clock.unwrap_or_else(EpochClock::system),
-            config.retry.clone(),
+            settings,
         ));
 
         let releaser = shared.limiter.is_some().then(|| {
@@ -137,34 +172,43 @@ impl<S: Sink> StreamProcessor<S> {
                 tokio::spawn(worker::run(Arc::clone(&shared), seed))
             })
             .collect();
-        let intakes = sources
+        let (intakes, in_transform) = sources
             .into_iter()
-            .map(|source| tokio::spawn(intake::run(Arc::clone(&shared), source)))
-            .collect();
+            .enumerate()
+            .map(|(index, source)| {
+                let in_transform = Arc::new(InTransform::default());
+                let task = tokio::spawn(intake::run(
+                    Arc::clone(&shared),
+                    index,
+                    source,
+                    Arc::clone(&in_transform),
+                ));
+                (task, in_transform)
+            })
+            .unzip();
         ProcessorHandle {
             shared,
             intakes,
+            in_transform,
             workers,
             releaser,
             drain_deadline: config.drain_deadline,
-            default_dead_letters,
-            task_failures: 0,
         }
     }
 }
 
 /// A running processor.
-pub struct ProcessorHandle<S> {
-    shared: Arc<Shared<S>>,
+pub struct ProcessorHandle<R, S, T> {
+    shared: Arc<Shared<R, S, T>>,
     intakes: Vec<JoinHandle<()>>,
+    /// Per intake, the acknowledgement of a record in its transform.
+    in_transform: Vec<Arc<InTransform>>,
     workers: Vec<JoinHandle<()>>,
     releaser: Option<JoinHandle<()>>,
     drain_deadline: Duration,
-    default_dead_letters: Option<DeadLetterQueue>,
-    task_failures: u64,
 }
 
-impl<S: Sink> ProcessorHandle<S> {
+impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
     /// What the processor has done so far. Cheap: sums per-task counters.
     pub fn metrics(&self) -> MetricsSnapshot {
         let client_limit = self.shared.limiter.as_ref().and_then(|l| l.current_limit());
@@ -184,84 +228,189 @@ impl<S: Sink> ProcessorHandle<S> {
         &self.shared.sink
     }
 
-    /// Stops: pulls no more records, lets calls in flight finish until the
-    /// drain deadline (then cancels them), and hands back every record not
-    /// delivered or dead-lettered.
-    pub async fn stop(mut self) -> Report {
+    /// Stops: pulls no more records, lets work in flight (calls, dead
+    /// letters) finish until the drain deadline, then cancels it, and hands
+    /// back every record not delivered or dead-lettered.
+    ///
+    /// Returns within the drain deadline plus a fraction of a second,
+    /// whatever user code does: a task blocked in user code past that is
+    /// left behind, named in [`Report::failures`], and the acknowledgement
+    /// of a record stuck in the transform is resolved as not processed.
+    pub async fn stop(mut self) -> Report<R> {
         let backlog_at_stop = self.metrics().backlog;
         self.shared.stop.raise();
         self.shared.queue.close();
-        self.task_failures += join_all(&mut self.intakes).await;
-        match tokio::time::timeout(self.drain_deadline, join_all(&mut self.workers)).await {
-            Ok(failures) => self.task_failures += failures,
-            Err(_) => {
-                tracing::warn!(deadline = ?self.drain_deadline, "drain deadline passed: cancelling calls in flight");
-                self.shared.abort.raise();
-                self.task_failures += join_all(&mut self.workers).await;
-            }
+        let deadline = later(tokio::time::Instant::now(), self.drain_deadline);
+        let watchdog = Watchdog::start(self.drain_deadline);
+        let mut tasks = std::mem::take(&mut self.intakes);
+        tasks.append(&mut self.workers);
+        let mut task_failures = join_until(&mut tasks, deadline, Some(&watchdog)).await;
+        if !tasks.is_empty() {
+            tracing::warn!(deadline = ?self.drain_deadline, "drain deadline passed: cancelling work in flight");
+            self.shared.abort.raise();
+            let grace = later(tokio::time::Instant::now(), ABORT_GRACE);
+            task_failures += join_until(&mut tasks, grace, Some(&watchdog)).await;
+        }
+        for task in tasks.drain(..) {
+            task.abort();
+            self.shared.failed(
+                FaultyTask::Stuck,
+                "still running after the drain deadline: blocked in user code",
+            );
+        }
+        for in_transform in &self.in_transform {
+            // A transform that never returned: its record was never counted;
+            // its source hears "not processed".
+            drop(in_transform.take());
         }
         let shard = self.shared.metrics.shard();
         let queued = self.shared.queue.drain();
         let count = queued.len();
         for item in queued {
-            self.shared.hand_back(&shard, item, HandBackReason::Queued);
+            self.shared
+                .hand_back_queued(&shard, item, HandBackReason::Queued);
         }
         self.shared.queue.finished(count);
-        self.report(backlog_at_stop).await
+        self.report(backlog_at_stop, task_failures)
     }
 
-    /// Runs until every source has ended and every record is delivered or
-    /// dead-lettered. Waits forever on a source that never ends; use
-    /// [`stop`](Self::stop) for those.
-    pub async fn finish(mut self) -> Report {
-        self.task_failures += join_all(&mut self.intakes).await;
+    /// Runs until every source has ended and every record is delivered,
+    /// dead-lettered or handed back (when the dead-letter outlet fails).
+    /// Waits forever on a source that never ends; use [`stop`](Self::stop)
+    /// for those. Every call and dead letter is bounded by the call timeout
+    /// and every record by `retry.max_elapsed`, so a sink or outlet that
+    /// hangs or panics does not stop it from returning.
+    pub async fn finish(mut self) -> Report<R> {
+        let far = later(tokio::time::Instant::now(), Duration::MAX);
+        let mut task_failures = join_until(&mut self.intakes, far, None).await;
         self.shared.queue.seal();
-        self.task_failures += join_all(&mut self.workers).await;
-        self.report(0).await
+        task_failures += join_until(&mut self.workers, far, None).await;
+        self.report(0, task_failures)
     }
 
-    async fn report(mut self, backlog_at_stop: u64) -> Report {
+    fn report(mut self, backlog_at_stop: u64, panicked_tasks: u64) -> Report<R> {
         if let Some(releaser) = self.releaser.take() {
             releaser.abort();
         }
         self.shared.metrics.mark_stopped();
-        let handed_back = self.shared.take_handed_back();
-        let dead_letters = self
-            .default_dead_letters
-            .as_ref()
-            .map(DeadLetterQueue::take)
-            .unwrap_or_default();
+        if panicked_tasks > 0 {
+            self.shared.failed(
+                FaultyTask::Processor,
+                format!("{panicked_tasks} processor task(s) ended by a panic"),
+            );
+        }
+        let metrics = self.metrics();
+        let failures = self.shared.take_failures();
         Report {
-            metrics: self.metrics(),
+            abandoned: metrics.backlog,
+            metrics,
             queue_high_water: self.shared.queue.high_water() as u64,
             backlog_at_stop,
-            task_failures: self.task_failures,
-            handed_back,
-            dead_letters,
+            failures: failures.kept,
+            failure_count: failures.count,
+            handed_back: self.shared.take_handed_back(),
+            dead_letters: self.shared.take_kept_letters(),
         }
     }
 }
 
-/// Awaits every task, removing each as it ends, so that a join cut short
-/// (by the drain deadline) can be resumed. Returns how many panicked.
-async fn join_all(tasks: &mut Vec<JoinHandle<()>>) -> u64 {
+/// Awaits tasks until `deadline`, removing each as it ends, so that a
+/// join cut short can be resumed. Returns how many ended by a panic.
+async fn join_until(
+    tasks: &mut Vec<JoinHandle<()>>,
+    deadline: tokio::time::Instant,
+    watchdog: Option<&Watchdog>,
+) -> u64 {
     let mut panicked = 0;
     while let Some(task) = tasks.last_mut() {
-        let outcome = task.await;
+        let outcome = tokio::select! {
+            biased;
+            outcome = task => outcome,
+            () = tokio::time::sleep_until(deadline) => return panicked,
+            () = Watchdog::passed(watchdog, deadline) => return panicked,
+        };
         tasks.pop();
         if let Err(error) = outcome {
-            // A task only fails by panicking (in a user transform, sink or
-            // dead-letter outlet); the report counts it.
-            tracing::error!(%error, "a processor task failed");
-            panicked += 1;
+            if error.is_panic() {
+                tracing::error!(%error, "a processor task panicked");
+                panicked += 1;
+            }
         }
     }
     panicked
 }
 
+/// How often the watchdog wakes a stop once its drain deadline has passed.
+const WATCHDOG_TICK: Duration = Duration::from_millis(10);
+
+/// Wakes a stop that tokio's timer may fail to wake.
+///
+/// Tokio's timer is driven by idle worker threads: when user code blocks
+/// one worker thread while the others sleep, nothing may drive it, and a
+/// stop waiting for its drain deadline would wait forever. This thread
+/// wakes the stop every few milliseconds once the drain deadline has passed
+/// in real time. A stop acts on a wake only when tokio's clock says its
+/// deadline passed, so runs in paused (virtual) time are unaffected.
+struct Watchdog {
+    tick: Arc<Notify>,
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::Thread>,
+}
+
+impl Watchdog {
+    fn start(after: Duration) -> Watchdog {
+        let tick = Arc::new(Notify::new());
+        let done = Arc::new(AtomicBool::new(false));
+        let first = std::time::Instant::now().checked_add(after);
+        let (ticks, ended) = (Arc::clone(&tick), Arc::clone(&done));
+        let thread = std::thread::Builder::new()
+            .name("sluice-stop-watchdog".to_owned())
+            .spawn(move || {
+                while !ended.load(Ordering::Acquire) {
+                    let now = std::time::Instant::now();
+                    match first.map(|first| first.saturating_duration_since(now)) {
+                        None => std::thread::park(),
+                        Some(wait) if !wait.is_zero() => std::thread::park_timeout(wait),
+                        Some(_) => {
+                            ticks.notify_waiters();
+                            std::thread::park_timeout(WATCHDOG_TICK);
+                        }
+                    }
+                }
+            })
+            // Without a thread, the stop relies on tokio's timer alone.
+            .ok()
+            .map(|handle| handle.thread().clone());
+        Watchdog { tick, done, thread }
+    }
+
+    /// Completes on a wake of the watchdog with tokio's clock at or past
+    /// `deadline`; never without a watchdog.
+    async fn passed(watchdog: Option<&Watchdog>, deadline: tokio::time::Instant) {
+        let Some(watchdog) = watchdog else {
+            return std::future::pending().await;
+        };
+        loop {
+            watchdog.tick.notified().await;
+            if tokio::time::Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::Release);
+        if let Some(thread) = &self.thread {
+            thread.unpark();
+        }
+    }
+}
+
 /// What a run did, returned at stop or finish.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct Report<R> {
     /// The final metrics.
     pub metrics: MetricsSnapshot,
     /// The most records ever inside the pipeline at once; at most the
@@ -270,21 +419,25 @@ pub struct Report {
     /// Records inside the pipeline (not yet delivered or dead-lettered) when
     /// the stop began; 0 after a finish.
     pub backlog_at_stop: u64,
-    /// Tasks that panicked (in a user transform, sink or dead-letter
-    /// outlet). A panicked intake may take a record with it: the
-    /// conservation check then fails.
-    pub task_failures: u64,
-    /// Records not delivered because of the stop, in (source, partition,
-    /// sequence) order.
+    /// Records neither delivered, dead-lettered nor handed back: held by a
+    /// task that user code blocked past the drain deadline. 0 unless
+    /// [`failures`](Self::failures) names a stuck task.
+    pub abandoned: u64,
+    /// Faults of user code that the processor caught, in the order seen:
+    /// the first [`MAX_FAILURES_KEPT`](crate::MAX_FAILURES_KEPT).
+    pub failures: Vec<TaskFailure>,
+    /// Every fault caught, listed or not.
+    pub failure_count: u64,
+    /// Records not processed, in (stream, partition, sequence) order.
     #[serde(skip)]
-    pub handed_back: Vec<HandedBack>,
+    pub handed_back: Vec<HandedBack<R>>,
     /// Dead letters, when no outlet was given (see
-    /// [`StreamProcessor::with_dead_letters`]).
+    /// [`StreamProcessor::with_dead_letters`]), in identity order.
     #[serde(skip)]
-    pub dead_letters: Vec<DeadLetter>,
+    pub dead_letters: Vec<DeadLetter<R>>,
 }
 
-impl Report {
+impl<R> Report<R> {
     /// Whether every record is accounted for:
     /// ingested = delivered + dead-lettered + handed back.
     pub fn is_conserved(&self) -> bool {
@@ -311,10 +464,11 @@ impl Report {
     }
 }
 
-impl<S> Drop for ProcessorHandle<S> {
+impl<R, S, T> Drop for ProcessorHandle<R, S, T> {
     /// A handle dropped without [`stop`](ProcessorHandle::stop) or
     /// [`finish`](ProcessorHandle::finish) ends its tasks; records inside
-    /// the pipeline are then abandoned, not handed back.
+    /// the pipeline are then abandoned (their acknowledgements resolve as
+    /// not processed as they are dropped), not handed back.
     fn drop(&mut self) {
         self.shared.stop.raise();
         self.shared.abort.raise();

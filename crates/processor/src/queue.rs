@@ -1,6 +1,6 @@
 //! The bounded queue between intake and delivery.
 //!
-//! With ordering on, the queue keeps one FIFO lane per (source, partition)
+//! With ordering on, the queue keeps one FIFO lane per (stream, partition)
 //! and lends a whole lane to one worker at a time, so that a partition's
 //! records are sent one after another, retries included, while other
 //! partitions proceed. Without ordering it is a single FIFO that any worker
@@ -16,50 +16,60 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use sluice_models::{PartitionKey, Priority, ProcessedRecord, RecordKey};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::config::Ordering;
+use crate::ack::Ack;
+use crate::config::DeliveryOrder;
 use crate::places::{Place, Places};
+use crate::sink::Envelope;
+use crate::stream::PartitionId;
 
-/// A validated record waiting for delivery.
+/// A transformed record waiting for delivery.
 #[derive(Debug)]
-pub(crate) struct Queued {
-    pub(crate) record: ProcessedRecord,
-    pub(crate) key: RecordKey,
-    pub(crate) priority: Priority,
+pub(crate) struct Queued<R> {
+    pub(crate) envelope: Envelope<R>,
+    pub(crate) meta: Meta,
+}
+
+/// What the processor keeps beside a record.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    pub(crate) priority: u8,
+    /// Its size as the transform measured it.
+    pub(crate) bytes: usize,
     /// When intake pulled the record from its source.
     pub(crate) intake_at: Instant,
+    pub(crate) ack: Option<Ack>,
 }
 
 /// Records lent to one worker: the head of one lane, or of the FIFO.
 #[derive(Debug)]
-pub(crate) struct Batch {
+pub(crate) struct Batch<R> {
     /// The lane to give back with [`DeliveryQueue::checkin`]; `None` without ordering.
-    pub(crate) lane: Option<PartitionKey>,
-    pub(crate) items: VecDeque<Queued>,
+    pub(crate) lane: Option<PartitionId>,
+    pub(crate) items: VecDeque<Queued<R>>,
 }
 
 #[derive(Debug)]
-pub(crate) struct DeliveryQueue {
+pub(crate) struct DeliveryQueue<R> {
     /// At most `capacity` records inside the pipeline.
     places: Places,
-    state: Mutex<State>,
+    state: Mutex<State<R>>,
     /// Signals a worker that a lane became ready, or all workers that the
     /// queue closed or ran dry after sealing.
     work: Notify,
-    ordering: Ordering,
-    batch_size: usize,
+    ordering: DeliveryOrder,
+    take_size: usize,
 }
 
-#[derive(Debug, Default)]
-struct State {
-    lanes: HashMap<PartitionKey, Lane>,
+#[derive(Debug)]
+struct State<R> {
+    lanes: HashMap<PartitionId, Lane<R>>,
     /// Lanes with records that no worker holds, oldest first.
-    ready: VecDeque<PartitionKey>,
+    ready: VecDeque<PartitionId>,
     /// The single FIFO used without ordering.
-    fifo: VecDeque<Queued>,
+    fifo: VecDeque<Queued<R>>,
     /// Records waiting in lanes or the FIFO.
     len: usize,
     /// The most records ever inside the pipeline at once.
@@ -70,24 +80,47 @@ struct State {
     sealed: bool,
 }
 
-#[derive(Debug, Default)]
-struct Lane {
-    items: VecDeque<Queued>,
+impl<R> Default for State<R> {
+    fn default() -> Self {
+        State {
+            lanes: HashMap::new(),
+            ready: VecDeque::new(),
+            fifo: VecDeque::new(),
+            len: 0,
+            high_water: 0,
+            closed: false,
+            sealed: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Lane<R> {
+    items: VecDeque<Queued<R>>,
     checked_out: bool,
 }
 
-impl DeliveryQueue {
-    pub(crate) fn new(capacity: usize, batch_size: usize, ordering: Ordering) -> DeliveryQueue {
+impl<R> Default for Lane<R> {
+    fn default() -> Self {
+        Lane {
+            items: VecDeque::new(),
+            checked_out: false,
+        }
+    }
+}
+
+impl<R> DeliveryQueue<R> {
+    pub(crate) fn new(capacity: usize, take_size: usize, ordering: DeliveryOrder) -> Self {
         DeliveryQueue {
             places: Places::new(capacity),
             state: Mutex::new(State::default()),
             work: Notify::new(),
             ordering,
-            batch_size,
+            take_size,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, State<R>> {
         // Every critical section leaves the state consistent before it can
         // panic, so a poisoned lock is still usable.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
@@ -106,7 +139,7 @@ impl DeliveryQueue {
     /// Enqueues records whose places were kept ([`Place::keep`]), leaving
     /// `items` empty. Always succeeds, even after [`close`](Self::close): a
     /// stop hands queued records back.
-    pub(crate) fn push_all(&self, items: &mut Vec<Queued>) {
+    pub(crate) fn push_all(&self, items: &mut Vec<Queued<R>>) {
         if items.is_empty() {
             return;
         }
@@ -117,12 +150,12 @@ impl DeliveryQueue {
         let mut became_ready = 0;
         for item in items.drain(..) {
             match self.ordering {
-                Ordering::None => {
+                DeliveryOrder::None => {
                     state.fifo.push_back(item);
                     became_ready += 1;
                 }
-                Ordering::Partition => {
-                    let key = item.key.partition_key();
+                DeliveryOrder::Partition => {
+                    let key = item.envelope.id.partition_id();
                     let lane = state.lanes.entry(key).or_default();
                     let was_idle = lane.items.is_empty() && !lane.checked_out;
                     lane.items.push_back(item);
@@ -141,7 +174,7 @@ impl DeliveryQueue {
 
     /// Waits for records to deliver. `None` once the queue is closed, or
     /// sealed and empty.
-    pub(crate) async fn checkout(&self) -> Option<Batch> {
+    pub(crate) async fn checkout(&self) -> Option<Batch<R>> {
         loop {
             let notified = self.work.notified();
             tokio::pin!(notified);
@@ -167,20 +200,20 @@ impl DeliveryQueue {
         }
     }
 
-    fn take_batch(&self, state: &mut State) -> Option<Batch> {
+    fn take_batch(&self, state: &mut State<R>) -> Option<Batch<R>> {
         let (lane, items) = match self.ordering {
-            Ordering::None => {
-                let n = state.fifo.len().min(self.batch_size);
+            DeliveryOrder::None => {
+                let n = state.fifo.len().min(self.take_size);
                 if n == 0 {
                     return None;
                 }
                 (None, state.fifo.drain(..n).collect::<VecDeque<_>>())
             }
-            Ordering::Partition => {
+            DeliveryOrder::Partition => {
                 let key = state.ready.pop_front()?;
                 let lane = state.lanes.entry(key).or_default();
                 lane.checked_out = true;
-                let n = lane.items.len().min(self.batch_size);
+                let n = lane.items.len().min(self.take_size);
                 (Some(key), lane.items.drain(..n).collect())
             }
         };
@@ -193,13 +226,34 @@ impl DeliveryQueue {
         self.places.release(records);
     }
 
+    /// Moves up to `want` more records of `batch`'s lane (or of the FIFO)
+    /// into it: for a batch that lingered to fill up.
+    pub(crate) fn top_up(&self, batch: &mut Batch<R>, want: usize) {
+        let mut state = self.lock();
+        let source = match batch.lane {
+            Some(key) => match state.lanes.get_mut(&key) {
+                Some(lane) => &mut lane.items,
+                None => return,
+            },
+            None => &mut state.fifo,
+        };
+        let n = source.len().min(want);
+        batch.items.extend(source.drain(..n));
+        state.len -= n;
+    }
+
     /// Gives a lane back after its batch is done.
-    pub(crate) fn checkin(&self, lane: Option<PartitionKey>) {
+    pub(crate) fn checkin(&self, lane: Option<PartitionId>) {
         let Some(key) = lane else { return };
         let mut state = self.lock();
-        let lane = state.lanes.entry(key).or_default();
+        let Some(lane) = state.lanes.get_mut(&key) else {
+            return;
+        };
         lane.checked_out = false;
         if lane.items.is_empty() {
+            // An idle lane is forgotten, so that memory follows the
+            // partitions in use, not every partition ever seen.
+            state.lanes.remove(&key);
             return;
         }
         state.ready.push_back(key);
@@ -221,9 +275,9 @@ impl DeliveryQueue {
     }
 
     /// Takes every queued record out, each partition's in order.
-    pub(crate) fn drain(&self) -> Vec<Queued> {
+    pub(crate) fn drain(&self) -> Vec<Queued<R>> {
         let mut state = self.lock();
-        let mut items: Vec<Queued> = state.fifo.drain(..).collect();
+        let mut items: Vec<Queued<R>> = state.fifo.drain(..).collect();
         for lane in state.lanes.values_mut() {
             items.extend(lane.items.drain(..));
         }
@@ -249,45 +303,38 @@ impl DeliveryQueue {
 mod tests {
     use std::time::Duration;
 
-    use sluice_models::{DataSource, JsonObject};
-
     use super::*;
+    use crate::stream::{RecordId, StreamName};
 
-    fn item(partition: u32, sequence_id: u64) -> Queued {
-        let key = RecordKey {
-            source: DataSource::UserEvents,
+    fn item(partition: u32, sequence: u64) -> Queued<()> {
+        let id = RecordId {
+            stream: StreamName::new("queue-test").unwrap(),
             partition,
-            sequence_id,
+            sequence,
         };
         Queued {
-            record: ProcessedRecord {
-                source: key.source.as_str().to_owned(),
-                timestamp: 1.0,
-                priority: 1,
-                processed_at: 1.0,
-                transformed_data: JsonObject::new(),
-                processing_time_ms: 0.0,
-                partition,
-                sequence_id,
+            envelope: Envelope { id, record: () },
+            meta: Meta {
+                priority: 0,
+                bytes: 0,
+                intake_at: Instant::now(),
+                ack: None,
             },
-            key,
-            priority: Priority::Low,
-            intake_at: Instant::now(),
         }
     }
 
-    async fn push(queue: &DeliveryQueue, partition: u32, sequence_id: u64) {
+    async fn push(queue: &DeliveryQueue<()>, partition: u32, sequence_id: u64) {
         queue.reserve().await.keep();
         queue.push_all(&mut vec![item(partition, sequence_id)]);
     }
 
-    fn sequence_ids(batch: &Batch) -> Vec<u64> {
-        batch.items.iter().map(|i| i.key.sequence_id).collect()
+    fn sequence_ids(batch: &Batch<()>) -> Vec<u64> {
+        batch.items.iter().map(|i| i.envelope.id.sequence).collect()
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_lane_is_lent_to_one_worker_at_a_time() {
-        let queue = DeliveryQueue::new(10, 2, Ordering::Partition);
+        let queue = DeliveryQueue::new(10, 2, DeliveryOrder::Partition);
         for seq in 1..=3 {
             push(&queue, 0, seq).await;
         }
@@ -313,7 +360,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn without_ordering_any_worker_takes_the_fifo_head() {
-        let queue = DeliveryQueue::new(10, 2, Ordering::None);
+        let queue = DeliveryQueue::new(10, 2, DeliveryOrder::None);
         for seq in 1..=3 {
             push(&queue, 0, seq).await;
         }
@@ -323,7 +370,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reserve_waits_while_the_queue_is_full() {
-        let queue = DeliveryQueue::new(2, 1, Ordering::Partition);
+        let queue = DeliveryQueue::new(2, 1, DeliveryOrder::Partition);
         push(&queue, 0, 1).await;
         push(&queue, 1, 1).await;
         assert!(
@@ -346,19 +393,35 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn sealing_ends_checkouts_once_empty_and_closing_ends_them_at_once() {
-        let queue = DeliveryQueue::new(4, 4, Ordering::Partition);
+        let queue = DeliveryQueue::new(4, 4, DeliveryOrder::Partition);
         push(&queue, 0, 1).await;
         queue.seal();
         let batch = queue.checkout().await.unwrap();
         queue.checkin(batch.lane);
         assert!(queue.checkout().await.is_none());
 
-        let queue = DeliveryQueue::new(4, 4, Ordering::Partition);
+        let queue = DeliveryQueue::new(4, 4, DeliveryOrder::Partition);
         push(&queue, 0, 1).await;
         queue.close();
         assert!(queue.checkout().await.is_none());
         let drained = queue.drain();
         assert_eq!(drained.len(), 1);
         assert_eq!(queue.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lingering_batch_is_topped_up_from_its_own_lane_only() {
+        let queue = DeliveryQueue::new(10, 1, DeliveryOrder::Partition);
+        push(&queue, 0, 1).await;
+        let mut batch = queue.checkout().await.unwrap();
+        push(&queue, 0, 2).await;
+        push(&queue, 1, 1).await;
+        push(&queue, 0, 3).await;
+        queue.top_up(&mut batch, 5);
+        assert_eq!(sequence_ids(&batch), vec![1, 2, 3]);
+        assert_eq!(queue.len(), 1);
+        queue.checkin(batch.lane);
+        let other = queue.checkout().await.unwrap();
+        assert_eq!(other.lane.unwrap().partition, 1);
     }
 }

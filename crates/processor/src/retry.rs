@@ -14,10 +14,10 @@ pub const MIN_REFUSAL_BACKOFF: Duration = Duration::from_millis(10);
 /// The delay before retry `n` (1-based) is drawn uniformly from
 /// `[0, min(max_backoff, initial_backoff * multiplier^(n-1))]` ("full
 /// jitter"), so that many records failing together do not retry together.
-/// A record is dead-lettered once it has made `max_attempts` attempts, or
-/// when a transient failure comes more than `max_elapsed` after its first
-/// attempt. Rate-limited answers are not failures of the record and do not
-/// count against either bound.
+/// A record is dead-lettered once it has failed `max_attempts` times;
+/// rate-limited answers are not failures of the record and do not count.
+/// Whatever the cause (failures, refusals, a limiter that admits nothing),
+/// a record is dead-lettered once it has spent `max_elapsed` in delivery.
 ///
 /// The jitter is drawn from the processor's seeded RNG rather than by a
 /// retry crate (backon, backoff) because those draw from a global RNG, which
@@ -32,7 +32,10 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Growth of the cap per retry; at least 1.
     pub multiplier: f64,
-    /// Time after the first attempt past which a failed record is not retried.
+    /// The longest a record may spend in delivery, from the moment a worker
+    /// takes it up: waiting for the rate limiter, refused and failed calls
+    /// and backoff included. Past it the record is dead-lettered
+    /// ([`TimedOut`](crate::DeadLetterReason::TimedOut)). Default 5 minutes.
     pub max_elapsed: Duration,
 }
 
@@ -43,7 +46,7 @@ impl Default for RetryPolicy {
             initial_backoff: Duration::from_millis(20),
             max_backoff: Duration::from_secs(2),
             multiplier: 2.0,
-            max_elapsed: Duration::from_secs(30),
+            max_elapsed: Duration::from_secs(300),
         }
     }
 }
@@ -63,10 +66,9 @@ impl RetryPolicy {
         Ok(())
     }
 
-    /// Whether a record that has made `attempts` attempts, the first of them
-    /// `elapsed` ago, may be tried again.
-    pub fn allows_retry(&self, attempts: u32, elapsed: Duration) -> bool {
-        attempts < self.max_attempts && elapsed < self.max_elapsed
+    /// Whether a record that has failed `failures` times may be tried again.
+    pub fn allows_retry(&self, failures: u32) -> bool {
+        failures < self.max_attempts
     }
 
     /// The delay before retry number `retry` (1 for the first retry) of a
@@ -76,7 +78,7 @@ impl RetryPolicy {
         if cap <= 0.0 {
             return Duration::ZERO;
         }
-        Duration::from_secs_f64(rng.random_range(0.0..=cap))
+        seconds(rng.random_range(0.0..=cap))
     }
 
     /// The wait after the `refusals`-th consecutive rate-limited answer
@@ -86,7 +88,7 @@ impl RetryPolicy {
     /// spin against the API.
     pub fn refusal_delay(&self, refusals: u32, rng: &mut impl Rng) -> Duration {
         let cap = self.cap(self.initial_backoff.max(MIN_REFUSAL_BACKOFF), refusals);
-        Duration::from_secs_f64(cap / 2.0 + rng.random_range(0.0..=cap / 2.0))
+        seconds(cap / 2.0 + rng.random_range(0.0..=cap / 2.0))
     }
 
     /// `base * multiplier^(n-1)` seconds, at most `max_backoff` (or `base`
@@ -97,6 +99,12 @@ impl RetryPolicy {
         let cap = (base.as_secs_f64() * growth).min(ceiling);
         if cap.is_finite() { cap.max(0.0) } else { 0.0 }
     }
+}
+
+/// `secs` as a duration, saturating at `Duration::MAX` (a backoff as long as
+/// that is a wait until the stop).
+fn seconds(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
 #[cfg(test)]
@@ -146,12 +154,25 @@ mod tests {
     }
 
     #[test]
-    fn retries_stop_at_max_attempts_or_max_elapsed() {
+    fn retries_stop_at_max_attempts() {
         let policy = RetryPolicy::default();
-        assert!(policy.allows_retry(1, Duration::ZERO));
-        assert!(policy.allows_retry(5, Duration::from_secs(29)));
-        assert!(!policy.allows_retry(6, Duration::ZERO));
-        assert!(!policy.allows_retry(1, Duration::from_secs(30)));
+        assert!(policy.allows_retry(1));
+        assert!(policy.allows_retry(5));
+        assert!(!policy.allows_retry(6));
+    }
+
+    #[test]
+    fn the_longest_backoffs_saturate() {
+        let policy = RetryPolicy {
+            initial_backoff: Duration::MAX,
+            max_backoff: Duration::MAX,
+            ..RetryPolicy::default()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for n in [1, 2, 60, u32::MAX] {
+            let _ = policy.delay(n, &mut rng);
+            assert!(policy.refusal_delay(n, &mut rng) > Duration::from_secs(1 << 62));
+        }
     }
 
     #[test]

@@ -1,38 +1,96 @@
-//! The downstream: where records are delivered.
+//! The downstream: where records are delivered, one batch per call.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_models::ProcessedRecord;
 
-/// A downstream API that accepts records one call at a time.
+use crate::stream::RecordId;
+
+/// A record and its identity, as a sink receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope<R> {
+    /// Its identity: e.g. for an idempotency key.
+    pub id: RecordId,
+    /// The record.
+    pub record: R,
+}
+
+/// A downstream API that takes records in batches (of one by default).
 ///
-/// The processor calls `send` at most once at a time per (source, partition)
-/// when ordering is on, retries on [`SinkError::Transient`], waits on
-/// [`SinkError::RateLimited`], and dead-letters on [`SinkError::Rejected`].
+/// With per-partition ordering, a batch holds records of one partition in
+/// sequence order, and the processor sends the next batch of a partition
+/// only once every record of the previous one is resolved.
 ///
-/// A `send` future may be dropped before it completes (when a stop's drain
-/// deadline passes); an implementation should then behave as if the call had
-/// not been made, or document otherwise.
+/// # Errors
+/// [`SendError::Batch`] applies one outcome to the whole batch;
+/// [`SendError::PerRecord`] gives one per record, in batch order. A
+/// [`SinkError::Transient`] record is retried with backoff, a
+/// [`SinkError::RateLimited`] one after a wait, a [`SinkError::Rejected`]
+/// one is dead-lettered. With per-partition ordering a sink that reports
+/// per record must not accept a record after one of the same batch that
+/// it failed transiently (a sink that processes a batch in order and stops
+/// at the first failure does this); otherwise the retried record reaches
+/// the API after its successors.
+///
+/// # Panics
+/// A panic, while making the future or while polling it, is caught: the
+/// call counts as a transient failure and the report names the sink.
+///
+/// # Cancel safety
+/// The future may be dropped before it completes (the per-call timeout, or
+/// a stop's drain deadline): the records are then retried or handed back,
+/// so the downstream may see them again. Idempotency keys built from
+/// [`Envelope::id`] let it drop such duplicates.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use sluice_processor::{Envelope, SendError, Sink, SinkError};
+///
+/// /// Accepts batches of up to ten records; refuses larger ones for good.
+/// struct Small;
+///
+/// #[async_trait]
+/// impl Sink<String> for Small {
+///     async fn send(&self, batch: &[Envelope<String>]) -> Result<(), SendError> {
+///         if batch.len() > 10 {
+///             return Err(SinkError::Rejected("batch too large".into()).into());
+///         }
+///         Ok(())
+///     }
+/// }
+/// ```
 #[async_trait]
-pub trait Sink: Send + Sync + 'static {
-    /// Delivers one record.
-    async fn send(&self, record: &ProcessedRecord) -> Result<(), SinkError>;
+pub trait Sink<R>: Send + Sync + 'static {
+    /// Delivers one batch.
+    async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError>;
 }
 
 #[async_trait]
-impl<S: Sink + ?Sized> Sink for Arc<S> {
-    async fn send(&self, record: &ProcessedRecord) -> Result<(), SinkError> {
-        (**self).send(record).await
+impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Arc<S> {
+    async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+        (**self).send(batch).await
     }
 }
 
-/// Why a call to the downstream did not deliver the record.
+/// Why a call to the downstream did not deliver (all of) its batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// The whole batch failed so.
+    #[error(transparent)]
+    Batch(#[from] SinkError),
+    /// One outcome per record of the batch, in order. A list of the wrong
+    /// length fails the whole batch transiently.
+    #[error("per-record outcomes")]
+    PerRecord(Vec<Result<(), SinkError>>),
+}
+
+/// Why a call, or one record of it, was not delivered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
-    /// The API refused the call because its rate limit is reached. The record
-    /// was not processed; try again later (after `retry_after` if given).
+    /// The API refused the call because its rate limit is reached. The
+    /// records were not processed; try again later (after `retry_after` if
+    /// given, up to the configured `max_retry_after`).
     #[error("rate limited{}", retry_after_suffix(*.retry_after))]
     RateLimited {
         /// How long the API asks the client to wait, when it says.
@@ -41,7 +99,7 @@ pub enum SinkError {
     /// The call failed in a way that may succeed if retried.
     #[error("transient failure: {0}")]
     Transient(String),
-    /// The API refused this record for good; retrying will not help.
+    /// The API refused the record for good; retrying will not help.
     #[error("rejected: {0}")]
     Rejected(String),
 }

@@ -1,356 +1,189 @@
-//! Turning what a source emits into what the downstream receives.
+//! The transform: what a pipeline's profile does to each record on intake.
 
-use serde_json::Value;
-use sluice_models::{DataSource, JsonObject, ProcessedRecord, StreamData};
+use crate::stream::{RecordId, StreamName, StreamNameError};
 
-/// Turns a source record into the record to send downstream.
+/// Turns what a source hands over into the record to deliver, or rejects
+/// it. A *profile* of the pipeline (the original test's `seed` profile, the
+/// open `json` profile) is a `Transform`.
 ///
-/// Runs once per record on the intake path, so it should be cheap and must
-/// not panic. The processor validates what it returns and dead-letters the
-/// record if validation fails.
-pub trait Transform: Send + Sync + 'static {
-    /// Transforms `input`. `now` is the processor's clock, epoch seconds.
-    /// `processing_time_ms` is measured and set by the caller.
-    fn transform(&self, input: StreamData, now: f64) -> ProcessedRecord;
+/// It runs once per record on an intake task, synchronously: it should be
+/// cheap and must not block. It decides the record's identity
+/// ([`RecordId`]): from the payload, or from the source's position that
+/// the input type carries.
+///
+/// # Errors
+/// A [`Rejected`] record is dead-lettered with its reason and never sent.
+///
+/// # Panics
+/// A panic is caught: the record is dead-lettered (reason
+/// [`TransformPanicked`](crate::DeadLetterReason::TransformPanicked)),
+/// the report names the transform, and the pipeline goes on.
+///
+/// ```
+/// use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
+///
+/// /// Upper-cases lines; refuses empty ones.
+/// struct Shout;
+///
+/// impl Transform<(u64, String)> for Shout {
+///     type Output = String;
+///     fn transform(
+///         &self,
+///         (line, text): (u64, String),
+///         context: &mut Context,
+///     ) -> Result<Transformed<String>, Rejected<String>> {
+///         let stream = context.stream("lines").expect("a valid name");
+///         let id = RecordId { stream, partition: 0, sequence: line };
+///         if text.is_empty() {
+///             return Err(Rejected::new(id, "empty line"));
+///         }
+///         Ok(Transformed::new(id, text.to_uppercase()))
+///     }
+/// }
+///
+/// let mut context = Context::new(0.0);
+/// let done = Shout.transform((1, "hi".into()), &mut context).unwrap();
+/// assert_eq!(done.record, "HI");
+/// assert_eq!(done.id.to_string(), "lines/0#1");
+/// ```
+pub trait Transform<In>: Send + Sync + 'static {
+    /// The record the sink receives.
+    type Output: Send + Sync + 'static;
+
+    /// Transforms and validates `input`.
+    fn transform(
+        &self,
+        input: In,
+        context: &mut Context,
+    ) -> Result<Transformed<Self::Output>, Rejected<Self::Output>>;
 }
 
-impl<F> Transform for F
+/// What a transform is told, and a cache of stream names, per intake task.
+#[derive(Debug)]
+pub struct Context {
+    now: f64,
+    recent: Vec<StreamName>,
+}
+
+/// Stream names a context remembers, most recent first.
+const RECENT_NAMES: usize = 8;
+
+impl Context {
+    /// A context whose clock reads `now` (epoch seconds).
+    pub fn new(now: f64) -> Context {
+        Context {
+            now,
+            recent: Vec::with_capacity(RECENT_NAMES),
+        }
+    }
+
+    /// The processor's clock when intake took the record, epoch seconds.
+    pub fn now(&self) -> f64 {
+        self.now
+    }
+
+    pub(crate) fn set_now(&mut self, now: f64) {
+        self.now = now;
+    }
+
+    /// The stream named `name`, from a small per-task cache before the
+    /// process-wide table.
+    ///
+    /// # Errors
+    /// As [`StreamName::new`].
+    pub fn stream(&mut self, name: &str) -> Result<StreamName, StreamNameError> {
+        if let Some(&known) = self.recent.iter().find(|known| known.as_str() == name) {
+            return Ok(known);
+        }
+        let interned = StreamName::new(name)?;
+        if self.recent.len() == RECENT_NAMES {
+            self.recent.pop();
+        }
+        self.recent.insert(0, interned);
+        Ok(interned)
+    }
+}
+
+/// A record ready for delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transformed<R> {
+    /// Its identity.
+    pub id: RecordId,
+    /// The record to send.
+    pub record: R,
+    /// Its priority, for metrics (higher is more urgent; 0 when unknown).
+    pub priority: u8,
+    /// Its encoded size in bytes as far as the transform knows it (0 when
+    /// unknown), for `max_batch_bytes`.
+    pub bytes: usize,
+}
+
+impl<R> Transformed<R> {
+    /// A record of priority 0 and unknown size.
+    pub fn new(id: RecordId, record: R) -> Transformed<R> {
+        Transformed {
+            id,
+            record,
+            priority: 0,
+            bytes: 0,
+        }
+    }
+}
+
+/// A record the transform refused, for the dead-letter outlet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejected<R> {
+    /// Its identity, as far as the transform could tell.
+    pub id: RecordId,
+    /// The record, when the transform got as far as making one.
+    pub record: Option<R>,
+    /// The input as received, cut to a length the profile documents, when
+    /// no record could be made of it.
+    pub raw: Option<String>,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl<R> Rejected<R> {
+    /// A refusal with only a reason.
+    pub fn new(id: RecordId, reason: impl Into<String>) -> Rejected<R> {
+        Rejected {
+            id,
+            record: None,
+            raw: None,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Any `Fn(In, &mut Context) -> Result<..>` is a transform.
+impl<In, R, F> Transform<In> for F
 where
-    F: Fn(StreamData, f64) -> ProcessedRecord + Send + Sync + 'static,
+    F: Fn(In, &mut Context) -> Result<Transformed<R>, Rejected<R>> + Send + Sync + 'static,
+    R: Send + Sync + 'static,
 {
-    fn transform(&self, input: StreamData, now: f64) -> ProcessedRecord {
-        self(input, now)
-    }
-}
+    type Output = R;
 
-/// The standard transform: maps each payload onto its source's canonical
-/// schema.
-///
-/// - Each source has canonical fields (`user_events`: `user_id`,
-///   `event_type`, `value`; `transaction_data`: `transaction_id`, `amount`,
-///   `currency`; `system_metrics`: `cpu_usage`, `memory_usage`, `disk_io`;
-///   `security_logs`: `ip_address`, `threat_level`, `blocked`). A missing or
-///   mistyped field gets a default and is listed in `defaults_applied`, so
-///   an empty payload still yields a meaningful record.
-/// - Derived fields are added when their inputs are present:
-///   `is_purchase`, `amount_usd` and `high_value`, `health`, `needs_review`.
-/// - Every other field is kept, untouched, under `extra`: large and unicode
-///   payloads pass intact.
-/// - A source timestamp ahead of the processor's clock (clock skew) does not
-///   make `processed_at` earlier than `timestamp`: `processed_at` is the
-///   later of the two, and the skew is recorded as `clock_skew_ms`.
-///
-/// ```
-/// use sluice_models::{DataSource, JsonObject, Priority, StreamData};
-/// use sluice_processor::{StandardTransform, Transform};
-///
-/// let input = StreamData {
-///     source: DataSource::UserEvents,
-///     partition: 0,
-///     timestamp: 100.0,
-///     priority: Priority::High,
-///     data: JsonObject::new(),
-///     sequence_id: 1,
-/// };
-/// let record = StandardTransform.transform(input, 100.5);
-/// assert_eq!(record.transformed_data["user_id"], "anonymous");
-/// assert_eq!(record.transformed_data["defaults_applied"][0], "user_id");
-/// assert_eq!(record.processed_at, 100.5);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StandardTransform;
-
-impl Transform for StandardTransform {
-    fn transform(&self, input: StreamData, now: f64) -> ProcessedRecord {
-        let StreamData {
-            source,
-            partition,
-            timestamp,
-            priority,
-            mut data,
-            sequence_id,
-        } = input;
-
-        let mut out = JsonObject::new();
-        let mut defaults = Vec::new();
-        for field in canonical_fields(source) {
-            match data.remove_entry(field.name) {
-                Some((name, value)) if field.kind.accepts(&value) => {
-                    out.insert(name, value);
-                }
-                other => {
-                    // A mistyped value is kept, untouched, under `extra`.
-                    if let Some((name, value)) = other {
-                        data.insert(name, value);
-                    }
-                    out.insert(field.name.to_owned(), field.default());
-                    defaults.push(Value::from(field.name));
-                }
-            }
-        }
-        add_derived_fields(source, &mut out, &defaults);
-        if !data.is_empty() {
-            out.insert("extra".to_owned(), Value::Object(data));
-        }
-        if !defaults.is_empty() {
-            out.insert("defaults_applied".to_owned(), Value::Array(defaults));
-        }
-        let processed_at = if timestamp > now {
-            out.insert(
-                "clock_skew_ms".to_owned(),
-                Value::from((timestamp - now) * 1000.0),
-            );
-            timestamp
-        } else {
-            now
-        };
-
-        ProcessedRecord {
-            source: source.as_str().to_owned(),
-            timestamp,
-            priority: i64::from(priority.value()),
-            processed_at,
-            transformed_data: out,
-            processing_time_ms: 0.0,
-            partition,
-            sequence_id,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Text,
-    Integer,
-    Number,
-    Flag,
-}
-
-impl Kind {
-    fn accepts(self, value: &Value) -> bool {
-        match self {
-            Kind::Text => value.is_string(),
-            Kind::Integer => value.is_i64() || value.is_u64(),
-            Kind::Number => value.is_number(),
-            Kind::Flag => value.is_boolean(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Field {
-    name: &'static str,
-    kind: Kind,
-}
-
-impl Field {
-    const fn new(name: &'static str, kind: Kind) -> Field {
-        Field { name, kind }
-    }
-
-    fn default(self) -> Value {
-        match (self.name, self.kind) {
-            ("user_id", _) => Value::from("anonymous"),
-            ("currency", _) => Value::from("XXX"),
-            (_, Kind::Text) => Value::from("unknown"),
-            (_, Kind::Integer) => Value::from(0),
-            (_, Kind::Number) => Value::from(0.0),
-            (_, Kind::Flag) => Value::from(false),
-        }
-    }
-}
-
-fn canonical_fields(source: DataSource) -> &'static [Field] {
-    use Kind::{Flag, Integer, Number, Text};
-    const USER_EVENTS: &[Field] = &[
-        Field::new("user_id", Text),
-        Field::new("event_type", Text),
-        Field::new("value", Integer),
-    ];
-    const TRANSACTION_DATA: &[Field] = &[
-        Field::new("transaction_id", Text),
-        Field::new("amount", Number),
-        Field::new("currency", Text),
-    ];
-    const SYSTEM_METRICS: &[Field] = &[
-        Field::new("cpu_usage", Number),
-        Field::new("memory_usage", Number),
-        Field::new("disk_io", Integer),
-    ];
-    const SECURITY_LOGS: &[Field] = &[
-        Field::new("ip_address", Text),
-        Field::new("threat_level", Text),
-        Field::new("blocked", Flag),
-    ];
-    match source {
-        DataSource::UserEvents => USER_EVENTS,
-        DataSource::TransactionData => TRANSACTION_DATA,
-        DataSource::SystemMetrics => SYSTEM_METRICS,
-        DataSource::SecurityLogs => SECURITY_LOGS,
-    }
-}
-
-/// Adds the fields computed from canonical ones, when those were present.
-fn add_derived_fields(source: DataSource, out: &mut JsonObject, defaults: &[Value]) {
-    let present = |name: &str| !defaults.iter().any(|d| d == name);
-    let text =
-        |out: &JsonObject, name: &str| out.get(name).and_then(Value::as_str).map(str::to_owned);
-    let number = |out: &JsonObject, name: &str| out.get(name).and_then(Value::as_f64);
-    match source {
-        DataSource::UserEvents => {
-            if present("event_type") {
-                let purchase = text(out, "event_type").is_some_and(|e| e == "purchase");
-                out.insert("is_purchase".to_owned(), Value::from(purchase));
-            }
-        }
-        DataSource::TransactionData => {
-            if present("amount") && present("currency") {
-                let amount = number(out, "amount").unwrap_or(0.0);
-                let rate = text(out, "currency").as_deref().and_then(usd_rate);
-                if let Some(rate) = rate {
-                    let usd = (amount * rate * 100.0).round() / 100.0;
-                    out.insert("amount_usd".to_owned(), Value::from(usd));
-                }
-                out.insert("high_value".to_owned(), Value::from(amount >= 500.0));
-            }
-        }
-        DataSource::SystemMetrics => {
-            if present("cpu_usage") && present("memory_usage") {
-                let load = number(out, "cpu_usage")
-                    .unwrap_or(0.0)
-                    .max(number(out, "memory_usage").unwrap_or(0.0));
-                let health = match load {
-                    l if l >= 90.0 => "critical",
-                    l if l >= 75.0 => "degraded",
-                    _ => "ok",
-                };
-                out.insert("health".to_owned(), Value::from(health));
-            }
-        }
-        DataSource::SecurityLogs => {
-            if present("threat_level") && present("blocked") {
-                let high = text(out, "threat_level").is_some_and(|t| t == "high");
-                let blocked = out.get("blocked").and_then(Value::as_bool).unwrap_or(false);
-                out.insert("needs_review".to_owned(), Value::from(high && !blocked));
-            }
-        }
-    }
-}
-
-/// Fixed reference rates to US dollars.
-fn usd_rate(currency: &str) -> Option<f64> {
-    match currency {
-        "USD" => Some(1.0),
-        "EUR" => Some(1.08),
-        "GBP" => Some(1.27),
-        _ => None,
+    fn transform(&self, input: In, context: &mut Context) -> Result<Transformed<R>, Rejected<R>> {
+        self(input, context)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-    use sluice_models::Priority;
-    use validator::Validate;
-
     use super::*;
 
-    fn input(source: DataSource, data: Value) -> StreamData {
-        StreamData {
-            source,
-            partition: 2,
-            timestamp: 1_000.0,
-            priority: Priority::Medium,
-            data: match data {
-                Value::Object(map) => map,
-                _ => JsonObject::new(),
-            },
-            sequence_id: 9,
+    #[test]
+    fn the_context_caches_names_and_refuses_bad_ones() {
+        let mut context = Context::new(5.0);
+        let a = context.stream("ctx-a").unwrap();
+        assert_eq!(context.stream("ctx-a").unwrap(), a);
+        for i in 0..20 {
+            context.stream(&format!("ctx-{i}")).unwrap();
         }
-    }
-
-    #[test]
-    fn well_formed_payloads_keep_their_fields_and_gain_derived_ones() {
-        let cases = [
-            (
-                DataSource::UserEvents,
-                json!({"user_id": "user_7", "event_type": "purchase", "value": 120}),
-                json!({"user_id": "user_7", "event_type": "purchase", "value": 120, "is_purchase": true}),
-            ),
-            (
-                DataSource::TransactionData,
-                json!({"transaction_id": "txn_12345", "amount": 600.0, "currency": "EUR"}),
-                json!({"transaction_id": "txn_12345", "amount": 600.0, "currency": "EUR",
-                       "amount_usd": 648.0, "high_value": true}),
-            ),
-            (
-                DataSource::SystemMetrics,
-                json!({"cpu_usage": 80.5, "memory_usage": 10.0, "disk_io": 3}),
-                json!({"cpu_usage": 80.5, "memory_usage": 10.0, "disk_io": 3, "health": "degraded"}),
-            ),
-            (
-                DataSource::SecurityLogs,
-                json!({"ip_address": "1.2.3.4", "threat_level": "high", "blocked": false}),
-                json!({"ip_address": "1.2.3.4", "threat_level": "high", "blocked": false,
-                       "needs_review": true}),
-            ),
-        ];
-        for (source, data, expected) in cases {
-            let record = StandardTransform.transform(input(source, data), 1_000.5);
-            assert_eq!(Value::Object(record.transformed_data.clone()), expected);
-            assert_eq!(record.source, source.as_str());
-            assert_eq!(
-                (record.partition, record.sequence_id, record.priority),
-                (2, 9, 2)
-            );
-            assert_eq!(record.processed_at, 1_000.5);
-            assert!(record.validate().is_ok());
-        }
-    }
-
-    #[test]
-    fn an_empty_payload_gets_meaningful_defaults() {
-        let record =
-            StandardTransform.transform(input(DataSource::TransactionData, json!({})), 1_000.0);
-        assert_eq!(
-            Value::Object(record.transformed_data.clone()),
-            json!({"transaction_id": "unknown", "amount": 0.0, "currency": "XXX",
-                   "defaults_applied": ["transaction_id", "amount", "currency"]})
-        );
-        assert!(record.validate().is_ok());
-    }
-
-    #[test]
-    fn unknown_and_mistyped_fields_are_kept_intact_under_extra() {
-        let data = json!({"value": "lots", "名前": "テスト", "nested": {"emoji": "🚀"}});
-        let record = StandardTransform.transform(input(DataSource::UserEvents, data), 1_000.0);
-        let out = &record.transformed_data;
-        assert_eq!(out["value"], 0);
-        assert_eq!(
-            out["extra"],
-            json!({"value": "lots", "名前": "テスト", "nested": {"emoji": "🚀"}})
-        );
-        assert_eq!(
-            out["defaults_applied"],
-            json!(["user_id", "event_type", "value"])
-        );
-    }
-
-    #[test]
-    fn a_source_clock_ahead_of_ours_is_recorded_not_an_error() {
-        let record =
-            StandardTransform.transform(input(DataSource::SecurityLogs, json!({})), 999.75);
-        assert_eq!(record.processed_at, record.timestamp);
-        assert_eq!(record.transformed_data["clock_skew_ms"], json!(250.0));
-        assert!(record.validate().is_ok());
-    }
-
-    #[test]
-    fn a_bad_source_timestamp_is_left_for_validation_to_refuse() {
-        let mut bad = input(DataSource::UserEvents, json!({}));
-        bad.timestamp = f64::NAN;
-        let record = StandardTransform.transform(bad, 1_000.0);
-        let error = sluice_models::ModelError::from(record.validate().unwrap_err());
-        assert_eq!(error.fields(), ["timestamp"]);
+        assert_eq!(context.recent.len(), RECENT_NAMES);
+        assert_eq!(context.stream("ctx-a").unwrap(), a);
+        assert!(context.stream("").is_err());
+        assert_eq!(context.now(), 5.0);
     }
 }

@@ -1,11 +1,11 @@
-//! Delivery: takes records from the queue and sends them downstream, within
-//! the rate limit, retrying transient failures.
+//! Delivery: takes records from the queue and sends them downstream in
+//! batches, within the rate limit, retrying what failed, in order.
 
-use std::panic::AssertUnwindSafe;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::Duration;
 
 use futures::FutureExt;
 use rand::SeedableRng;
@@ -13,164 +13,402 @@ use rand::rngs::ChaCha8Rng;
 use tokio::time::Instant;
 
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
+use crate::fault::{FaultyTask, panic_message};
+use crate::limiter::later;
 use crate::metrics::Shard;
-use crate::queue::Queued;
+use crate::queue::{Batch, Meta, Queued};
 use crate::shared::{HandBackReason, Shared};
-use crate::sink::{Sink, SinkError};
+use crate::sink::{Envelope, SendError, Sink, SinkError};
+
+/// Records sent in one call, with what the processor keeps beside each.
+struct Chunk<R> {
+    envelopes: Vec<Envelope<R>>,
+    metas: Vec<Meta>,
+    /// Failed attempts per record.
+    failures: Vec<u32>,
+}
+
+/// Whether a worker goes on after a chunk.
+enum Flow {
+    Continue,
+    Stopped,
+}
 
 /// Runs until the queue closes (stop) or is sealed and empty (finish).
-pub(crate) async fn run<S: Sink>(shared: Arc<Shared<S>>, seed: u64) {
+pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
+    shared: Arc<Shared<R, S, T>>,
+    seed: u64,
+) {
     let shard = shared.metrics.shard();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     while let Some(mut batch) = shared.queue.checkout().await {
-        while let Some(item) = batch.items.pop_front() {
+        linger(&shared, &mut batch).await;
+        while !batch.items.is_empty() {
             // Yield now and then: with a sink that answers at once, nothing
             // else here would let the runtime's other tasks run.
             tokio::task::coop::consume_budget().await;
-            let outcome = deliver(&shared, &shard, item, &mut rng).await;
-            shared.queue.finished(1);
-            let Some((item, reason)) = outcome else {
-                continue;
-            };
-            // Stopping: this record and the rest of the batch go back, in order.
-            shared.hand_back(&shard, item, reason);
-            let rest = batch.items.len();
-            for item in batch.items.drain(..) {
-                shared.hand_back(&shard, item, HandBackReason::Queued);
+            let chunk = next_chunk(&shared, &mut batch.items);
+            let records = chunk.envelopes.len();
+            let flow = deliver(&shared, &shard, chunk, &mut rng).await;
+            shared.queue.finished(records);
+            if let Flow::Stopped = flow {
+                // Stopping: the rest of the batch goes back, in order.
+                let rest = batch.items.len();
+                for item in batch.items.drain(..) {
+                    shared.hand_back_queued(&shard, item, HandBackReason::Queued);
+                }
+                shared.queue.finished(rest);
             }
-            shared.queue.finished(rest);
         }
         shared.queue.checkin(batch.lane);
     }
 }
 
-/// Delivers or dead-letters one record. Returns it, with where it was,
-/// when a stop interrupts.
-async fn deliver<S: Sink>(
-    shared: &Shared<S>,
+/// Lets a batch smaller than a call fill up for at most `linger`.
+async fn linger<R: Send + Sync + 'static, S, T>(shared: &Shared<R, S, T>, batch: &mut Batch<R>) {
+    let max = shared.settings.max_batch_records;
+    if batch.items.len() >= max || shared.settings.linger.is_zero() {
+        return;
+    }
+    tokio::select! {
+        biased;
+        () = shared.stop.raised() => return,
+        () = tokio::time::sleep(shared.settings.linger) => {}
+    }
+    shared.queue.top_up(batch, max - batch.items.len());
+}
+
+/// The head of `items` that fits one call: at most `max_batch_records`
+/// records and `max_batch_bytes` bytes, and at least one record.
+fn next_chunk<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    items: &mut VecDeque<Queued<R>>,
+) -> Chunk<R> {
+    let settings = &shared.settings;
+    let mut chunk = Chunk {
+        envelopes: Vec::with_capacity(items.len().min(settings.max_batch_records)),
+        metas: Vec::with_capacity(items.len().min(settings.max_batch_records)),
+        failures: Vec::new(),
+    };
+    let mut bytes: usize = 0;
+    while chunk.envelopes.len() < settings.max_batch_records {
+        let Some(next) = items.front() else { break };
+        bytes = bytes.saturating_add(next.meta.bytes);
+        if bytes > settings.max_batch_bytes && !chunk.envelopes.is_empty() {
+            break;
+        }
+        let Some(Queued { envelope, meta }) = items.pop_front() else {
+            break;
+        };
+        chunk.envelopes.push(envelope);
+        chunk.metas.push(meta);
+    }
+    chunk.failures = vec![0; chunk.envelopes.len()];
+    chunk
+}
+
+/// Delivers, dead-letters or (when stopping) hands back every record of
+/// `chunk`, retrying the failed ones before anything else.
+async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
+    shared: &Shared<R, S, T>,
     shard: &Shard,
-    item: Queued,
+    mut chunk: Chunk<R>,
     rng: &mut ChaCha8Rng,
-) -> Option<(Queued, HandBackReason)> {
-    let mut failures: u32 = 0;
+) -> Flow {
+    let settings = &shared.settings;
+    let deadline = later(Instant::now(), settings.retry.max_elapsed);
+    let mut attempted = false;
     let mut refusals: u32 = 0;
-    let mut first_attempt: Option<Instant> = None;
-    loop {
-        let not_yet_sent = if first_attempt.is_none() {
-            HandBackReason::Queued
-        } else {
+    let mut last_error = "waiting for the rate limiter".to_owned();
+    while !chunk.envelopes.is_empty() {
+        let not_yet_sent = if attempted {
             HandBackReason::AwaitingRetry
+        } else {
+            HandBackReason::Queued
         };
         if shared.stop.is_raised() {
-            return Some((item, not_yet_sent));
+            hand_back_all(shared, shard, chunk, not_yet_sent);
+            return Flow::Stopped;
         }
+        let units = if settings.count_records {
+            chunk.envelopes.len()
+        } else {
+            1
+        };
         let permit = match &shared.limiter {
             None => None,
             Some(limiter) => tokio::select! {
                 biased;
-                () = shared.stop.raised() => return Some((item, not_yet_sent)),
-                permit = limiter.acquire() => Some(permit),
+                () = shared.stop.raised() => {
+                    hand_back_all(shared, shard, chunk, not_yet_sent);
+                    return Flow::Stopped;
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    time_out_all(shared, shard, chunk, &last_error).await;
+                    return Flow::Continue;
+                }
+                permit = limiter.acquire(units) => Some(permit),
             },
         };
+        if Instant::now() >= deadline {
+            drop(permit);
+            time_out_all(shared, shard, chunk, &last_error).await;
+            return Flow::Continue;
+        }
 
-        let first_attempt_at = *first_attempt.get_or_insert_with(Instant::now);
+        attempted = true;
         shard.call_started();
-        let outcome = {
-            let mut call = pin!(AssertUnwindSafe(shared.sink.send(&item.record)).catch_unwind());
-            // A sink that answers at once needs no race with the drain deadline.
-            match futures::poll!(call.as_mut()) {
-                Poll::Ready(outcome) => Some(outcome),
-                Poll::Pending => tokio::select! {
-                    biased;
-                    () = shared.abort.raised() => None,
-                    outcome = call => Some(outcome),
-                },
-            }
-        };
+        let outcome = call(shared, shard, &chunk.envelopes).await;
         shard.call_ended();
         let Some(outcome) = outcome else {
-            return Some((item, HandBackReason::CallCancelled));
+            drop(permit);
+            hand_back_all(shared, shard, chunk, HandBackReason::CallCancelled);
+            return Flow::Stopped;
         };
-        let outcome = outcome.unwrap_or_else(|panic| {
-            Err(SinkError::Transient(format!(
-                "the sink panicked: {}",
-                panic_message(&*panic)
-            )))
-        });
 
-        let wait = match outcome {
-            Ok(()) => {
-                if let Some(permit) = permit {
-                    permit.succeeded();
+        let outcomes = Outcomes::of(outcome, chunk.envelopes.len());
+        let delivered = outcomes.delivered(chunk.envelopes.len());
+        // A hint longer than `max_retry_after` is cut to it, for the
+        // limiter's pause as for this worker's wait.
+        let refused = outcomes
+            .refusal()
+            .map(|hint| hint.map(|wait| wait.min(settings.max_retry_after)));
+        if outcomes.any(|o| matches!(o, Err(SinkError::Transient(_) | SinkError::Rejected(_)))) {
+            shard.call_failed();
+        }
+        match (permit, &refused) {
+            (Some(permit), Some(retry_after)) if delivered == 0 => permit.refused(*retry_after),
+            (Some(permit), _) => permit.succeeded(if settings.count_records {
+                delivered
+            } else {
+                usize::from(delivered > 0)
+            }),
+            (None, _) => {}
+        }
+        if refused.is_some() {
+            shard.rate_limited();
+        }
+
+        // Settle each record; keep the ones to retry, in order.
+        let mut retry = Chunk {
+            envelopes: Vec::new(),
+            metas: Vec::new(),
+            failures: Vec::new(),
+        };
+        let mut letters = Vec::new();
+        let records = chunk
+            .envelopes
+            .into_iter()
+            .zip(chunk.metas)
+            .zip(chunk.failures);
+        for (i, ((envelope, meta), failures)) in records.enumerate() {
+            match outcomes.get(i) {
+                Ok(()) => shared.delivered(shard, envelope.id, meta),
+                Err(SinkError::RateLimited { .. }) => {
+                    retry.envelopes.push(envelope);
+                    retry.metas.push(meta);
+                    retry.failures.push(failures);
                 }
-                shard.delivered(item.key.source, item.priority);
-                shared
-                    .metrics
-                    .record_latency(shard, item.intake_at.elapsed());
-                return None;
+                Err(SinkError::Transient(message)) => {
+                    shard.failed_attempt(envelope.id.stream);
+                    let failures = failures + 1;
+                    if settings.retry.allows_retry(failures) {
+                        last_error = message.clone();
+                        retry.envelopes.push(envelope);
+                        retry.metas.push(meta);
+                        retry.failures.push(failures);
+                    } else {
+                        let reason = DeadLetterReason::RetriesExhausted {
+                            attempts: failures,
+                            last_error: message.clone(),
+                        };
+                        letters.push((envelope, meta, reason));
+                    }
+                }
+                Err(SinkError::Rejected(message)) => {
+                    shard.failed_attempt(envelope.id.stream);
+                    letters.push((envelope, meta, DeadLetterReason::Rejected(message.clone())));
+                }
             }
-            Err(SinkError::RateLimited { retry_after }) => {
-                shard.rate_limited();
-                if let Some(permit) = permit {
-                    permit.refused(retry_after);
-                }
+        }
+        for (envelope, meta, reason) in letters {
+            dead_letter(shared, shard, envelope, meta, reason).await;
+        }
+        chunk = retry;
+        if chunk.envelopes.is_empty() {
+            break;
+        }
+
+        let wait = match refused {
+            Some(retry_after) => {
                 refusals += 1;
-                // Not a failure of the record: it does not use up attempts.
+                last_error = "rate limited".to_owned();
+                // Not a failure of the records: it does not use up attempts.
                 // Wait before trying again so that a refusal the limiter did
                 // not foresee cannot turn into a burst of calls.
-                retry_after.unwrap_or_else(|| shared.retry.refusal_delay(refusals, rng))
-            }
-            Err(SinkError::Transient(message)) => {
-                shard.failed_call(item.key.source);
-                drop(permit);
-                failures += 1;
-                if !shared
-                    .retry
-                    .allows_retry(failures, first_attempt_at.elapsed())
-                {
-                    let reason = DeadLetterReason::RetriesExhausted {
-                        attempts: failures,
-                        last_error: message,
-                    };
-                    dead_letter(shared, shard, item, reason).await;
-                    return None;
+                match retry_after {
+                    Some(hint) => hint.min(settings.max_retry_after),
+                    None => settings.retry.refusal_delay(refusals, rng),
                 }
-                shared.retry.delay(failures, rng)
             }
-            Err(SinkError::Rejected(message)) => {
-                shard.failed_call(item.key.source);
-                drop(permit);
-                dead_letter(shared, shard, item, DeadLetterReason::Rejected(message)).await;
-                return None;
+            None => {
+                let most = chunk.failures.iter().copied().max().unwrap_or(1);
+                settings.retry.delay(most, rng)
             }
         };
-        if wait > Duration::ZERO {
+        if !wait.is_zero() {
+            let until = later(Instant::now(), wait).min(deadline);
             tokio::select! {
                 biased;
-                () = shared.stop.raised() => return Some((item, HandBackReason::AwaitingRetry)),
-                () = tokio::time::sleep(wait) => {}
+                () = shared.stop.raised() => {
+                    hand_back_all(shared, shard, chunk, HandBackReason::AwaitingRetry);
+                    return Flow::Stopped;
+                }
+                () = tokio::time::sleep_until(until) => {}
             }
         }
     }
+    Flow::Continue
 }
 
-async fn dead_letter<S>(shared: &Shared<S>, shard: &Shard, item: Queued, reason: DeadLetterReason) {
-    tracing::debug!(key = %item.key, %reason, "dead-lettered");
-    shard.dead_lettered(item.key.source);
-    shared
-        .dead_letters
-        .dead_letter(DeadLetter {
-            key: item.key,
-            record: item.record,
-            reason,
-        })
-        .await;
+/// One call to the sink, with its panics caught and its time bounded.
+/// `None` when the drain deadline cut it off.
+async fn call<R: Send + Sync + 'static, S: Sink<R>, T>(
+    shared: &Shared<R, S, T>,
+    shard: &Shard,
+    batch: &[Envelope<R>],
+) -> Option<Result<(), SendError>> {
+    let sink_panicked = |panic: Box<dyn std::any::Any + Send>| {
+        let message = panic_message(&*panic).to_owned();
+        shared.failed(FaultyTask::Sink, message.clone());
+        Err(SinkError::Transient(format!("the sink panicked: {message}")).into())
+    };
+    let future = match catch_unwind(AssertUnwindSafe(|| shared.sink.send(batch))) {
+        Ok(future) => future,
+        Err(panic) => return Some(sink_panicked(panic)),
+    };
+    let mut call = pin!(AssertUnwindSafe(future).catch_unwind());
+    // A sink that answers at once needs no timer and no race.
+    let outcome = match futures::poll!(call.as_mut()) {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => {
+            let timeout = shared.settings.call_timeout;
+            tokio::select! {
+                biased;
+                () = shared.abort.raised() => return None,
+                () = tokio::time::sleep(timeout) => {
+                    // A hang of user code: named in the report, as the
+                    // dead-letter outlet's is.
+                    let message = format!("no answer within {timeout:?}");
+                    shard.call_timed_out();
+                    shared.failed(FaultyTask::Sink, message.clone());
+                    return Some(Err(SinkError::Transient(message).into()));
+                }
+                outcome = call => outcome,
+            }
+        }
+    };
+    Some(outcome.unwrap_or_else(sink_panicked))
 }
 
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("non-text panic payload")
+/// A call's outcome, per record.
+enum Outcomes {
+    All(Result<(), SinkError>),
+    Each(Vec<Result<(), SinkError>>),
+}
+
+impl Outcomes {
+    fn of(outcome: Result<(), SendError>, records: usize) -> Outcomes {
+        match outcome {
+            Ok(()) => Outcomes::All(Ok(())),
+            Err(SendError::Batch(error)) => Outcomes::All(Err(error)),
+            Err(SendError::PerRecord(each)) if each.len() == records => Outcomes::Each(each),
+            Err(SendError::PerRecord(each)) => Outcomes::All(Err(SinkError::Transient(format!(
+                "the sink gave {} outcomes for {records} records",
+                each.len()
+            )))),
+        }
+    }
+
+    fn get(&self, i: usize) -> &Result<(), SinkError> {
+        match self {
+            Outcomes::All(outcome) => outcome,
+            Outcomes::Each(each) => &each[i],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Result<(), SinkError>> {
+        let (all, each) = match self {
+            Outcomes::All(outcome) => (Some(outcome), &[][..]),
+            Outcomes::Each(each) => (None, &each[..]),
+        };
+        all.into_iter().chain(each)
+    }
+
+    fn any(&self, test: impl Fn(&Result<(), SinkError>) -> bool) -> bool {
+        self.iter().any(test)
+    }
+
+    /// Records delivered, of `records`.
+    fn delivered(&self, records: usize) -> usize {
+        match self {
+            Outcomes::All(Ok(())) => records,
+            Outcomes::All(Err(_)) => 0,
+            Outcomes::Each(each) => each.iter().filter(|o| o.is_ok()).count(),
+        }
+    }
+
+    /// Whether the API refused (some of) the call as rate limited, with the
+    /// longest wait it asked for.
+    fn refusal(&self) -> Option<Option<std::time::Duration>> {
+        self.iter()
+            .filter_map(|outcome| match outcome {
+                Err(SinkError::RateLimited { retry_after }) => Some(*retry_after),
+                _ => None,
+            })
+            .reduce(|a, b| a.max(b))
+    }
+}
+
+fn hand_back_all<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    shard: &Shard,
+    chunk: Chunk<R>,
+    reason: HandBackReason,
+) {
+    for (envelope, meta) in chunk.envelopes.into_iter().zip(chunk.metas) {
+        shared.hand_back(shard, envelope.id, Some(envelope.record), meta.ack, reason);
+    }
+}
+
+async fn time_out_all<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    shard: &Shard,
+    chunk: Chunk<R>,
+    last_error: &str,
+) {
+    let limit = shared.settings.retry.max_elapsed;
+    for (envelope, meta) in chunk.envelopes.into_iter().zip(chunk.metas) {
+        let reason = DeadLetterReason::TimedOut {
+            limit,
+            last_error: last_error.to_owned(),
+        };
+        dead_letter(shared, shard, envelope, meta, reason).await;
+    }
+}
+
+async fn dead_letter<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    shard: &Shard,
+    envelope: Envelope<R>,
+    meta: Meta,
+    reason: DeadLetterReason,
+) {
+    let letter = DeadLetter {
+        id: envelope.id,
+        record: Some(envelope.record),
+        raw: None,
+        reason,
+    };
+    shared.dead_letter(shard, letter, meta.ack).await;
 }

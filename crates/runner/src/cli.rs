@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use sluice_models::DataSource;
-use sluice_processor::{Ordering, ProcessorConfig, RateLimit};
-use sluice_sim::{ApiConfig, StreamConfig};
+use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit};
+use sluice_sim::{ApiConfig, StreamConfig, WINDOW};
 
 use crate::simulation::SimulationConfig;
 
@@ -121,11 +121,11 @@ impl SimulateArgs {
                 .map_or(0, |since| since.as_nanos() as u64)
         });
         let rate_limit = match self.client_rate_limit {
-            None => RateLimit::PerSecond(
+            None => RateLimit::per_second(
                 NonZeroU32::new(self.api_rate_limit).unwrap_or(NonZeroU32::MIN),
             ),
-            Some(ClientRateLimit::PerSecond(limit)) => RateLimit::PerSecond(limit),
-            Some(ClientRateLimit::Auto) => RateLimit::Adaptive,
+            Some(ClientRateLimit::PerSecond(limit)) => RateLimit::per_second(limit),
+            Some(ClientRateLimit::Auto) => RateLimit::Adaptive { window: WINDOW },
             Some(ClientRateLimit::Unlimited) => RateLimit::Unlimited,
         };
         SimulationConfig {
@@ -149,8 +149,8 @@ impl SimulateArgs {
                 queue_capacity: self.queue_capacity as usize,
                 rate_limit,
                 ordering: match self.ordering {
-                    OrderingArg::Partition => Ordering::Partition,
-                    OrderingArg::None => Ordering::None,
+                    OrderingArg::Partition => DeliveryOrder::Partition,
+                    OrderingArg::None => DeliveryOrder::None,
                 },
                 drain_deadline: self.drain_deadline,
                 ..ProcessorConfig::default()
@@ -266,8 +266,11 @@ mod tests {
             [DataSource::SecurityLogs, DataSource::UserEvents]
         );
         assert_eq!(config.stream.partitions, 8);
-        assert_eq!(config.processor.ordering, Ordering::None);
-        assert_eq!(config.processor.rate_limit, RateLimit::Adaptive);
+        assert_eq!(config.processor.ordering, DeliveryOrder::None);
+        assert_eq!(
+            config.processor.rate_limit,
+            RateLimit::Adaptive { window: WINDOW }
+        );
         assert_eq!(config.processor.max_in_flight, 16);
         assert_eq!(
             (config.api.seed, config.stream.seed, config.processor.seed),

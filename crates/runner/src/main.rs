@@ -48,7 +48,7 @@ fn simulate(args: &SimulateArgs) -> ExitCode {
         Err(error) => {
             eprintln!("sluice: {error}");
             return match error {
-                SimulationError::Runtime(_) => ExitCode::FAILURE,
+                SimulationError::Runtime(_) | SimulationError::Streams(_) => ExitCode::FAILURE,
                 SimulationError::Simulator(_) | SimulationError::Processor(_) => ExitCode::from(2),
             };
         }

@@ -35,7 +35,7 @@ pub fn status_line(metrics: &MetricsSnapshot) -> String {
         "⏳ {:>6.1}s  delivered {:>7}  {:>8.1}/s  backlog {:>5}  in flight {:>4}  errors {:>5}  refused {:>5}",
         metrics.elapsed.as_secs_f64(),
         metrics.delivered,
-        metrics.pipeline.processing_rate_per_second,
+        metrics.delivery_rate(),
         metrics.backlog,
         metrics.in_flight,
         metrics.failed_calls,

@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sluice_models::ProcessedRecord;
 use sluice_models::{DataSource, Priority, SourceStats};
-use sluice_processor::{DeadLetterKind, HandBackReason, Ordering, Report};
+use sluice_processor::{DeadLetterKind, DeliveryOrder, HandBackReason, Report};
+use sluice_profiles::seed::pipeline_metrics;
 use sluice_sim::{Accuracy, Audit, Ledger};
 
 use crate::simulation::SimulationConfig;
@@ -134,12 +136,13 @@ impl RunReport {
     /// Gathers a run's results.
     pub fn new(
         config: &SimulationConfig,
-        report: &Report,
+        report: &Report<ProcessedRecord>,
         ledger: &Ledger,
         audit: Audit,
         accuracy: Accuracy,
     ) -> RunReport {
         let m = &report.metrics;
+        let pipeline = pipeline_metrics(m);
         let duration_s = config.duration.as_secs_f64();
         let ceiling_utilization = config
             .api
@@ -167,11 +170,11 @@ impl RunReport {
             attempts: m.attempts,
             failed_calls: m.failed_calls,
             rate_limit_hits: m.rate_limit_hits,
-            processing_rate_per_second: m.pipeline.processing_rate_per_second,
-            avg_processing_time_ms: m.pipeline.avg_processing_time_ms,
+            processing_rate_per_second: pipeline.processing_rate_per_second,
+            avg_processing_time_ms: pipeline.avg_processing_time_ms,
             p50_latency_ms: m.latency.p50_ms,
             p99_latency_ms: m.latency.p99_ms,
-            error_rate: m.pipeline.error_rate,
+            error_rate: pipeline.error_rate,
             backlog_size: report.backlog_at_stop,
             queue_high_water: report.queue_high_water,
             ceiling_utilization,
@@ -191,8 +194,8 @@ impl RunReport {
                 rate_limit_hits: ledger.rate_limit_hits,
                 cancelled: ledger.cancelled,
             },
-            by_source: m.pipeline.by_source.clone(),
-            by_priority: m.pipeline.by_priority.clone(),
+            by_source: pipeline.by_source,
+            by_priority: pipeline.by_priority,
             checks: Vec::new(),
             passed: false,
         };
@@ -202,7 +205,7 @@ impl RunReport {
     }
 
     /// The original's thresholds, and nothing lost.
-    fn threshold_checks(&self, ordering: Ordering) -> Vec<Check> {
+    fn threshold_checks(&self, ordering: DeliveryOrder) -> Vec<Check> {
         let accuracy_passed = self.accuracy.passed();
         let mut checks = vec![
             Check::new(
@@ -239,7 +242,7 @@ impl RunReport {
                 format!("lost {}, duplicates {}", self.lost, self.duplicates),
             ),
         ];
-        if ordering == Ordering::Partition {
+        if ordering == DeliveryOrder::Partition {
             checks.push(Check::new(
                 "per-partition order kept",
                 self.order_violations == 0,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_processor::{EpochClock, MetricsSnapshot, ProcessorConfig, RateLimit, StreamProcessor};
+use sluice_profiles::seed::{SeedProfile, pipeline_metrics, record_key};
 use sluice_sim::{ApiConfig, Audit, SimulatedApi, StreamConfig, StreamSimulator, metric_accuracy};
 
 use crate::report::RunReport;
@@ -37,10 +38,12 @@ impl SimulationConfig {
     /// told the API's limit.
     pub fn ten_second_check(seed: u64) -> SimulationConfig {
         let api = ApiConfig::default();
-        let known_limit = api
-            .rate_limit
-            .and_then(NonZeroU32::new)
-            .map_or(RateLimit::Adaptive, RateLimit::PerSecond);
+        let known_limit = api.rate_limit.and_then(NonZeroU32::new).map_or(
+            RateLimit::Adaptive {
+                window: sluice_sim::WINDOW,
+            },
+            RateLimit::per_second,
+        );
         SimulationConfig {
             duration: Duration::from_secs(10),
             api,
@@ -73,6 +76,9 @@ pub enum SimulationError {
     /// A processor setting.
     #[error(transparent)]
     Processor(#[from] sluice_processor::ConfigError),
+    /// The seed profile's stream names could not be interned.
+    #[error(transparent)]
+    Streams(#[from] sluice_processor::StreamNameError),
     /// The async runtime could not be built.
     #[error("could not start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -111,9 +117,10 @@ pub async fn run(
     };
     let api = Arc::new(SimulatedApi::new(config.api.clone())?);
     let simulator = StreamSimulator::new(config.stream.clone(), clock)?;
-    let processor =
-        StreamProcessor::new(Arc::clone(&api), config.processor.clone())?.with_clock(clock);
-    let handle = processor.start(simulator.streams());
+    let profile = SeedProfile::new()?;
+    let processor = StreamProcessor::new(profile, Arc::clone(&api), config.processor.clone())?
+        .with_clock(clock);
+    let handle = processor.start(simulator.sources());
 
     let deadline = tokio::time::Instant::now() + config.duration;
     let mut status = tokio::time::interval_at(
@@ -132,10 +139,14 @@ pub async fn run(
     let dead_lettered: Vec<_> = report
         .dead_letters
         .iter()
-        .map(|letter| letter.key)
+        .filter_map(|letter| record_key(letter.id))
         .collect();
-    let handed_back: Vec<_> = report.handed_back.iter().map(|record| record.key).collect();
+    let handed_back: Vec<_> = report
+        .handed_back
+        .iter()
+        .filter_map(|record| record_key(record.id))
+        .collect();
     let audit = Audit::of(simulator.offered(), &ledger, &dead_lettered, &handed_back);
-    let accuracy = metric_accuracy(&report.metrics.pipeline, &ledger);
+    let accuracy = metric_accuracy(&pipeline_metrics(&report.metrics), &ledger);
     Ok(RunReport::new(config, &report, &ledger, audit, accuracy))
 }

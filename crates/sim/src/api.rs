@@ -8,20 +8,22 @@ use async_trait::async_trait;
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use sluice_models::ProcessedRecord;
-use sluice_processor::{Sink, SinkError};
+use sluice_processor::{Envelope, SendError, Sink, SinkError};
 use tokio::time::Instant;
 
 use crate::ledger::Ledger;
 use crate::{SimError, derive_seed};
 
-/// The window the limit applies to.
+/// The window the original API's limit applies to.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
 /// How the simulated API behaves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
-    /// Successful calls admitted per sliding second; `None` for no limit.
+    /// Successful calls admitted per sliding window; `None` for no limit.
     pub rate_limit: Option<u32>,
+    /// The window the limit counts in: one second in the original.
+    pub window: Duration,
     /// The probability that an admitted call fails (0 to 1).
     pub failure_rate: f64,
     /// The shortest network delay of an admitted call.
@@ -44,6 +46,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             rate_limit: Some(15),
+            window: WINDOW,
             failure_rate: 0.15,
             latency_min: Duration::from_millis(10),
             latency_max: Duration::from_millis(50),
@@ -62,6 +65,9 @@ impl ApiConfig {
                 "api.failure_rate",
                 format!("must be between 0 and 1, got {}", self.failure_rate),
             ));
+        }
+        if self.window.is_zero() {
+            return Err(SimError::new("api.window", "must be above 0"));
         }
         if self.rate_limit == Some(0) {
             return Err(SimError::new(
@@ -159,7 +165,7 @@ impl SimulatedApi {
         let mut state = self.lock();
         state.ledger.calls += 1;
         while let Some(oldest) = state.window.front() {
-            if oldest.at + WINDOW > now {
+            if oldest.at + self.config.window > now {
                 break;
             }
             if oldest.live {
@@ -172,7 +178,7 @@ impl SimulatedApi {
                 state.ledger.rate_limit_hits += 1;
                 let retry_after = self.config.retry_after_hint.then(|| {
                     let oldest_live = state.window.iter().find(|a| a.live).map_or(now, |a| a.at);
-                    (oldest_live + WINDOW).saturating_duration_since(now)
+                    (oldest_live + self.config.window).saturating_duration_since(now)
                 });
                 return Err(SinkError::RateLimited { retry_after });
             }
@@ -222,7 +228,7 @@ impl Reservation<'_> {
         mut self,
         fails: bool,
         admitted_at: Instant,
-        record: &ProcessedRecord,
+        batch: &[Envelope<ProcessedRecord>],
     ) -> Result<(), SinkError> {
         self.settled = true;
         let api = self.api;
@@ -237,15 +243,18 @@ impl Reservation<'_> {
         let ledger = &mut state.ledger;
         let since_start = admitted_at.saturating_duration_since(api.started_at);
         ledger.successes += 1;
+        ledger.records += batch.len() as u64;
         ledger.last_success = Some(since_start);
-        match record.key() {
-            Some(key) => {
-                ledger.audit.record(key);
-                if api.config.keep_log {
-                    ledger.deliveries.push(key);
+        for envelope in batch {
+            match envelope.record.key() {
+                Some(key) => {
+                    ledger.audit.record(key);
+                    if api.config.keep_log {
+                        ledger.deliveries.push(key);
+                    }
                 }
+                None => ledger.audit.record_unidentified(),
             }
-            None => ledger.audit.record_unidentified(),
         }
         if api.config.keep_log {
             ledger.success_times.push(since_start);
@@ -265,8 +274,10 @@ impl Drop for Reservation<'_> {
 }
 
 #[async_trait]
-impl Sink for SimulatedApi {
-    async fn send(&self, record: &ProcessedRecord) -> Result<(), SinkError> {
+impl Sink<ProcessedRecord> for SimulatedApi {
+    /// One call for the whole batch: admitted, refused, failed or
+    /// successful as one. The limit counts calls.
+    async fn send(&self, batch: &[Envelope<ProcessedRecord>]) -> Result<(), SendError> {
         let admitted_at = Instant::now();
         let (id, latency, fails) = self.admit(admitted_at)?;
         let reservation = Reservation {
@@ -277,6 +288,6 @@ impl Sink for SimulatedApi {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        reservation.settle(fails, admitted_at, record)
+        Ok(reservation.settle(fails, admitted_at, batch)?)
     }
 }

@@ -10,8 +10,11 @@ use sluice_models::{PartitionKey, RecordKey};
 pub struct Ledger {
     /// Calls made, refused ones included.
     pub calls: u64,
-    /// Calls that succeeded: records delivered.
+    /// Calls that succeeded.
     pub successes: u64,
+    /// Records delivered by successful calls (as many as successes when
+    /// every call carries one record).
+    pub records: u64,
     /// Calls that failed with a transient error.
     pub failures: u64,
     /// Calls refused as rate limited.

@@ -28,7 +28,7 @@ pub use api::{ApiConfig, SimulatedApi, WINDOW};
 pub use audit::Audit;
 pub use generator::{PayloadKind, payload_of_kind};
 pub use ledger::{DeliveryAudit, Ledger};
-pub use stream::{Burst, Offered, SourceStream, StreamConfig, StreamSimulator};
+pub use stream::{Burst, IncomingSource, Offered, SourceStream, StreamConfig, StreamSimulator};
 
 /// A simulation setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
 use sluice_models::{DataSource, PartitionKey, RecordKey, StreamData};
-use sluice_processor::EpochClock;
+use sluice_processor::{EpochClock, Incoming};
 use tokio::time::{Instant, Sleep};
 
 use crate::generator;
@@ -187,6 +187,13 @@ impl StreamSimulator {
             .collect()
     }
 
+    /// [`streams`](Self::streams) as the processor takes them: each record
+    /// without acknowledgement. Call once, as `streams`.
+    pub fn sources(&self) -> Vec<IncomingSource> {
+        let wrap: fn(StreamData) -> Incoming<StreamData> = Incoming::new;
+        self.streams().into_iter().map(|s| s.map(wrap)).collect()
+    }
+
     /// `per_source` records from each source at once, unpaced: for
     /// benchmarks that generate their input before the clock starts.
     pub fn generate(&self, per_source: usize) -> Vec<Vec<StreamData>> {
@@ -206,6 +213,10 @@ impl StreamSimulator {
         &self.offered
     }
 }
+
+/// A simulated source as the processor takes it.
+pub type IncomingSource =
+    futures::stream::Map<SourceStream, fn(StreamData) -> Incoming<StreamData>>;
 
 /// Counts of records offered, per (source, partition). Sequence ids are
 /// dense from 1, so a partition that offered `n` records offered ids 1..=n.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_models::{JsonObject, ProcessedRecord};
-use sluice_processor::{Sink, SinkError};
+use sluice_processor::{Envelope, RecordId, SendError, Sink, SinkError, StreamName};
 use sluice_sim::{ApiConfig, SimulatedApi, WINDOW};
 use tokio::time::Instant;
 
@@ -25,6 +25,20 @@ fn record(partition: u32, sequence_id: u64) -> ProcessedRecord {
     }
 }
 
+/// Sends one record as a batch of one, as the processor does by default.
+async fn send(api: &SimulatedApi, record: ProcessedRecord) -> Result<(), SinkError> {
+    let id = RecordId {
+        stream: StreamName::new(&record.source).unwrap(),
+        partition: record.partition,
+        sequence: record.sequence_id,
+    };
+    match api.send(&[Envelope { id, record }]).await {
+        Ok(()) => Ok(()),
+        Err(SendError::Batch(error)) => Err(error),
+        Err(other) => panic!("the simulated API answers per batch, got {other:?}"),
+    }
+}
+
 /// `callers` callers, each sending as fast as refusals let it, for `seconds`.
 async fn hammer(api: &Arc<SimulatedApi>, callers: u32, seconds: u64) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -34,7 +48,7 @@ async fn hammer(api: &Arc<SimulatedApi>, callers: u32, seconds: u64) {
             tokio::spawn(async move {
                 let mut sequence_id = 1;
                 while Instant::now() < deadline {
-                    match api.send(&record(caller, sequence_id)).await {
+                    match send(&api, record(caller, sequence_id)).await {
                         Ok(()) => sequence_id += 1,
                         // Refusals are instant; wait a little so that virtual
                         // time moves on.
@@ -108,7 +122,7 @@ async fn latency_is_drawn_from_the_configured_range() {
     let mut latencies = Vec::new();
     for sequence_id in 1..=200 {
         let start = Instant::now();
-        api.send(&record(0, sequence_id)).await.unwrap();
+        send(&api, record(0, sequence_id)).await.unwrap();
         latencies.push(start.elapsed());
     }
     assert!(
@@ -133,16 +147,16 @@ async fn a_refusal_can_say_when_a_slot_frees() {
     })
     .unwrap();
     let start = Instant::now();
-    api.send(&record(0, 1)).await.unwrap();
-    api.send(&record(0, 2)).await.unwrap();
+    send(&api, record(0, 1)).await.unwrap();
+    send(&api, record(0, 2)).await.unwrap();
     let after_two = start.elapsed();
-    match api.send(&record(0, 3)).await {
+    match send(&api, record(0, 3)).await {
         Err(SinkError::RateLimited {
             retry_after: Some(wait),
         }) => {
             assert_eq!(wait, WINDOW - after_two);
             tokio::time::sleep(wait).await;
-            api.send(&record(0, 3)).await.unwrap();
+            send(&api, record(0, 3)).await.unwrap();
         }
         other => panic!("expected a refusal with a hint, got {other:?}"),
     }
@@ -159,9 +173,9 @@ async fn failed_and_cancelled_calls_give_their_slot_back() {
         .unwrap(),
     );
     // A call abandoned mid-flight frees its slot and is not delivered.
-    let cancelled = tokio::time::timeout(Duration::from_millis(5), api.send(&record(0, 1))).await;
+    let cancelled = tokio::time::timeout(Duration::from_millis(5), send(&api, record(0, 1))).await;
     assert!(cancelled.is_err());
-    api.send(&record(0, 2)).await.unwrap();
+    send(&api, record(0, 2)).await.unwrap();
     let ledger = api.ledger();
     assert_eq!((ledger.cancelled, ledger.successes), (1, 1));
     assert_eq!(ledger.deliveries.len(), 1);
@@ -173,7 +187,7 @@ async fn failed_and_cancelled_calls_give_their_slot_back() {
     })
     .unwrap();
     for sequence_id in 1..=5 {
-        let outcome = always_fails.send(&record(0, sequence_id)).await;
+        let outcome = send(&always_fails, record(0, sequence_id)).await;
         assert!(
             matches!(outcome, Err(SinkError::Transient(_))),
             "{outcome:?}"
