@@ -47,6 +47,7 @@ mod shared;
 mod sink;
 mod stream;
 mod transform;
+mod watchdog;
 mod worker;
 
 pub use ack::{Ack, Acknowledge, Incoming, Resolution};
