@@ -151,7 +151,7 @@ where
     T: Transform<In, Output = R>,
 {
     let intake_at = Instant::now();
-    context.set_now(shared.clock.at(intake_at));
+    context.set_now(shared.clock.at(intake_at), intake_at);
     let Incoming { payload, ack } = incoming;
     // Only a record with an acknowledgement leaves it where a stop can
     // resolve it; others pay nothing.
@@ -179,6 +179,7 @@ where
                 bytes: done.bytes,
                 intake_at,
                 ack,
+                failures: 0,
             };
             batch.push(Queued::new(done.id, done.record, meta));
             Taken::Queued

@@ -40,11 +40,26 @@ pub(crate) struct Metrics {
 #[repr(align(128))]
 struct HistogramShard(Mutex<Histogram<u64>>);
 
+/// Streams whose hot counters (ingested, delivered) are lock-free atomics;
+/// the streams of higher indices take the shard's mutex.
+const FAST_STREAMS: usize = 32;
+/// Priorities whose delivery count is a lock-free atomic.
+const FAST_PRIORITIES: usize = 16;
+
+/// The hot counters of one stream.
+#[derive(Debug, Default)]
+struct FastStream {
+    ingested: AtomicU64,
+    delivered: AtomicU64,
+}
+
 /// One task's counters. Written by its task only; read by snapshots.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 pub(crate) struct Shard {
     histogram: usize,
+    fast: [FastStream; FAST_STREAMS],
+    fast_priorities: [AtomicU64; FAST_PRIORITIES],
     counts: Mutex<Counts>,
     attempts: AtomicU64,
     failed_calls: AtomicU64,
@@ -55,10 +70,11 @@ pub(crate) struct Shard {
 }
 
 /// Per-stream counts, indexed by the stream's interned index.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Counts {
     streams: Vec<Option<(StreamName, StreamStats)>>,
-    delivered_by_priority: BTreeMap<u8, u64>,
+    /// Indexed by priority; grown to the highest seen.
+    delivered_by_priority: Vec<u64>,
     dead_lettered_by_reason: [u64; DeadLetterKind::ALL.len()],
 }
 
@@ -131,6 +147,7 @@ impl Metrics {
         let mut in_flight = 0;
         let mut latency_sum_us = 0;
         let mut by_reason = [0; DeadLetterKind::ALL.len()];
+        let fast_names = StreamName::first(FAST_STREAMS);
         for shard in self
             .shards
             .lock()
@@ -143,12 +160,29 @@ impl Metrics {
             snapshot.rate_limit_hits += shard.rate_limit_hits.load(Relaxed);
             in_flight += shard.in_flight.load(Relaxed);
             latency_sum_us += shard.latency_sum_us.load(Relaxed);
+            for (stream, fast) in fast_names.iter().zip(&shard.fast) {
+                let (ingested, delivered) =
+                    (fast.ingested.load(Relaxed), fast.delivered.load(Relaxed));
+                if ingested + delivered > 0 {
+                    let stats = snapshot.by_stream.entry(*stream).or_default();
+                    stats.ingested += ingested;
+                    stats.delivered += delivered;
+                }
+            }
+            for (priority, count) in (0..=u8::MAX).zip(&shard.fast_priorities) {
+                let count = count.load(Relaxed);
+                if count > 0 {
+                    *snapshot.delivered_by_priority.entry(priority).or_default() += count;
+                }
+            }
             let counts = shard.lock();
             for (stream, stats) in counts.streams.iter().flatten() {
                 snapshot.by_stream.entry(*stream).or_default().add(stats);
             }
-            for (&priority, &count) in &counts.delivered_by_priority {
-                *snapshot.delivered_by_priority.entry(priority).or_default() += count;
+            for (priority, &count) in (0..=u8::MAX).zip(&counts.delivered_by_priority) {
+                if count > 0 {
+                    *snapshot.delivered_by_priority.entry(priority).or_default() += count;
+                }
             }
             for (total, count) in by_reason.iter_mut().zip(counts.dead_lettered_by_reason) {
                 *total += count;
@@ -201,7 +235,10 @@ impl Shard {
     }
 
     pub(crate) fn ingested(&self, stream: StreamName) {
-        self.lock().stream(stream).ingested += 1;
+        match self.fast.get(stream.index()) {
+            Some(fast) => _ = fast.ingested.fetch_add(1, Relaxed),
+            None => self.lock().stream(stream).ingested += 1,
+        }
     }
 
     pub(crate) fn call_started(&self) {
@@ -228,9 +265,29 @@ impl Shard {
     }
 
     pub(crate) fn delivered(&self, stream: StreamName, priority: u8) {
+        let fast_stream = self.fast.get(stream.index());
+        let fast_priority = self.fast_priorities.get(usize::from(priority));
+        if let (Some(fast), Some(by_priority)) = (fast_stream, fast_priority) {
+            fast.delivered.fetch_add(1, Relaxed);
+            by_priority.fetch_add(1, Relaxed);
+            return;
+        }
         let mut counts = self.lock();
-        counts.stream(stream).delivered += 1;
-        *counts.delivered_by_priority.entry(priority).or_default() += 1;
+        match fast_stream {
+            Some(fast) => _ = fast.delivered.fetch_add(1, Relaxed),
+            None => counts.stream(stream).delivered += 1,
+        }
+        match fast_priority {
+            Some(by_priority) => _ = by_priority.fetch_add(1, Relaxed),
+            None => {
+                let by_priority = &mut counts.delivered_by_priority;
+                let index = usize::from(priority);
+                if by_priority.len() <= index {
+                    by_priority.resize(index + 1, 0);
+                }
+                by_priority[index] += 1;
+            }
+        }
     }
 
     pub(crate) fn failed_attempt(&self, stream: StreamName) {
@@ -352,5 +409,48 @@ impl MetricsSnapshot {
         } else {
             0.0
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_are_exact_on_the_lock_free_and_the_locked_paths() {
+        let metrics = Metrics::new();
+        let (a, b) = (metrics.shard(), metrics.shard());
+        // More streams than have lock-free slots, and priorities beyond
+        // theirs, so that both paths count.
+        let streams: Vec<StreamName> = (0..FAST_STREAMS + 8)
+            .map(|i| StreamName::new(&format!("metrics-test-{i}")).unwrap())
+            .collect();
+        for (i, &stream) in streams.iter().enumerate() {
+            for _ in 0..=i {
+                a.ingested(stream);
+            }
+            b.delivered(stream, if i % 2 == 0 { 3 } else { 200 });
+            b.handed_back(stream);
+            b.dead_lettered(stream, DeadLetterKind::Rejected);
+        }
+        let snapshot = metrics.snapshot(0, None);
+        for (i, stream) in streams.iter().enumerate() {
+            let stats = snapshot.by_stream[stream];
+            assert_eq!(stats.ingested, i as u64 + 1, "{stream}");
+            assert_eq!(
+                (stats.delivered, stats.handed_back, stats.dead_lettered),
+                (1, 1, 1)
+            );
+        }
+        let n = streams.len() as u64;
+        assert_eq!(snapshot.ingested, n * (n + 1) / 2);
+        assert_eq!(snapshot.delivered, n);
+        assert_eq!(snapshot.delivered_by_priority[&3], n / 2);
+        assert_eq!(snapshot.delivered_by_priority[&200], n / 2);
+        assert_eq!(
+            snapshot.dead_lettered_by_reason[&DeadLetterKind::Rejected],
+            n
+        );
+        assert_eq!(snapshot.backlog, n * (n + 1) / 2 - 3 * n);
     }
 }

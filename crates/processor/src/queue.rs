@@ -41,6 +41,8 @@ pub(crate) struct Meta {
     /// When intake pulled the record from its source.
     pub(crate) intake_at: Instant,
     pub(crate) ack: Option<Ack>,
+    /// Failed attempts to deliver it so far.
+    pub(crate) failures: u32,
 }
 
 /// Records lent to one worker: the head of one lane, or of the FIFO.
@@ -319,6 +321,7 @@ mod tests {
                 bytes: 0,
                 intake_at: Instant::now(),
                 ack: None,
+                failures: 0,
             },
         }
     }

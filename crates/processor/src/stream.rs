@@ -52,8 +52,15 @@ pub enum StreamNameError {
     TooMany,
 }
 
-fn table() -> &'static Mutex<HashMap<&'static str, StreamName>> {
-    static TABLE: OnceLock<Mutex<HashMap<&'static str, StreamName>>> = OnceLock::new();
+/// The process's interned names, by text and by index.
+#[derive(Default)]
+struct Table {
+    by_name: HashMap<&'static str, StreamName>,
+    by_index: Vec<StreamName>,
+}
+
+fn table() -> &'static Mutex<Table> {
+    static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
     TABLE.get_or_init(Mutex::default)
 }
 
@@ -71,23 +78,30 @@ impl StreamName {
             return Err(StreamNameError::TooLong(name.len()));
         }
         let mut table = table().lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(&interned) = table.get(name) {
+        if let Some(&interned) = table.by_name.get(name) {
             return Ok(interned);
         }
-        if table.len() >= MAX_STREAMS {
+        if table.by_index.len() >= MAX_STREAMS {
             return Err(StreamNameError::TooMany);
         }
         // Leaked on purpose: interned names live as long as the process,
         // and the table's bound caps what that can cost (at most
         // MAX_STREAMS × MAX_STREAM_NAME_LEN bytes).
-        let index = u32::try_from(table.len()).map_err(|_| StreamNameError::TooMany)?;
+        let index = u32::try_from(table.by_index.len()).map_err(|_| StreamNameError::TooMany)?;
         let entry: &'static Entry = Box::leak(Box::new(Entry {
             name: name.into(),
             index,
         }));
         let interned = StreamName(entry);
-        table.insert(&entry.name, interned);
+        table.by_name.insert(&entry.name, interned);
+        table.by_index.push(interned);
         Ok(interned)
+    }
+
+    /// The names of indices `0..count` (fewer if fewer are interned).
+    pub(crate) fn first(count: usize) -> Vec<StreamName> {
+        let table = table().lock().unwrap_or_else(PoisonError::into_inner);
+        table.by_index.iter().take(count).copied().collect()
     }
 
     /// The name's text.

@@ -1,5 +1,7 @@
 //! The transform: what a pipeline's profile does to each record on intake.
 
+use tokio::time::Instant;
+
 use crate::stream::{RecordId, StreamName, StreamNameError};
 
 /// Turns what a source hands over into the record to deliver, or rejects
@@ -62,6 +64,7 @@ pub trait Transform<In>: Send + Sync + 'static {
 #[derive(Debug)]
 pub struct Context {
     now: f64,
+    taken_at: Instant,
     recent: Vec<StreamName>,
 }
 
@@ -73,6 +76,7 @@ impl Context {
     pub fn new(now: f64) -> Context {
         Context {
             now,
+            taken_at: Instant::now(),
             recent: Vec::with_capacity(RECENT_NAMES),
         }
     }
@@ -82,8 +86,15 @@ impl Context {
         self.now
     }
 
-    pub(crate) fn set_now(&mut self, now: f64) {
+    /// When intake took the record, on tokio's clock: to measure how long
+    /// the transform takes without reading the clock twice.
+    pub fn taken_at(&self) -> Instant {
+        self.taken_at
+    }
+
+    pub(crate) fn set_now(&mut self, now: f64, taken_at: Instant) {
         self.now = now;
+        self.taken_at = taken_at;
     }
 
     /// The stream named `name`, from a small per-task cache before the

@@ -21,11 +21,28 @@ use crate::shared::{HandBackReason, Shared};
 use crate::sink::{Envelope, SendError, Sink, SinkError};
 
 /// Records sent in one call, with what the processor keeps beside each.
+/// A worker reuses two, so that a call allocates nothing.
 struct Chunk<R> {
     envelopes: Vec<Envelope<R>>,
     metas: Vec<Meta>,
-    /// Failed attempts per record.
-    failures: Vec<u32>,
+}
+
+impl<R> Chunk<R> {
+    fn new() -> Chunk<R> {
+        Chunk {
+            envelopes: Vec::new(),
+            metas: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, envelope: Envelope<R>, meta: Meta) {
+        self.envelopes.push(envelope);
+        self.metas.push(meta);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.envelopes.is_empty()
+    }
 }
 
 /// Whether a worker goes on after a chunk.
@@ -41,15 +58,16 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
 ) {
     let shard = shared.metrics.shard();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (mut chunk, mut spare) = (Chunk::new(), Chunk::new());
     while let Some(mut batch) = shared.queue.checkout().await {
         linger(&shared, &mut batch).await;
         while !batch.items.is_empty() {
             // Yield now and then: with a sink that answers at once, nothing
             // else here would let the runtime's other tasks run.
             tokio::task::coop::consume_budget().await;
-            let chunk = next_chunk(&shared, &mut batch.items);
+            next_chunk(&shared, &mut batch.items, &mut chunk);
             let records = chunk.envelopes.len();
-            let flow = deliver(&shared, &shard, chunk, &mut rng).await;
+            let flow = deliver(&shared, &shard, &mut chunk, &mut spare, &mut rng).await;
             shared.queue.finished(records);
             if let Flow::Stopped = flow {
                 // Stopping: the rest of the batch goes back, in order.
@@ -78,18 +96,15 @@ async fn linger<R: Send + Sync + 'static, S, T>(shared: &Shared<R, S, T>, batch:
     shared.queue.top_up(batch, max - batch.items.len());
 }
 
-/// The head of `items` that fits one call: at most `max_batch_records`
-/// records and `max_batch_bytes` bytes, and at least one record.
+/// Moves into the empty `chunk` the head of `items` that fits one call: at
+/// most `max_batch_records` records and `max_batch_bytes` bytes, and at
+/// least one record.
 fn next_chunk<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     items: &mut VecDeque<Queued<R>>,
-) -> Chunk<R> {
+    chunk: &mut Chunk<R>,
+) {
     let settings = &shared.settings;
-    let mut chunk = Chunk {
-        envelopes: Vec::with_capacity(items.len().min(settings.max_batch_records)),
-        metas: Vec::with_capacity(items.len().min(settings.max_batch_records)),
-        failures: Vec::new(),
-    };
     let mut bytes: usize = 0;
     while chunk.envelopes.len() < settings.max_batch_records {
         let Some(next) = items.front() else { break };
@@ -100,19 +115,18 @@ fn next_chunk<R: Send + Sync + 'static, S, T>(
         let Some(Queued { envelope, meta }) = items.pop_front() else {
             break;
         };
-        chunk.envelopes.push(envelope);
-        chunk.metas.push(meta);
+        chunk.push(envelope, meta);
     }
-    chunk.failures = vec![0; chunk.envelopes.len()];
-    chunk
 }
 
 /// Delivers, dead-letters or (when stopping) hands back every record of
-/// `chunk`, retrying the failed ones before anything else.
+/// `chunk`, retrying the failed ones before anything else; leaves `chunk`
+/// empty. `spare` is an empty buffer to gather the retries in.
 async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
-    mut chunk: Chunk<R>,
+    chunk: &mut Chunk<R>,
+    spare: &mut Chunk<R>,
     rng: &mut ChaCha8Rng,
 ) -> Flow {
     let settings = &shared.settings;
@@ -120,7 +134,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     let mut attempted = false;
     let mut refusals: u32 = 0;
     let mut last_error = "waiting for the rate limiter".to_owned();
-    while !chunk.envelopes.is_empty() {
+    while !chunk.is_empty() {
         let not_yet_sent = if attempted {
             HandBackReason::AwaitingRetry
         } else {
@@ -189,37 +203,22 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
             shard.rate_limited();
         }
 
-        // Settle each record; keep the ones to retry, in order.
-        let mut retry = Chunk {
-            envelopes: Vec::new(),
-            metas: Vec::new(),
-            failures: Vec::new(),
-        };
+        // Settle each record; keep the ones to retry, in order, in `spare`.
         let mut letters = Vec::new();
-        let records = chunk
-            .envelopes
-            .into_iter()
-            .zip(chunk.metas)
-            .zip(chunk.failures);
-        for (i, ((envelope, meta), failures)) in records.enumerate() {
+        let records = chunk.envelopes.drain(..).zip(chunk.metas.drain(..));
+        for (i, (envelope, mut meta)) in records.enumerate() {
             match outcomes.get(i) {
                 Ok(()) => shared.delivered(shard, envelope.id, meta),
-                Err(SinkError::RateLimited { .. }) => {
-                    retry.envelopes.push(envelope);
-                    retry.metas.push(meta);
-                    retry.failures.push(failures);
-                }
+                Err(SinkError::RateLimited { .. }) => spare.push(envelope, meta),
                 Err(SinkError::Transient(message)) => {
                     shard.failed_attempt(envelope.id.stream);
-                    let failures = failures + 1;
-                    if settings.retry.allows_retry(failures) {
+                    meta.failures += 1;
+                    if settings.retry.allows_retry(meta.failures) {
                         last_error = message.clone();
-                        retry.envelopes.push(envelope);
-                        retry.metas.push(meta);
-                        retry.failures.push(failures);
+                        spare.push(envelope, meta);
                     } else {
                         let reason = DeadLetterReason::RetriesExhausted {
-                            attempts: failures,
+                            attempts: meta.failures,
                             last_error: message.clone(),
                         };
                         letters.push((envelope, meta, reason));
@@ -234,8 +233,8 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         for (envelope, meta, reason) in letters {
             dead_letter(shared, shard, envelope, meta, reason).await;
         }
-        chunk = retry;
-        if chunk.envelopes.is_empty() {
+        std::mem::swap(chunk, spare);
+        if chunk.is_empty() {
             break;
         }
 
@@ -252,7 +251,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
                 }
             }
             None => {
-                let most = chunk.failures.iter().copied().max().unwrap_or(1);
+                let most = chunk.metas.iter().map(|m| m.failures).max().unwrap_or(1);
                 settings.retry.delay(most, rng)
             }
         };
@@ -373,10 +372,10 @@ impl Outcomes {
 fn hand_back_all<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
-    chunk: Chunk<R>,
+    chunk: &mut Chunk<R>,
     reason: HandBackReason,
 ) {
-    for (envelope, meta) in chunk.envelopes.into_iter().zip(chunk.metas) {
+    for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
         shared.hand_back(shard, envelope.id, Some(envelope.record), meta.ack, reason);
     }
 }
@@ -384,11 +383,11 @@ fn hand_back_all<R: Send + Sync + 'static, S, T>(
 async fn time_out_all<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
-    chunk: Chunk<R>,
+    chunk: &mut Chunk<R>,
     last_error: &str,
 ) {
     let limit = shared.settings.retry.max_elapsed;
-    for (envelope, meta) in chunk.envelopes.into_iter().zip(chunk.metas) {
+    for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
         let reason = DeadLetterReason::TimedOut {
             limit,
             last_error: last_error.to_owned(),

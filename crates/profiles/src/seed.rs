@@ -15,7 +15,6 @@ use sluice_processor::{
     Context, MetricsSnapshot, RecordId, Rejected, StreamName, StreamNameError, Transform,
     Transformed,
 };
-use tokio::time::Instant;
 use validator::Validate;
 
 /// The `seed` profile: the standard transform, then the derive validation.
@@ -86,11 +85,10 @@ impl Transform<StreamData> for SeedProfile {
         input: StreamData,
         context: &mut Context,
     ) -> Result<Transformed<ProcessedRecord>, Rejected<ProcessedRecord>> {
-        let started = Instant::now();
         let id = self.id(input.key());
         let priority = input.priority.value();
         let mut record = StandardTransform.apply(input, context.now());
-        record.processing_time_ms = started.elapsed().as_secs_f64() * 1000.0;
+        record.processing_time_ms = context.taken_at().elapsed().as_secs_f64() * 1000.0;
         match record.validate() {
             Ok(()) => Ok(Transformed {
                 id,
