@@ -107,6 +107,66 @@ impl fmt::Debug for Ack {
 
 /// What a source hands the processor: a payload and, for sources that
 /// must learn each record's fate, its acknowledgement.
+///
+/// A source is any `futures::Stream<Item = Incoming<T>> + Send`; the
+/// processor runs one intake task per source.
+///
+/// # Errors
+/// A source has no error channel: a record it cannot read is still a
+/// record (hand the raw input to the profile, which dead-letters it with a
+/// reason), and a source that cannot go on ends its stream.
+///
+/// # Panics
+/// A panic in `poll_next` is caught: that source ends, the records it
+/// handed over are unaffected, and the report names it
+/// ([`FaultyTask::Source`](crate::FaultyTask::Source)).
+///
+/// # Cancel safety
+/// The processor pulls only when it has a queue place for the record, and
+/// drops a pending `next()` when it stops: `poll_next` must not lose a
+/// record it has not returned (keep it for the next poll).
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// use std::sync::{Arc, Mutex};
+/// use async_trait::async_trait;
+/// use sluice_processor::{
+///     Ack, Context, Envelope, Incoming, ProcessorConfig, RecordId, Rejected, Resolution,
+///     SendError, Sink, StreamProcessor, Transformed,
+/// };
+///
+/// // A source whose records report their fate, as a file source would to
+/// // advance its checkpoint.
+/// let done = Arc::new(Mutex::new(Vec::new()));
+/// let log = Arc::clone(&done);
+/// let source = futures::stream::iter((1..=3u64).map(move |line| {
+///     let done = Arc::clone(&log);
+///     let ack = Ack::new(move |resolution: Resolution<'_>| {
+///         done.lock().unwrap().push((line, resolution == Resolution::Delivered));
+///     });
+///     Incoming::with_ack(line, ack)
+/// }));
+///
+/// struct Accept;
+/// #[async_trait]
+/// impl Sink<u64> for Accept {
+///     async fn send(&self, _: &[Envelope<u64>]) -> Result<(), SendError> { Ok(()) }
+/// }
+/// let lines = |line: u64, context: &mut Context| -> Result<Transformed<u64>, Rejected<u64>> {
+///     let stream = context.stream("lines").expect("a valid name");
+///     Ok(Transformed::new(RecordId { stream, partition: 0, sequence: line }, line))
+/// };
+/// let report = StreamProcessor::new(lines, Accept, ProcessorConfig::default())
+///     .unwrap()
+///     .start([source])
+///     .finish()
+///     .await;
+/// assert_eq!(report.metrics.delivered, 3);
+/// let mut done = done.lock().unwrap().clone();
+/// done.sort();
+/// assert_eq!(done, [(1, true), (2, true), (3, true)]);
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Incoming<T> {
     /// The payload, for the pipeline's transform.
