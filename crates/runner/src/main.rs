@@ -22,6 +22,7 @@ fn main() -> ExitCode {
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {
         Command::Simulate(args) => simulate(&args),
@@ -29,7 +30,13 @@ fn main() -> ExitCode {
 }
 
 fn simulate(args: &SimulateArgs) -> ExitCode {
-    let config = args.to_config();
+    let config = match args.to_checked_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("sluice: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let live = !args.json && std::io::stderr().is_terminal();
     if !args.json {
         println!("{}", render::banner(&config));

@@ -95,14 +95,16 @@ pub fn report(run: &RunReport) -> String {
         "📞 API calls: {} ({} failed, {} refused)",
         run.attempts, run.failed_calls, run.rate_limit_hits
     );
-    if let (Some(utilization), Some(limit)) = (run.ceiling_utilization, run.api_rate_limit) {
+    if let Some(utilization) = run.ceiling_utilization.filter(|u| *u > 0.0) {
         let _ = write!(
             calls,
             "; ceiling utilization {:.1}% ({} of {:.0})",
             utilization * 100.0,
             run.delivered,
-            f64::from(limit) * run.duration_s
+            run.delivered as f64 / utilization
         );
+    } else if run.ceiling_utilization.is_some() {
+        let _ = write!(calls, "; ceiling utilization 0.0%");
     }
     line(calls);
     for check in run.checks.iter().filter(|c| !c.passed) {

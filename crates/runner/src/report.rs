@@ -132,6 +132,16 @@ impl Check {
     }
 }
 
+/// The most deliveries the API admits in the run: its limit once per
+/// window the run's duration starts (admissions at 0, w, 2w, ... < d), so
+/// at least one window's worth however short the run.
+pub fn ceiling(config: &SimulationConfig) -> Option<u64> {
+    let limit = config.api.rate_limit?;
+    let window = config.api.window.as_nanos().max(1);
+    let windows = config.duration.as_nanos().div_ceil(window).max(1);
+    Some(u64::from(limit).saturating_mul(u64::try_from(windows).unwrap_or(u64::MAX)))
+}
+
 impl RunReport {
     /// Gathers a run's results.
     pub fn new(
@@ -144,10 +154,7 @@ impl RunReport {
         let m = &report.metrics;
         let pipeline = pipeline_metrics(m);
         let duration_s = config.duration.as_secs_f64();
-        let ceiling_utilization = config
-            .api
-            .rate_limit
-            .map(|limit| m.delivered as f64 / (f64::from(limit) * duration_s));
+        let ceiling_utilization = ceiling(config).map(|most| m.delivered as f64 / most as f64);
         let mut dead_letter_reasons = BTreeMap::new();
         for letter in &report.dead_letters {
             *dead_letter_reasons.entry(letter.reason.kind()).or_default() += 1;

@@ -84,6 +84,14 @@ pub enum SimulationError {
     Runtime(#[from] std::io::Error),
 }
 
+/// Completes on Ctrl-C in a real-time run; never in virtual time (a
+/// virtual minute takes milliseconds, and tests run many at once).
+async fn interrupt(virtual_time: bool) {
+    if virtual_time || tokio::signal::ctrl_c().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
 /// Runs `config` to completion on a runtime of its own: tokio's paused
 /// clock on one thread for virtual time, the multi-threaded runtime
 /// otherwise. `on_status` is called about once a second of run time.
@@ -127,12 +135,23 @@ pub async fn run(
         tokio::time::Instant::now() + Duration::from_secs(1),
         Duration::from_secs(1),
     );
+    let started = tokio::time::Instant::now();
+    let interrupted = interrupt(config.virtual_time);
+    tokio::pin!(interrupted);
+    let mut config = config.clone();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => break,
             _ = status.tick() => on_status(&handle.metrics()),
+            () = &mut interrupted => {
+                // Ctrl-C: stop now and report on the part that ran.
+                tracing::warn!("interrupted: stopping and reporting the run so far");
+                config.duration = started.elapsed().max(Duration::from_millis(1));
+                break;
+            }
         }
     }
+    let config = &config;
     let report = handle.stop().await;
 
     let ledger = api.ledger();

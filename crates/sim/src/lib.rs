@@ -28,7 +28,10 @@ pub use api::{ApiConfig, SimulatedApi, WINDOW};
 pub use audit::Audit;
 pub use generator::{PayloadKind, payload_of_kind};
 pub use ledger::{DeliveryAudit, Ledger};
-pub use stream::{Burst, IncomingSource, Offered, SourceStream, StreamConfig, StreamSimulator};
+pub use stream::{
+    Burst, IncomingSource, MAX_RATE_PER_SOURCE, MIN_RATE_PER_SOURCE, Offered, SourceStream,
+    StreamConfig, StreamSimulator,
+};
 
 /// A simulation setting that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -71,6 +71,11 @@ impl Default for StreamConfig {
     }
 }
 
+/// The lowest `rate_per_source` a simulation takes.
+pub const MIN_RATE_PER_SOURCE: f64 = 0.001;
+/// The highest `rate_per_source` a simulation takes.
+pub const MAX_RATE_PER_SOURCE: f64 = 1_000_000.0;
+
 impl StreamConfig {
     /// Checks that every value is usable.
     pub fn validate(&self) -> Result<(), SimError> {
@@ -98,10 +103,13 @@ impl StreamConfig {
                 ));
             }
         }
-        if !(self.rate_per_source.is_finite() && self.rate_per_source > 0.0) {
+        if !(MIN_RATE_PER_SOURCE..=MAX_RATE_PER_SOURCE).contains(&self.rate_per_source) {
             return Err(SimError::new(
                 "stream.rate_per_source",
-                format!("must be a positive number, got {}", self.rate_per_source),
+                format!(
+                    "must be {MIN_RATE_PER_SOURCE} to {MAX_RATE_PER_SOURCE}, got {}",
+                    self.rate_per_source
+                ),
             ));
         }
         if self.partitions == 0 {
@@ -118,9 +126,13 @@ impl StreamConfig {
         Ok(())
     }
 
-    /// The time between two ticks of one source.
+    /// The time between two ticks of one source (a day at most, for values
+    /// validation refuses).
     pub fn tick_period(&self) -> Duration {
-        Duration::from_secs_f64(1.0 / (self.rate_per_source * self.sources.len() as f64))
+        let seconds = 1.0 / (self.rate_per_source * self.sources.len() as f64);
+        Duration::try_from_secs_f64(seconds)
+            .unwrap_or(Duration::MAX)
+            .min(Duration::from_secs(86_400))
     }
 
     /// Records offered per second, all sources together, when the consumer

@@ -1,50 +1,35 @@
-//! Command-line flags.
+//! Flags of `sluice simulate`.
 
 use std::num::NonZeroU32;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, ValueEnum};
 use sluice_models::DataSource;
 use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit};
 use sluice_sim::{ApiConfig, StreamConfig, WINDOW};
 
+use super::parse::{
+    MAX_RUN, MAX_WAIT, bounded_duration, client_rate_limit, probability, rate_per_source, source,
+};
 use crate::simulation::SimulationConfig;
-
-/// sluice: concurrent sources to a rate-limited, unreliable API, with
-/// nothing lost.
-#[derive(Debug, Parser)]
-#[command(name = "sluice", version, about)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// The subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the pipeline against the simulated sources and API. The defaults
-    /// are the original test's 10-second check.
-    Simulate(SimulateArgs),
-}
 
 /// Flags of `sluice simulate`.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
-    /// How long the sources run (e.g. 10s, 1m, 500ms).
-    #[arg(long, default_value = "10s", value_parser = positive_duration)]
+    /// How long the sources run (e.g. 10s, 1m, 500ms): 1ms to 7 days.
+    #[arg(long, default_value = "10s", value_parser = bounded_duration(Duration::from_millis(1), MAX_RUN))]
     pub duration: Duration,
-    /// The API's limit: successful calls per sliding second.
-    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..))]
+    /// The API's limit: successful calls per sliding second, 1 to 1000000.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_rate_limit: u32,
     /// The probability that an admitted API call fails (0 to 1).
     #[arg(long, default_value_t = 0.15, value_parser = probability)]
     pub failure_rate: f64,
-    /// The API's shortest latency.
-    #[arg(long, default_value = "10ms", value_parser = duration)]
+    /// The API's shortest latency: 0 to 1h.
+    #[arg(long, default_value = "10ms", value_parser = bounded_duration(Duration::ZERO, MAX_WAIT))]
     pub api_latency_min: Duration,
-    /// The API's longest latency.
-    #[arg(long, default_value = "50ms", value_parser = duration)]
+    /// The API's longest latency: 0 to 1h, at least --api-latency-min.
+    #[arg(long, default_value = "50ms", value_parser = bounded_duration(Duration::ZERO, MAX_WAIT))]
     pub api_latency_max: Duration,
     /// The sources, comma-separated.
     #[arg(
@@ -55,30 +40,30 @@ pub struct SimulateArgs {
     )]
     pub sources: Vec<DataSource>,
     /// The original's rate_per_source: each source ticks rate x sources
-    /// times a second and emits at 80 % of ticks.
-    #[arg(long, default_value_t = 3.0, value_parser = positive_number)]
+    /// times a second and emits at 80 % of ticks. 0.001 to 1000000.
+    #[arg(long, default_value_t = 3.0, value_parser = rate_per_source)]
     pub rate_per_source: f64,
     /// The probability that a payload is one of the five problematic kinds.
     #[arg(long, default_value_t = 0.15, value_parser = probability)]
     pub bad_data_rate: f64,
-    /// Partitions per source.
+    /// Partitions per source, 1 to 1000000.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub partitions: u32,
-    /// Most API calls in flight at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    /// Most API calls in flight at once, 1 to 65536.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub concurrency: u32,
-    /// The processor's queue bound (the most records waiting).
+    /// The processor's queue bound (the most records inside), 1 to 10000000.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub queue_capacity: u32,
     /// Delivery order: per (source, partition), or none.
     #[arg(long, value_enum, default_value_t = OrderingArg::Partition)]
     pub ordering: OrderingArg,
-    /// The client-side limit: a number of successes per second, `auto` to
-    /// learn it from refusals, or `none`. Default: the API's limit.
+    /// The client-side limit: successes per second (1 to 4294967295),
+    /// `auto` to learn it from refusals, or `none`. Default: the API's limit.
     #[arg(long, value_parser = client_rate_limit)]
     pub client_rate_limit: Option<ClientRateLimit>,
-    /// How long a stop waits for calls in flight.
-    #[arg(long, default_value = "5s", value_parser = duration)]
+    /// How long a stop waits for calls in flight: 0 to 1h.
+    #[arg(long, default_value = "5s", value_parser = bounded_duration(Duration::ZERO, MAX_WAIT))]
     pub drain_deadline: Duration,
     /// The run's seed. Default: drawn from the clock (and printed).
     #[arg(long)]
@@ -113,6 +98,50 @@ pub enum ClientRateLimit {
 }
 
 impl SimulateArgs {
+    /// The run these flags describe, checked as a whole; an error names
+    /// the flags to change.
+    ///
+    /// # Errors
+    /// A message naming the flag whose value cannot be used with the others.
+    pub fn to_checked_config(&self) -> Result<SimulationConfig, String> {
+        let config = self.to_config();
+        if config.api.latency_min > config.api.latency_max {
+            return Err(format!(
+                "--api-latency-min {} is above --api-latency-max {}",
+                humantime::format_duration(config.api.latency_min),
+                humantime::format_duration(config.api.latency_max)
+            ));
+        }
+        let field_error = |field: &str, reason: String| {
+            let flag = match field {
+                "api.failure_rate" => "--failure-rate",
+                "api.rate_limit" => "--api-rate-limit",
+                "stream.sources" => "--sources",
+                "stream.rate_per_source" => "--rate-per-source",
+                "stream.partitions" => "--partitions",
+                "stream.bad_data_rate" => "--bad-data-rate",
+                "max_in_flight" => "--concurrency",
+                "queue_capacity" => "--queue-capacity",
+                "drain_deadline" => "--drain-deadline",
+                _ => "a flag",
+            };
+            format!("{flag}: {reason}")
+        };
+        config
+            .api
+            .validate()
+            .map_err(|e| field_error(e.field, e.reason))?;
+        config
+            .stream
+            .validate()
+            .map_err(|e| field_error(e.field, e.reason))?;
+        config
+            .processor
+            .validate()
+            .map_err(|e| field_error(e.field, e.reason))?;
+        Ok(config)
+    }
+
     /// The run these flags describe.
     pub fn to_config(&self) -> SimulationConfig {
         let seed = self.seed.unwrap_or_else(|| {
@@ -162,70 +191,63 @@ impl SimulateArgs {
     }
 }
 
-fn duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|error| format!("{error} (write e.g. 10s, 1m or 500ms)"))
-}
-
-fn positive_duration(text: &str) -> Result<Duration, String> {
-    match duration(text)? {
-        Duration::ZERO => Err("must be longer than zero".to_owned()),
-        positive => Ok(positive),
-    }
-}
-
-fn number(text: &str) -> Result<f64, String> {
-    text.parse::<f64>()
-        .ok()
-        .filter(|n| n.is_finite())
-        .ok_or_else(|| format!("{text:?} is not a number"))
-}
-
-fn probability(text: &str) -> Result<f64, String> {
-    let value = number(text)?;
-    if (0.0..=1.0).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{value} is not between 0 and 1"))
-    }
-}
-
-fn positive_number(text: &str) -> Result<f64, String> {
-    let value = number(text)?;
-    if value > 0.0 {
-        Ok(value)
-    } else {
-        Err(format!("{value} is not above 0"))
-    }
-}
-
-fn source(text: &str) -> Result<DataSource, String> {
-    text.trim()
-        .parse::<DataSource>()
-        .map_err(|error| error.to_string())
-}
-
-fn client_rate_limit(text: &str) -> Result<ClientRateLimit, String> {
-    match text {
-        "auto" => Ok(ClientRateLimit::Auto),
-        "none" => Ok(ClientRateLimit::Unlimited),
-        number => number
-            .parse::<NonZeroU32>()
-            .map(ClientRateLimit::PerSecond)
-            .map_err(|_| format!("{number:?} is not a positive whole number, `auto` or `none`")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
 
+    use crate::cli::{Cli, Command};
+
     fn parse(args: &[&str]) -> Result<SimulationConfig, clap::Error> {
         let cli = Cli::try_parse_from(["sluice", "simulate"].iter().chain(args))?;
         let Command::Simulate(args) = cli.command;
         Ok(args.to_config())
+    }
+
+    #[test]
+    fn values_that_would_overflow_are_refused_naming_the_flag() {
+        for (flag, value) in [
+            ("--rate-per-source", "5e-324"),
+            ("--rate-per-source", "1e300"),
+            ("--duration", "300000000000y"),
+            ("--duration", "0s"),
+            ("--api-latency-max", "2h"),
+            ("--drain-deadline", "100000000y"),
+            ("--concurrency", "65537"),
+            ("--api-rate-limit", "0"),
+        ] {
+            let error = parse(&[flag, value]).unwrap_err().to_string();
+            assert!(error.contains(flag), "{flag} {value}: {error}");
+        }
+    }
+
+    #[test]
+    fn values_valid_alone_but_not_together_are_refused_naming_the_flags() {
+        let cli = Cli::try_parse_from([
+            "sluice",
+            "simulate",
+            "--api-latency-min",
+            "50ms",
+            "--api-latency-max",
+            "10ms",
+        ])
+        .unwrap();
+        let Command::Simulate(args) = cli.command;
+        let error = args.to_checked_config().unwrap_err();
+        assert!(
+            error.contains("--api-latency-min") && error.contains("--api-latency-max"),
+            "{error}"
+        );
+        let cli =
+            Cli::try_parse_from(["sluice", "simulate", "--sources", "user_events,user_events"])
+                .unwrap();
+        let Command::Simulate(args) = cli.command;
+        assert!(
+            args.to_checked_config()
+                .unwrap_err()
+                .starts_with("--sources")
+        );
     }
 
     #[test]
@@ -283,14 +305,14 @@ mod tests {
     fn bad_values_are_refused_with_the_reason() {
         for (args, reason) in [
             (&["--failure-rate", "1.5"][..], "not between 0 and 1"),
-            (&["--duration", "0s"][..], "longer than zero"),
+            (&["--duration", "0s"][..], "must be 1ms to 7days, got 0s"),
             (&["--duration", "ten"][..], "10s, 1m or 500ms"),
             (
                 &["--sources", "user_events,bogus"][..],
                 "unknown data source \"bogus\"",
             ),
             (&["--client-rate-limit", "fast"][..], "`auto` or `none`"),
-            (&["--api-rate-limit", "0"][..], "0 is not in 1.."),
+            (&["--api-rate-limit", "0"][..], "0 is not in 1..=1000000"),
             (&["--ordering", "random"][..], "invalid value 'random'"),
         ] {
             let error = parse(args).unwrap_err();
