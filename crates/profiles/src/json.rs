@@ -442,6 +442,12 @@ fn kind_of_text(text: &str) -> &'static str {
     }
 }
 
+/// The raw text kept in a dead letter: `text` cut to at most
+/// [`MAX_RAW_BYTES`] on a char boundary.
+pub fn raw_excerpt(text: &str) -> &str {
+    cut(text, MAX_RAW_BYTES)
+}
+
 /// The longest prefix of `text` of at most `max` bytes that ends on a
 /// char boundary.
 fn cut(text: &str, max: usize) -> &str {

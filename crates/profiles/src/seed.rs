@@ -17,6 +17,8 @@ use sluice_processor::{
 };
 use validator::Validate;
 
+use crate::json::{JsonInput, raw_excerpt};
+
 /// The `seed` profile: the standard transform, then the derive validation.
 ///
 /// ```
@@ -101,6 +103,31 @@ impl Transform<StreamData> for SeedProfile {
                 reason: sluice_models::ModelError::from(errors).to_string(),
                 record: Some(record),
                 raw: None,
+            }),
+        }
+    }
+}
+
+/// The seed profile over text: each input is one `StreamData` JSON object
+/// (a line of a file, as `sluice generate` writes them). Text that is not
+/// such an object is refused with the parser's reason and the raw text
+/// (cut to [`MAX_RAW_BYTES`](crate::json::MAX_RAW_BYTES)), under the input's
+/// position (stream, partition 0, line number).
+impl Transform<JsonInput> for SeedProfile {
+    type Output = ProcessedRecord;
+
+    fn transform(
+        &self,
+        input: JsonInput,
+        context: &mut Context,
+    ) -> Result<Transformed<ProcessedRecord>, Rejected<ProcessedRecord>> {
+        match serde_json::from_str::<StreamData>(&input.text) {
+            Ok(data) => self.transform(data, context),
+            Err(error) => Err(Rejected {
+                id: input.position(),
+                record: None,
+                raw: Some(raw_excerpt(input.text.trim_end()).to_owned()),
+                reason: format!("not a seed record (StreamData JSON): {error}"),
             }),
         }
     }
@@ -477,6 +504,33 @@ mod tests {
         assert_eq!(record.processed_at, record.timestamp);
         assert_eq!(record.transformed_data["clock_skew_ms"], json!(250.0));
         assert!(record.validate().is_ok());
+    }
+
+    #[test]
+    fn text_input_is_parsed_as_stream_data_or_refused_with_its_position() {
+        let profile = SeedProfile::new().unwrap();
+        let lines = StreamName::new("seed-lines").unwrap();
+        let mut context = Context::new(1_000.5);
+        let good = r#"{"source":"user_events","partition":2,"timestamp":1000.0,"priority":3,"data":{"user_id":"u"},"sequence_id":9}"#;
+        let done = profile
+            .transform(JsonInput::new(good, lines, 0, 1), &mut context)
+            .unwrap();
+        assert_eq!(done.id.to_string(), "user_events/2#9");
+        assert_eq!(done.record.transformed_data["user_id"], "u");
+        let bad = profile
+            .transform(
+                JsonInput::new("{\"source\": 7}\n", lines, 0, 4),
+                &mut context,
+            )
+            .unwrap_err();
+        assert_eq!(bad.id.to_string(), "seed-lines/0#4");
+        assert_eq!(bad.raw.as_deref(), Some("{\"source\": 7}"));
+        assert!(
+            bad.reason.starts_with("not a seed record"),
+            "{}",
+            bad.reason
+        );
+        assert!(bad.record.is_none());
     }
 
     #[test]
