@@ -5,6 +5,7 @@
 //! code.
 
 pub mod cli;
+pub mod generate;
 pub mod render;
 pub mod report;
 pub mod simulation;

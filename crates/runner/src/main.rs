@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use sluice::cli::{Cli, Command, SimulateArgs};
+use sluice::cli::{Cli, Command, GenerateArgs, SimulateArgs};
 use sluice::render;
 use sluice::simulation::{self, SimulationError};
 use tracing_subscriber::EnvFilter;
@@ -26,6 +26,30 @@ fn main() -> ExitCode {
         .init();
     match cli.command {
         Command::Simulate(args) => simulate(&args),
+        Command::Generate(args) => generate(&args),
+    }
+}
+
+fn generate(args: &GenerateArgs) -> ExitCode {
+    let config = match args.to_stream_config() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("sluice: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match sluice::generate::write_records(config, args.records, std::io::stdout().lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(sluice::generate::GenerateError::Write(error))
+            if error.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            // The reader stopped reading (`sluice generate | head`): not a failure.
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("sluice: {error}");
+            ExitCode::FAILURE
+        }
     }
 }
 

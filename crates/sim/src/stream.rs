@@ -220,6 +220,27 @@ impl StreamSimulator {
             .collect()
     }
 
+    /// Every source's records, unpaced, one of each source in turn, without
+    /// end: for writing a data set (`sluice generate`). Shares sequence
+    /// counts with the other ways of drawing records from this simulator.
+    pub fn records(&self) -> impl Iterator<Item = StreamData> + '_ {
+        let mut generators: Vec<RecordGenerator> = self
+            .offered
+            .sources
+            .iter()
+            .map(|(source, counts)| {
+                RecordGenerator::new(&self.config, *source, self.clock, Arc::clone(counts))
+            })
+            .collect();
+        let mut turn = 0;
+        std::iter::from_fn(move || {
+            let count = generators.len();
+            let generator = generators.get_mut(turn % count.max(1))?;
+            turn = turn.wrapping_add(1);
+            Some(generator.next_record())
+        })
+    }
+
     /// What the streams have offered so far.
     pub fn offered(&self) -> &Offered {
         &self.offered

@@ -198,3 +198,39 @@ fn unusable_settings_are_refused_naming_the_setting() {
         assert_eq!(error.field, field);
     }
 }
+
+#[test]
+fn records_for_a_data_set_take_turns_by_source_and_count_per_partition() {
+    let config = StreamConfig {
+        sources: vec![DataSource::UserEvents, DataSource::SecurityLogs],
+        partitions: 3,
+        seed: 11,
+        ..StreamConfig::default()
+    };
+    let simulator = StreamSimulator::new(config.clone(), EpochClock::starting_at(1.0)).unwrap();
+    let records: Vec<_> = simulator.records().take(12).collect();
+    let sources: Vec<_> = records.iter().map(|r| r.source).collect();
+    assert_eq!(
+        sources[..4],
+        [
+            DataSource::UserEvents,
+            DataSource::SecurityLogs,
+            DataSource::UserEvents,
+            DataSource::SecurityLogs
+        ]
+    );
+    let user: Vec<_> = records
+        .iter()
+        .filter(|r| r.source == DataSource::UserEvents)
+        .map(|r| (r.partition, r.sequence_id))
+        .collect();
+    assert_eq!(user, [(0, 1), (1, 1), (2, 1), (0, 2), (1, 2), (2, 2)]);
+    assert_eq!(simulator.offered().total(), 12);
+    // The same seed draws the same payloads.
+    let again = StreamSimulator::new(config, EpochClock::starting_at(1.0)).unwrap();
+    let first: Vec<_> = again.records().take(12).map(|r| r.data).collect();
+    assert_eq!(
+        first,
+        records.iter().map(|r| r.data.clone()).collect::<Vec<_>>()
+    );
+}

@@ -1,11 +1,13 @@
 //! Command-line flags: one module per subcommand, value parsers with
 //! their bounds in `parse`.
 
+mod generate;
 mod parse;
 mod simulate;
 
 use clap::{Parser, Subcommand};
 
+pub use generate::GenerateArgs;
 pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
 
 /// Exit codes, as `--help` lists them.
@@ -31,4 +33,8 @@ pub enum Command {
     /// are the original test's 10-second check.
     #[command(after_help = EXIT_CODES)]
     Simulate(SimulateArgs),
+    /// Write NDJSON records from the stream simulator (bad data included)
+    /// to stdout, for `sluice run --input -`.
+    #[command(after_help = EXIT_CODES)]
+    Generate(GenerateArgs),
 }

@@ -201,7 +201,9 @@ mod tests {
 
     fn parse(args: &[&str]) -> Result<SimulationConfig, clap::Error> {
         let cli = Cli::try_parse_from(["sluice", "simulate"].iter().chain(args))?;
-        let Command::Simulate(args) = cli.command;
+        let Command::Simulate(args) = cli.command else {
+            panic!("parsed as simulate")
+        };
         Ok(args.to_config())
     }
 
@@ -233,7 +235,9 @@ mod tests {
             "10ms",
         ])
         .unwrap();
-        let Command::Simulate(args) = cli.command;
+        let Command::Simulate(args) = cli.command else {
+            panic!("parsed as simulate")
+        };
         let error = args.to_checked_config().unwrap_err();
         assert!(
             error.contains("--api-latency-min") && error.contains("--api-latency-max"),
@@ -242,7 +246,9 @@ mod tests {
         let cli =
             Cli::try_parse_from(["sluice", "simulate", "--sources", "user_events,user_events"])
                 .unwrap();
-        let Command::Simulate(args) = cli.command;
+        let Command::Simulate(args) = cli.command else {
+            panic!("parsed as simulate")
+        };
         assert!(
             args.to_checked_config()
                 .unwrap_err()
