@@ -60,7 +60,9 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
-pub use metrics::{LatencySummary, MetricsSnapshot, StreamStats};
+pub use metrics::{
+    LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
+};
 pub use processor::{ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};

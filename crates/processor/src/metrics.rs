@@ -19,6 +19,13 @@ use tokio::time::Instant;
 use crate::dead_letter::DeadLetterKind;
 use crate::stream::StreamName;
 
+/// Upper bounds of the latency buckets a snapshot reports, milliseconds
+/// (as Prometheus histograms take them; `+Inf` is the total count).
+pub const LATENCY_BUCKETS_MS: [f64; 15] = [
+    1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1_000.0, 2_500.0, 5_000.0, 10_000.0,
+    30_000.0, 60_000.0,
+];
+
 /// Histograms are shared by a few tasks each, to bound their memory
 /// whatever the concurrency.
 const HISTOGRAM_SHARDS: usize = 8;
@@ -211,6 +218,19 @@ impl Metrics {
             let _ = latency.add(&*histogram);
         }
         let ms = |micros: u64| micros as f64 / 1000.0;
+        snapshot.latency_histogram = LatencyHistogram {
+            count: latency.len(),
+            sum_ms: ms(latency_sum_us),
+            buckets: LATENCY_BUCKETS_MS
+                .iter()
+                .map(|&le_ms| {
+                    // Microseconds, as recorded; hdrhistogram's bounds are
+                    // inclusive and exact to 2 significant digits.
+                    let le_us = (le_ms * 1_000.0) as u64;
+                    (le_ms, latency.count_between(0, le_us))
+                })
+                .collect(),
+        };
         if !latency.is_empty() {
             snapshot.latency = LatencySummary {
                 mean_ms: ms(latency_sum_us) / snapshot.delivered.max(1) as f64,
@@ -349,6 +369,19 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+/// Latency from intake to delivery as a cumulative histogram, for
+/// exporters (Prometheus).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct LatencyHistogram {
+    /// Deliveries measured.
+    pub count: u64,
+    /// Their latencies added up, milliseconds.
+    pub sum_ms: f64,
+    /// (upper bound in ms, deliveries at or below it), for each of
+    /// [`LATENCY_BUCKETS_MS`].
+    pub buckets: Vec<(f64, u64)>,
+}
+
 /// Everything the processor counts, at one moment.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct MetricsSnapshot {
@@ -381,6 +414,8 @@ pub struct MetricsSnapshot {
     pub in_flight: u64,
     /// Latency from intake to delivery.
     pub latency: LatencySummary,
+    /// The same, as a cumulative histogram.
+    pub latency_histogram: LatencyHistogram,
     /// The client-side limit in force, when there is one.
     pub client_rate_limit: Option<usize>,
     /// Per stream, by name.
@@ -452,5 +487,23 @@ mod tests {
             n
         );
         assert_eq!(snapshot.backlog, n * (n + 1) / 2 - 3 * n);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_latency_histogram_is_cumulative_and_exact_at_its_bounds() {
+        let metrics = Metrics::new();
+        let shard = metrics.shard();
+        for ms in [1, 3, 3, 40, 900, 120_000] {
+            metrics.record_latency(&shard, Duration::from_millis(ms));
+        }
+        let histogram = metrics.snapshot(0, None).latency_histogram;
+        assert_eq!(histogram.count, 6);
+        assert_eq!(histogram.sum_ms, 120_947.0);
+        let at = |le: f64| histogram.buckets.iter().find(|(b, _)| *b == le).unwrap().1;
+        assert_eq!(
+            (at(1.0), at(2.0), at(5.0), at(50.0), at(1_000.0)),
+            (1, 1, 3, 4, 5)
+        );
+        assert_eq!(at(60_000.0), 5, "two minutes is above every bound");
     }
 }
