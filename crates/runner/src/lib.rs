@@ -8,4 +8,5 @@ pub mod cli;
 pub mod generate;
 pub mod render;
 pub mod report;
+pub mod signals;
 pub mod simulation;

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use sluice::cli::{Cli, Command, GenerateArgs, SimulateArgs};
+use sluice::cli::{Cli, Command, GenerateArgs, MockApiArgs, SimulateArgs};
 use sluice::render;
 use sluice::simulation::{self, SimulationError};
 use tracing_subscriber::EnvFilter;
@@ -27,7 +27,84 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Simulate(args) => simulate(&args),
         Command::Generate(args) => generate(&args),
+        Command::MockApi(args) => mock_api(&args),
+        Command::Run(args) => match args.settings() {
+            Ok(settings) => {
+                eprintln!(
+                    "sluice: `run` is not wired yet ({} input(s))",
+                    settings.inputs.len()
+                );
+                ExitCode::FAILURE
+            }
+            Err(message) => {
+                eprintln!("sluice: {message}");
+                ExitCode::from(2)
+            }
+        },
     }
+}
+
+fn mock_api(args: &MockApiArgs) -> ExitCode {
+    let config = args.to_config();
+    if let Err(error) = config.validate() {
+        eprintln!(
+            "sluice: --{}: {error}",
+            error
+                .field()
+                .split('.')
+                .next()
+                .unwrap_or("")
+                .replace('_', "-")
+        );
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("sluice: could not start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let listener = match tokio::net::TcpListener::bind(args.listen).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                eprintln!("sluice: --listen {}: {error}", args.listen);
+                return ExitCode::from(2);
+            }
+        };
+        let handle = match sluice_mock_api::serve(config, listener).await {
+            Ok(handle) => handle,
+            Err(error) => {
+                eprintln!("sluice: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        // The address first, alone on its line, for scripts.
+        println!("{}", handle.local_addr());
+        let _ = std::io::stdout().flush();
+        sluice::signals::first().await;
+        match handle.shutdown().await {
+            Ok(ledger) => {
+                eprintln!(
+                    "sluice mock-api: {} calls, {} successes ({} records), {} failures, {} refused",
+                    ledger.calls,
+                    ledger.successes,
+                    ledger.records_delivered,
+                    ledger.failures,
+                    ledger.rate_limit_hits
+                );
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("sluice: {error}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 fn generate(args: &GenerateArgs) -> ExitCode {

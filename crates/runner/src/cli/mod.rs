@@ -2,12 +2,16 @@
 //! their bounds in `parse`.
 
 mod generate;
+mod mock_api;
 mod parse;
+mod run;
 mod simulate;
 
 use clap::{Parser, Subcommand};
 
 pub use generate::GenerateArgs;
+pub use mock_api::MockApiArgs;
+pub use run::{JsonFields, Ordering as RunOrdering, Profile, RunArgs, RunSettings};
 pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
 
 /// Exit codes, as `--help` lists them.
@@ -33,6 +37,15 @@ pub enum Command {
     /// are the original test's 10-second check.
     #[command(after_help = EXIT_CODES)]
     Simulate(SimulateArgs),
+    /// Deliver records from files or stdin to an HTTP API, at its quota,
+    /// with checkpoints, dead letters and metrics.
+    // Hidden until its pipeline is wired in.
+    #[command(after_help = EXIT_CODES, hide = true)]
+    Run(Box<RunArgs>),
+    /// Serve the original test's API over HTTP on loopback: POST /records,
+    /// GET /ledger. Prints its address first; stops on Ctrl-C or SIGTERM.
+    #[command(after_help = EXIT_CODES)]
+    MockApi(MockApiArgs),
     /// Write NDJSON records from the stream simulator (bad data included)
     /// to stdout, for `sluice run --input -`.
     #[command(after_help = EXIT_CODES)]

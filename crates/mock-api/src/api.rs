@@ -1,0 +1,280 @@
+//! One call to the mock API, apart from HTTP: admission, latency, fate,
+//! and the ledger.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
+use tokio::time::Instant;
+
+use crate::config::{ConfigError, MockApiConfig};
+use crate::ledger::{Ledger, Recorder};
+use crate::record::RecordIdentity;
+use crate::window::{Slot, SuccessWindow};
+
+/// What became of a well-formed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Succeeded: this many records delivered.
+    Accepted(usize),
+    /// Refused at once: the window is full; its oldest live slot frees
+    /// after this long.
+    RateLimited(Duration),
+    /// Admitted, then failed as the configuration asked.
+    Failed,
+}
+
+/// The API's state, shared by every connection.
+#[derive(Debug)]
+pub(crate) struct Api {
+    config: MockApiConfig,
+    started_at: Instant,
+    state: Mutex<State>,
+}
+
+#[derive(Debug)]
+struct State {
+    rng: ChaCha8Rng,
+    window: SuccessWindow,
+    recorder: Recorder,
+}
+
+impl Api {
+    /// An API that starts counting now.
+    pub(crate) fn new(config: MockApiConfig) -> Result<Api, ConfigError> {
+        config.validate()?;
+        Ok(Api {
+            started_at: Instant::now(),
+            state: Mutex::new(State {
+                rng: ChaCha8Rng::seed_from_u64(config.seed),
+                window: SuccessWindow::new(config.rate_limit),
+                recorder: Recorder::default(),
+            }),
+            config,
+        })
+    }
+
+    /// How the API was configured.
+    pub(crate) fn config(&self) -> &MockApiConfig {
+        &self.config
+    }
+
+    /// A copy of the ledger as it stands.
+    pub(crate) fn ledger(&self) -> Ledger {
+        self.lock().recorder.snapshot()
+    }
+
+    /// Notes a body that was refused with `400`.
+    pub(crate) fn bad_request(&self) {
+        self.lock().recorder.ledger.bad_requests += 1;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Every critical section leaves the state consistent.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One call carrying `records`. Dropping the future while the call is
+    /// in flight (the client went away) frees its slot and counts it as
+    /// cancelled.
+    pub(crate) async fn call(
+        &self,
+        records: &[RecordIdentity],
+        idempotency_key: Option<&str>,
+    ) -> Outcome {
+        let admitted_at = Instant::now();
+        let (slot, latency, fails) = {
+            let mut state = self.lock();
+            state.recorder.ledger.calls += 1;
+            let slot = match state.window.admit(admitted_at) {
+                Ok(slot) => slot,
+                Err(retry_after) => {
+                    state.recorder.ledger.rate_limit_hits += 1;
+                    return Outcome::RateLimited(retry_after);
+                }
+            };
+            let (min, max) = (self.config.latency_min, self.config.latency_max);
+            let latency = if min == max {
+                min
+            } else {
+                state.rng.random_range(min..=max)
+            };
+            let rate = self.config.failure_rate;
+            let fails = rate > 0.0 && state.rng.random_bool(rate);
+            (slot, latency, fails)
+        };
+        let reservation = Reservation {
+            api: self,
+            slot,
+            settled: false,
+        };
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        reservation.settle(fails, admitted_at, records, idempotency_key)
+    }
+}
+
+/// An admitted call in flight: dropped unsettled (a cancelled call), it
+/// frees its slot.
+struct Reservation<'a> {
+    api: &'a Api,
+    slot: Slot,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    fn settle(
+        mut self,
+        fails: bool,
+        admitted_at: Instant,
+        records: &[RecordIdentity],
+        idempotency_key: Option<&str>,
+    ) -> Outcome {
+        self.settled = true;
+        let api = self.api;
+        let mut state = api.lock();
+        if fails {
+            state.window.release(self.slot);
+            state.recorder.ledger.failures += 1;
+            return Outcome::Failed;
+        }
+        let since_start = admitted_at.saturating_duration_since(api.started_at);
+        let at_ms = u64::try_from(since_start.as_millis()).unwrap_or(u64::MAX);
+        state.recorder.success(at_ms, records, idempotency_key);
+        Outcome::Accepted(records.len())
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let mut state = self.api.lock();
+            state.window.release(self.slot);
+            state.recorder.ledger.cancelled += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Quota;
+
+    fn config(limit: u32, failure_rate: f64) -> MockApiConfig {
+        MockApiConfig {
+            rate_limit: Some(Quota::per_second(limit)),
+            failure_rate,
+            latency_min: Duration::from_millis(10),
+            latency_max: Duration::from_millis(50),
+            seed: 7,
+        }
+    }
+
+    fn one(sequence: u64) -> Vec<RecordIdentity> {
+        vec![RecordIdentity {
+            stream: "s".to_owned(),
+            partition: 0,
+            sequence,
+        }]
+    }
+
+    /// Many concurrent callers retrying at once for ten virtual seconds
+    /// never get more than the limit admitted in any window.
+    #[tokio::test(start_paused = true)]
+    async fn the_limit_holds_under_any_concurrency() {
+        let api = Arc::new(Api::new(config(5, 0.3)).unwrap());
+        let until = Instant::now() + Duration::from_secs(10);
+        let callers: Vec<_> = (0..50)
+            .map(|caller| {
+                let api = Arc::clone(&api);
+                tokio::spawn(async move {
+                    let mut outcomes = Vec::new();
+                    while Instant::now() < until {
+                        outcomes.push(api.call(&one(caller), None).await);
+                        tokio::time::sleep(Duration::from_millis(3)).await;
+                    }
+                    outcomes
+                })
+            })
+            .collect();
+        let mut accepted = 0;
+        for caller in callers {
+            for outcome in caller.await.unwrap() {
+                if let Outcome::RateLimited(wait) = outcome {
+                    assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
+                }
+                accepted += u64::from(outcome == Outcome::Accepted(1));
+            }
+        }
+        let ledger = api.ledger();
+        assert_eq!(ledger.successes, accepted);
+        assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 5);
+        // Failures free their slot, so the limit is reached: about 5 a
+        // second for 10 seconds.
+        assert!(ledger.successes >= 45, "{ledger:?}");
+        assert!(ledger.failures > 0 && ledger.rate_limit_hits > 0);
+        assert_eq!(
+            ledger.calls,
+            ledger.successes + ledger.failures + ledger.rate_limit_hits
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_call_frees_its_slot() {
+        let api = Api::new(MockApiConfig {
+            rate_limit: Some(Quota {
+                limit: 1,
+                window: Duration::from_secs(60),
+            }),
+            ..config(1, 0.0)
+        })
+        .unwrap();
+        let cut_short =
+            tokio::time::timeout(Duration::from_millis(5), api.call(&one(1), None)).await;
+        assert!(cut_short.is_err());
+        assert_eq!(api.call(&one(2), Some("k")).await, Outcome::Accepted(1));
+        assert!(matches!(
+            api.call(&one(3), None).await,
+            Outcome::RateLimited(_)
+        ));
+        let ledger = api.ledger();
+        assert_eq!(
+            (
+                ledger.calls,
+                ledger.cancelled,
+                ledger.successes,
+                ledger.rate_limit_hits
+            ),
+            (3, 1, 1, 1)
+        );
+        assert_eq!(ledger.delivered("s", 0), [2]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn latencies_are_drawn_in_bounds_and_the_seed_decides_the_fates() {
+        async fn fates(seed: u64) -> Vec<Outcome> {
+            let api = Api::new(MockApiConfig {
+                rate_limit: None,
+                seed,
+                ..config(1, 0.5)
+            })
+            .unwrap();
+            let mut fates = Vec::new();
+            for i in 0..40 {
+                let start = Instant::now();
+                fates.push(api.call(&one(i), None).await);
+                let took = start.elapsed();
+                assert!(took >= Duration::from_millis(10) && took <= Duration::from_millis(51));
+            }
+            fates
+        }
+        assert_eq!(fates(1).await, fates(1).await);
+        assert_ne!(fates(1).await, fates(2).await);
+    }
+}

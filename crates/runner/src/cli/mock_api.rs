@@ -1,0 +1,108 @@
+//! Flags of `sluice mock-api`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use sluice_mock_api::{MockApiConfig, Quota};
+
+use super::parse::{MAX_WAIT, duration, probability};
+
+/// Flags of `sluice mock-api`: the original test's API over real HTTP.
+#[derive(Debug, Args)]
+pub struct MockApiArgs {
+    /// Where to listen; `127.0.0.1:0` picks a free port. The address is
+    /// the first line printed.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Successes admitted per sliding window, N/UNIT (`15/s`, `1000/min`,
+    /// `5/200ms`), or `none`.
+    #[arg(long, default_value = "15/s", value_parser = quota)]
+    pub rate_limit: ApiLimit,
+    /// The probability that an admitted call fails with 503 (0 to 1).
+    #[arg(long, default_value_t = 0.15, value_parser = probability)]
+    pub failure_rate: f64,
+    /// The latency of an admitted call, MIN..MAX (each 0 to 1h), e.g.
+    /// `10ms..50ms`, or one value.
+    #[arg(long, default_value = "10ms..50ms", value_parser = latency)]
+    pub latency: (Duration, Duration),
+    /// The seed of latencies and failures.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// `--rate-limit` of the mock API: a quota, or none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiLimit(pub Option<Quota>);
+
+impl MockApiArgs {
+    /// The API these flags describe.
+    pub fn to_config(&self) -> MockApiConfig {
+        MockApiConfig {
+            rate_limit: self.rate_limit.0,
+            failure_rate: self.failure_rate,
+            latency_min: self.latency.0,
+            latency_max: self.latency.1,
+            seed: self.seed,
+        }
+    }
+}
+
+fn quota(text: &str) -> Result<ApiLimit, String> {
+    match text.trim() {
+        "none" => Ok(ApiLimit(None)),
+        other => other
+            .parse::<Quota>()
+            .map(|quota| ApiLimit(Some(quota)))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+fn latency(text: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = text.split_once("..").unwrap_or((text, text));
+    let (low, high) = (duration(low.trim())?, duration(high.trim())?);
+    if high > MAX_WAIT {
+        return Err(format!(
+            "{} is longer than 1h",
+            humantime::format_duration(high)
+        ));
+    }
+    if low > high {
+        return Err(format!(
+            "{} is above {}",
+            humantime::format_duration(low),
+            humantime::format_duration(high)
+        ));
+    }
+    Ok((low, high))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command};
+
+    #[test]
+    fn the_defaults_are_the_original_api_on_loopback() {
+        let cli = Cli::try_parse_from(["sluice", "mock-api"]).unwrap();
+        let Command::MockApi(args) = cli.command else {
+            panic!("parsed as mock-api")
+        };
+        assert!(args.listen.ip().is_loopback());
+        assert_eq!(args.to_config(), MockApiConfig::default());
+    }
+
+    #[test]
+    fn latencies_and_quotas_are_read_and_checked() {
+        let ms = Duration::from_millis;
+        assert_eq!(latency("10ms..50ms"), Ok((ms(10), ms(50))));
+        assert_eq!(latency("0ms"), Ok((ms(0), ms(0))));
+        assert!(latency("50ms..10ms").unwrap_err().contains("above"));
+        assert!(latency("1ms..2h").is_err());
+        assert_eq!(quota("none"), Ok(ApiLimit(None)));
+        assert_eq!(quota("20/s").unwrap().0.unwrap().limit, 20);
+        assert!(quota("0/s").is_err());
+    }
+}
