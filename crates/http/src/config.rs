@@ -1,0 +1,330 @@
+//! What an [`HttpSink`](crate::HttpSink) is built from, and why building
+//! can fail.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::time::Duration;
+
+use crate::headers;
+
+/// The per-request timeout when none is configured.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where and how an [`HttpSink`](crate::HttpSink) delivers.
+///
+/// Build one with [`HttpSinkConfig::new`] and the builder methods, or
+/// fill the public fields. Its `Debug` output hides every secret header
+/// value (see [`Header`]) and the URL's userinfo.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice_http::{BodyShape, HttpSinkConfig};
+///
+/// let config = HttpSinkConfig::new("https://user:pw@api.example.com/records")
+///     .header("Authorization", "Bearer ${API_TOKEN}")
+///     .header("X-Client", "sluice")
+///     .timeout(Duration::from_secs(5))
+///     .body(BodyShape::SingleOrArray);
+/// let shown = format!("{config:?}");
+/// assert!(shown.contains("<redacted>") && !shown.contains("pw@"));
+/// ```
+#[derive(Clone)]
+pub struct HttpSinkConfig {
+    /// Where each batch is `POST`ed: an `http` or `https` URL. Userinfo
+    /// (`user:password@`) is sent as HTTP basic authentication and is a
+    /// secret.
+    pub url: String,
+    /// Sent with every request, in order; a name may repeat.
+    pub headers: Vec<Header>,
+    /// The longest a request may take, from connecting to reading the
+    /// whole response. The processor bounds each call by its own
+    /// `call_timeout` as well; keep this one no longer.
+    pub timeout: Duration,
+    /// How a batch is laid out in the request body.
+    pub body: BodyShape,
+}
+
+impl HttpSinkConfig {
+    /// A configuration that posts to `url`, with no extra headers, the
+    /// [`DEFAULT_TIMEOUT`] and [`BodyShape::SingleOrArray`].
+    pub fn new(url: impl Into<String>) -> Self {
+        HttpSinkConfig {
+            url: url.into(),
+            headers: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            body: BodyShape::default(),
+        }
+    }
+
+    /// Adds a header. `${NAME}` in `value` is replaced by the environment
+    /// variable `NAME` when the sink is built; see [`Header`].
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(Header::new(name, value));
+        self
+    }
+
+    /// Adds a header whose value is a secret whatever its name.
+    #[must_use]
+    pub fn secret_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push(Header::secret(name, value));
+        self
+    }
+
+    /// Sets the per-request timeout.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the body layout.
+    #[must_use]
+    pub fn body(mut self, body: BodyShape) -> Self {
+        self.body = body;
+        self
+    }
+}
+
+impl fmt::Debug for HttpSinkConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSinkConfig")
+            .field("url", &redact_userinfo(&self.url))
+            .field("headers", &HeadersDebug(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+/// Shows headers as a map of name to value, secrets redacted.
+pub(crate) struct HeadersDebug<'a>(pub(crate) &'a [Header]);
+
+impl fmt::Debug for HeadersDebug<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|header| (&header.name, header.shown())))
+            .finish()
+    }
+}
+
+/// How a batch is laid out in the JSON request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BodyShape {
+    /// A batch of one record is the record itself (what an API taking one
+    /// record per call expects); a larger batch is a JSON array of records.
+    #[default]
+    SingleOrArray,
+    /// Always a JSON array, even of one record.
+    Array,
+}
+
+/// One configured request header.
+///
+/// The value may refer to environment variables as `${NAME}` (letters,
+/// digits and `_`, not starting with a digit), expanded once when the sink
+/// is built; `$${` is a literal `${`, and any other `$` is kept as is.
+///
+/// A header's value is **secret** when the header is marked so, when its
+/// name is one of [`SECRET_HEADER_NAMES`](crate::SECRET_HEADER_NAMES)
+/// (`Authorization`, `Proxy-Authorization`, `X-Api-Key`, `Cookie`, in any
+/// case), or when its value refers to the environment. A secret never
+/// appears in `Debug` output, logs or error messages, and is marked
+/// sensitive for reqwest and hyper.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Header {
+    /// The header's name, e.g. `X-Api-Key`.
+    pub name: String,
+    /// The value as written, `${NAME}` references unexpanded.
+    pub value: String,
+    /// Whether the value is secret whatever the name.
+    pub secret: bool,
+}
+
+impl Header {
+    /// A header, secret only if its name or its value makes it so.
+    pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Header {
+            name: name.into(),
+            value: value.into(),
+            secret: false,
+        }
+    }
+
+    /// A header whose value is secret.
+    pub fn secret(name: impl Into<String>, value: impl Into<String>) -> Self {
+        Header {
+            secret: true,
+            ..Header::new(name, value)
+        }
+    }
+
+    /// Whether the value is secret: marked so, named so, or taken from
+    /// the environment.
+    pub fn is_secret(&self) -> bool {
+        self.secret
+            || headers::is_secret_name(&self.name)
+            || headers::references_environment(&self.value)
+    }
+
+    fn shown(&self) -> &dyn fmt::Debug {
+        if self.is_secret() {
+            &Redacted
+        } else {
+            &self.value
+        }
+    }
+}
+
+impl fmt::Debug for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Header")
+            .field("name", &self.name)
+            .field("value", self.shown())
+            .field("secret", &self.is_secret())
+            .finish()
+    }
+}
+
+/// Prints `<redacted>`.
+struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// `url` with any userinfo (`user:password@`) replaced by `<redacted>@`.
+/// Works on text that is not a valid URL too.
+pub(crate) fn redact_userinfo(url: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = url.find("://") else {
+        return Cow::Borrowed(url);
+    };
+    let authority_start = scheme_end + 3;
+    let rest = &url[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => Cow::Owned(format!(
+            "{}<redacted>{}",
+            &url[..authority_start],
+            &rest[at..]
+        )),
+        None => Cow::Borrowed(url),
+    }
+}
+
+/// Why an [`HttpSink`](crate::HttpSink) could not be built. No variant
+/// holds a header value or the URL's userinfo.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The URL does not parse.
+    #[error("invalid URL `{url}`: {reason}")]
+    InvalidUrl {
+        /// The URL, userinfo redacted.
+        url: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+    /// The URL's scheme is neither `http` nor `https`.
+    #[error("unsupported URL scheme `{scheme}`: use http or https")]
+    UnsupportedScheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The timeout is zero: every request would fail.
+    #[error("the request timeout must be longer than zero")]
+    ZeroTimeout,
+    /// A header's name is not a valid HTTP header name.
+    #[error("invalid header name `{name}`")]
+    InvalidHeaderName {
+        /// The name as configured.
+        name: String,
+    },
+    /// A header's value (after expansion) is not a valid HTTP header value,
+    /// e.g. it holds a line break.
+    #[error("invalid value for header `{name}` (the value is not shown)")]
+    InvalidHeaderValue {
+        /// The header's name.
+        name: String,
+    },
+    /// A header the sink sets itself, such as `Content-Type` or
+    /// `Idempotency-Key`.
+    #[error("header `{name}` is set by the sink and cannot be configured")]
+    ReservedHeader {
+        /// The header's name.
+        name: String,
+    },
+    /// A `${` without its `}` or with an invalid variable name.
+    #[error(
+        "header `{header}`: malformed `${{NAME}}` reference (write `$${{` for a literal `${{`)"
+    )]
+    MalformedReference {
+        /// The header's name.
+        header: String,
+    },
+    /// A `${NAME}` reference to a variable that is not set.
+    #[error("header `{header}`: environment variable `{variable}` is not set")]
+    UnsetVariable {
+        /// The header's name.
+        header: String,
+        /// The variable's name.
+        variable: String,
+    },
+    /// A `${NAME}` reference to a variable that is not valid Unicode.
+    #[error("header `{header}`: environment variable `{variable}` is not valid Unicode")]
+    NonUnicodeVariable {
+        /// The header's name.
+        header: String,
+        /// The variable's name.
+        variable: String,
+    },
+    /// The URL has userinfo (sent as basic authentication) and an
+    /// `Authorization` header is configured too.
+    #[error(
+        "the URL's userinfo and a configured `Authorization` header both authenticate: keep one"
+    )]
+    ConflictingAuthorization,
+    /// reqwest could not build its client (e.g. TLS setup failed).
+    #[error("cannot build the HTTP client: {0}")]
+    Client(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn userinfo_is_redacted() {
+        let cases = [
+            ("https://u:p@host/a@b", "https://<redacted>@host/a@b"),
+            ("http://token@host:8080", "http://<redacted>@host:8080"),
+            ("http://a@b@host?x=@", "http://<redacted>@host?x=@"),
+            ("https://host/path?mail=a@b", "https://host/path?mail=a@b"),
+            ("not a url", "not a url"),
+        ];
+        for (url, shown) in cases {
+            assert_eq!(redact_userinfo(url), shown);
+        }
+    }
+
+    #[test]
+    fn debug_hides_secrets_only() {
+        let config = HttpSinkConfig::new("https://me:hunter2@example.com/")
+            .header("authorization", "Bearer abc123")
+            .header("X-Env", "pre-${SOME_VAR}")
+            .secret_header("X-Signature", "sig-456")
+            .header("X-Trace", "trace-789");
+        let shown = format!("{config:?}");
+        for hidden in ["hunter2", "abc123", "SOME_VAR", "sig-456"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        assert!(shown.contains("trace-789"), "{shown}");
+        assert!(shown.contains("\"authorization\": <redacted>"), "{shown}");
+        let header = format!("{:?}", Header::secret("X-S", "value-1"));
+        assert!(!header.contains("value-1"), "{header}");
+    }
+}

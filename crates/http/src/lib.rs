@@ -1,0 +1,43 @@
+//! sluice's HTTP sink: delivers the processor's batches to a real API.
+//!
+//! [`HttpSink`] is a [`sluice_processor::Sink`] for any record type that
+//! implements [`serde::Serialize`]: each batch is one `POST` with a JSON
+//! body (the record itself for a batch of one, an array otherwise), an
+//! `Idempotency-Key` derived from the records' identities
+//! ([`idempotency_key`]), and the configured headers, whose values may
+//! come from the environment (`${API_TOKEN}`) and are kept secret. The
+//! response maps onto the processor's outcomes: 2xx delivered, 429 rate
+//! limited (with `Retry-After`, see [`parse_retry_after`]), 408, 5xx and
+//! network failures transient, any other status rejected.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use sluice_http::{HttpSink, HttpSinkConfig};
+//!
+//! # fn main() -> Result<(), sluice_http::ConfigError> {
+//! let sink = HttpSink::new(
+//!     HttpSinkConfig::new("https://api.example.com/v1/records")
+//!         .header("X-Api-Key", "${API_KEY}")
+//!         .timeout(Duration::from_secs(5)),
+//! )?;
+//! # let _ = sink;
+//! # Ok(())
+//! # }
+//! ```
+
+mod config;
+mod headers;
+mod idempotency;
+mod response;
+mod retry_after;
+mod sink;
+mod userinfo;
+
+pub use config::{BodyShape, ConfigError, DEFAULT_TIMEOUT, Header, HttpSinkConfig};
+pub use headers::{RESERVED_HEADER_NAMES, SECRET_HEADER_NAMES};
+pub use idempotency::{
+    IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_HEX_LEN, IDEMPOTENCY_KEY_PREFIX, idempotency_key,
+};
+pub use response::MAX_BODY_EXCERPT;
+pub use retry_after::parse_retry_after;
+pub use sink::HttpSink;

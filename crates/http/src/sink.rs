@@ -1,0 +1,351 @@
+//! [`HttpSink`]: batches of records `POST`ed as JSON.
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Serialize;
+use sluice_processor::{Envelope, SendError, Sink, SinkError};
+
+use crate::config::{
+    BodyShape, ConfigError, Header, HeadersDebug, HttpSinkConfig, redact_userinfo,
+};
+use crate::headers::{self, Lookup, Secrets};
+use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, idempotency_key};
+use crate::response;
+use crate::userinfo;
+
+/// A [`Sink`] that delivers each batch as one HTTP `POST` with a JSON body,
+/// for any record type that implements [`Serialize`].
+///
+/// # The request
+/// - The body is `application/json`: with [`BodyShape::SingleOrArray`] a
+///   batch of one record is the record itself and a larger batch an array
+///   of records; with [`BodyShape::Array`] always an array. Only the
+///   records are sent, not their identities.
+/// - `Idempotency-Key` carries [`idempotency_key`] of the batch's record
+///   identities: the same on every retry of the batch and after a restart.
+/// - The configured [`Header`]s, with `${NAME}` expanded from the
+///   environment once, at [`HttpSink::new`].
+/// - One `reqwest::Client`, built once: one connection pool (HTTP/1.1,
+///   TLS by rustls) shared by every call and every clone of an `Arc` of
+///   the sink. Redirects are not followed: a `POST` redirected with 301 or
+///   302 would be replayed as a `GET` and its records silently lost.
+///
+/// # Outcomes
+/// | response | result |
+/// | --- | --- |
+/// | 2xx | delivered |
+/// | 429 | [`SinkError::RateLimited`], with `Retry-After` (seconds or an HTTP date) when it parses |
+/// | 408, 5xx | [`SinkError::Transient`] |
+/// | any other status | [`SinkError::Rejected`]: the status and the start of the body ([`MAX_BODY_EXCERPT`](crate::MAX_BODY_EXCERPT) bytes) |
+/// | connection failure, timeout, broken response body | [`SinkError::Transient`] |
+///
+/// A record that cannot be encoded as JSON is rejected on its own; the
+/// rest of its batch fails transiently and is retried without it.
+///
+/// # Secrets
+/// Secret header values (see [`Header`]) and the URL's userinfo appear in
+/// no `Debug` output, log event or error message: messages never quote a
+/// request header or the URL, and a response body that echoes a secret
+/// has it replaced by `<redacted>` before it is quoted.
+///
+/// # Cancel safety
+/// The processor may drop a call's future at any point (its per-call
+/// timeout, or the drain deadline of a stop). Dropping it closes the
+/// connection, but the request may or may not have reached the server and
+/// been processed: the records are then retried or handed back, and may
+/// arrive again. The `Idempotency-Key` lets the downstream recognise the
+/// same batch and drop the duplicate.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sluice_http::{HttpSink, HttpSinkConfig};
+///
+/// # fn main() -> Result<(), sluice_http::ConfigError> {
+/// // API_TOKEN must be set in the environment; its value is never shown.
+/// let config = HttpSinkConfig::new("https://api.example.com/v1/records")
+///     .header("Authorization", "Bearer ${API_TOKEN}")
+///     .timeout(Duration::from_secs(5));
+/// let sink = HttpSink::new(config)?;
+/// println!("{sink:?}"); // Authorization: <redacted>
+/// // StreamProcessor::builder(...).sink(sink) ... (see sluice-processor)
+/// # Ok(())
+/// # }
+/// ```
+pub struct HttpSink {
+    client: reqwest::Client,
+    url: reqwest::Url,
+    shown_url: String,
+    headers: Vec<Header>,
+    timeout: Duration,
+    body: BodyShape,
+    secrets: Secrets,
+}
+
+impl HttpSink {
+    /// Builds the sink and its client, expanding `${NAME}` header values
+    /// from the process environment.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the URL is not an `http` or `https` URL, the
+    /// timeout is zero, a header is invalid or reserved (`Content-Type`,
+    /// `Idempotency-Key`, ...), a referenced environment variable is unset
+    /// (the error names it), or the client cannot be built.
+    pub fn new(config: HttpSinkConfig) -> Result<Self, ConfigError> {
+        Self::with_environment(config, &headers::process_environment)
+    }
+
+    fn with_environment(
+        config: HttpSinkConfig,
+        lookup: &dyn Fn(&str) -> Lookup,
+    ) -> Result<Self, ConfigError> {
+        let shown_url = redact_userinfo(&config.url).into_owned();
+        let mut url =
+            reqwest::Url::parse(&config.url).map_err(|error| ConfigError::InvalidUrl {
+                url: shown_url.clone(),
+                reason: error.to_string(),
+            })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ConfigError::UnsupportedScheme {
+                scheme: url.scheme().to_owned(),
+            });
+        }
+        if config.timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        let mut resolved = headers::resolve(&config.headers, lookup)?;
+        // The userinfo goes out as basic authentication, and the URL kept
+        // (and handed to reqwest) carries no credential.
+        let mut secrets = resolved.secrets;
+        if let Some(credentials) = userinfo::take_credentials(&mut url) {
+            if resolved.map.contains_key(AUTHORIZATION) {
+                return Err(ConfigError::ConflictingAuthorization);
+            }
+            resolved.map.insert(AUTHORIZATION, credentials.header);
+            secrets = secrets.with(credentials.secrets);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(resolved.map)
+            .timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("sluice-http/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|error| ConfigError::Client(response::describe(&error, &secrets)))?;
+        Ok(HttpSink {
+            client,
+            url,
+            shown_url,
+            headers: config.headers,
+            timeout: config.timeout,
+            body: config.body,
+            secrets,
+        })
+    }
+
+    /// The URL posted to, userinfo redacted.
+    pub fn url(&self) -> &str {
+        &self.shown_url
+    }
+
+    /// Delivers one batch: see the type's documentation.
+    async fn deliver<R: Serialize>(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let body = self.encode(batch)?;
+        let key = idempotency_key(batch.iter().map(|envelope| &envelope.id));
+        let key_value = HeaderValue::from_str(&key).map_err(|_| {
+            SinkError::Transient("cannot build the Idempotency-Key header".to_owned())
+        })?;
+        let sent = self
+            .client
+            .post(self.url.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(IDEMPOTENCY_KEY_HEADER, key_value)
+            .body(body)
+            .send()
+            .await;
+        let result = match sent {
+            Ok(reply) => {
+                let status = reply.status();
+                let result = response::outcome(reply, &self.secrets).await;
+                tracing::debug!(
+                    records = batch.len(),
+                    idempotency_key = %key,
+                    status = status.as_u16(),
+                    "http sink call answered"
+                );
+                result
+            }
+            Err(error) => {
+                let mut message = response::describe(&error, &self.secrets);
+                if error.is_timeout() {
+                    message.push_str(&format!(" (limit {:?})", self.timeout));
+                }
+                Err(SinkError::Transient(message))
+            }
+        };
+        if let Err(error) = &result {
+            tracing::debug!(records = batch.len(), idempotency_key = %key, %error, "http sink call failed");
+        }
+        result.map_err(SendError::Batch)
+    }
+
+    /// The request body, or which records cannot be encoded.
+    fn encode<R: Serialize>(&self, batch: &[Envelope<R>]) -> Result<Vec<u8>, SendError> {
+        let encoded = match (self.body, batch) {
+            (BodyShape::SingleOrArray, [one]) => serde_json::to_vec(&one.record),
+            _ => serde_json::to_vec(&Records(batch)),
+        };
+        encoded.map_err(|batch_error| {
+            let outcomes: Vec<Result<(), SinkError>> = batch
+                .iter()
+                .map(|envelope| match serde_json::to_vec(&envelope.record) {
+                    Err(error) => Err(SinkError::Rejected(format!(
+                        "cannot encode the record as JSON: {error}"
+                    ))),
+                    Ok(_) => Err(SinkError::Transient(
+                        "not sent: another record of its batch cannot be encoded as JSON"
+                            .to_owned(),
+                    )),
+                })
+                .collect();
+            if outcomes
+                .iter()
+                .any(|outcome| matches!(outcome, Err(SinkError::Rejected(_))))
+            {
+                SendError::PerRecord(outcomes)
+            } else {
+                SinkError::Rejected(format!("cannot encode the batch as JSON: {batch_error}"))
+                    .into()
+            }
+        })
+    }
+}
+
+/// A batch's records, serialised as a JSON array without copying them.
+struct Records<'a, R>(&'a [Envelope<R>]);
+
+impl<R: Serialize> Serialize for Records<'_, R> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|envelope| &envelope.record))
+    }
+}
+
+#[async_trait]
+impl<R> Sink<R> for HttpSink
+where
+    R: Serialize + Send + Sync + 'static,
+{
+    async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+        self.deliver(batch).await
+    }
+}
+
+impl fmt::Debug for HttpSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpSink")
+            .field("url", &self.shown_url)
+            .field("headers", &HeadersDebug(&self.headers))
+            .field("timeout", &self.timeout)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn env(name: &str) -> Lookup {
+        if name == "TOKEN" {
+            Lookup::Set("t0k3n-value".into())
+        } else {
+            Lookup::Unset
+        }
+    }
+
+    #[test]
+    fn construction_checks_the_url_and_timeout() {
+        let build = |config| HttpSink::with_environment(config, &env);
+        let error = build(HttpSinkConfig::new("ftp://u:pw123@host/"))
+            .err()
+            .unwrap();
+        assert!(matches!(error, ConfigError::UnsupportedScheme { .. }));
+        let error = build(HttpSinkConfig::new("http://u:pw123@exa mple/"))
+            .err()
+            .unwrap();
+        assert!(matches!(error, ConfigError::InvalidUrl { .. }), "{error}");
+        assert!(!error.to_string().contains("pw123"), "{error}");
+        let error = build(HttpSinkConfig::new("http://host/").timeout(Duration::ZERO))
+            .err()
+            .unwrap();
+        assert_eq!(error, ConfigError::ZeroTimeout);
+        let sink =
+            build(HttpSinkConfig::new("https://u:pw123@host/x").header("X-Auth", "${TOKEN}"))
+                .unwrap();
+        assert_eq!(sink.url(), "https://<redacted>@host/x");
+        let shown = format!("{sink:?}");
+        assert!(
+            !shown.contains("t0k3n") && !shown.contains("pw123"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn bodies_follow_the_shape() {
+        let sink = HttpSink::with_environment(HttpSinkConfig::new("http://host/"), &env).unwrap();
+        let stream = sluice_processor::StreamName::new("shape").unwrap();
+        let envelope = |sequence, record| Envelope {
+            id: sluice_processor::RecordId {
+                stream,
+                partition: 0,
+                sequence,
+            },
+            record,
+        };
+        let one = [envelope(0, serde_json::json!({"a": 1}))];
+        let two = [
+            envelope(0, serde_json::json!(1)),
+            envelope(1, serde_json::json!(2)),
+        ];
+        assert_eq!(sink.encode(&one).unwrap(), br#"{"a":1}"#);
+        assert_eq!(sink.encode(&two).unwrap(), b"[1,2]");
+        let array = HttpSink {
+            body: BodyShape::Array,
+            ..sink
+        };
+        assert_eq!(array.encode(&one).unwrap(), br#"[{"a":1}]"#);
+    }
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_rejected_alone() {
+        use std::collections::HashMap;
+        let sink = HttpSink::with_environment(HttpSinkConfig::new("http://host/"), &env).unwrap();
+        let stream = sluice_processor::StreamName::new("encode").unwrap();
+        let good: HashMap<Vec<u8>, u8> = HashMap::new();
+        let bad: HashMap<Vec<u8>, u8> = HashMap::from([(vec![1], 1)]);
+        let batch: Vec<_> = [good.clone(), bad, good]
+            .into_iter()
+            .enumerate()
+            .map(|(i, record)| Envelope {
+                id: sluice_processor::RecordId {
+                    stream,
+                    partition: 0,
+                    sequence: i as u64,
+                },
+                record,
+            })
+            .collect();
+        let Err(SendError::PerRecord(outcomes)) = sink.encode(&batch) else {
+            panic!("expected per-record outcomes");
+        };
+        assert!(matches!(outcomes[0], Err(SinkError::Transient(_))));
+        assert!(matches!(outcomes[1], Err(SinkError::Rejected(_))));
+        assert!(matches!(outcomes[2], Err(SinkError::Transient(_))));
+    }
+}
