@@ -313,6 +313,56 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
     }
 }
 
+impl<R, S, T> ProcessorHandle<R, S, T>
+where
+    R: Send + Sync + 'static,
+    S: Send + Sync + 'static,
+    T: Send + Sync + 'static,
+{
+    /// A handle that cuts a stop short from elsewhere (a second Ctrl-C):
+    /// see [`AbortHandle::abort`].
+    pub fn abort_handle(&self) -> AbortHandle {
+        AbortHandle(Arc::clone(&self.shared) as Arc<dyn Abort>)
+    }
+}
+
+/// Cuts a processor's stop short: work in flight is cancelled at once, as
+/// if the drain deadline had passed. Records are still handed back, not
+/// lost; the stop still returns its report.
+#[derive(Clone)]
+pub struct AbortHandle(Arc<dyn Abort>);
+
+impl AbortHandle {
+    /// Stops pulling and cancels calls and dead letters in flight now.
+    pub fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl std::fmt::Debug for AbortHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AbortHandle")
+    }
+}
+
+trait Abort: Send + Sync {
+    fn abort(&self);
+}
+
+impl<R, S, T> Abort for Shared<R, S, T>
+where
+    R: Send + Sync,
+    S: Send + Sync,
+    T: Send + Sync,
+{
+    fn abort(&self) {
+        tracing::warn!("aborting: cancelling work in flight now");
+        self.stop.raise();
+        self.abort.raise();
+        self.queue.close();
+    }
+}
+
 /// Awaits tasks until `deadline`, removing each as it ends, so that a
 /// join cut short can be resumed. Returns how many ended by a panic.
 async fn join_until(
