@@ -63,7 +63,9 @@ pub use fault::{FaultyTask, TaskFailure};
 pub use metrics::{
     LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
 };
-pub use processor::{AbortHandle, ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM};
+pub use processor::{
+    AbortHandle, MetricsReader, ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM,
+};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
 pub use sink::{Envelope, SendError, Sink, SinkError};

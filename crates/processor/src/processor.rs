@@ -210,10 +210,7 @@ pub struct ProcessorHandle<R, S, T> {
 impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
     /// What the processor has done so far. Cheap: sums per-task counters.
     pub fn metrics(&self) -> MetricsSnapshot {
-        let client_limit = self.shared.limiter.as_ref().and_then(|l| l.current_limit());
-        self.shared
-            .metrics
-            .snapshot(self.shared.queue.len(), client_limit)
+        snapshot(&self.shared)
     }
 
     /// The most records ever inside the pipeline at once; at most the
@@ -287,6 +284,26 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
         self.report(0, task_failures)
     }
 
+    /// Runs as [`finish`](Self::finish) until `stop` completes (a signal);
+    /// then stops as [`stop`](Self::stop) does. Returns the report and
+    /// whether `stop` cut the run short.
+    pub async fn finish_unless(mut self, stop: impl Future<Output = ()>) -> (Report<R>, bool) {
+        let far = later(tokio::time::Instant::now(), Duration::MAX);
+        tokio::pin!(stop);
+        let mut task_failures = tokio::select! {
+            biased;
+            () = &mut stop => return (self.stop().await, true),
+            failures = join_until(&mut self.intakes, far, None) => failures,
+        };
+        self.shared.queue.seal();
+        task_failures += tokio::select! {
+            biased;
+            () = &mut stop => return (self.stop().await, true),
+            failures = join_until(&mut self.workers, far, None) => failures,
+        };
+        (self.report(0, task_failures), false)
+    }
+
     fn report(mut self, backlog_at_stop: u64, panicked_tasks: u64) -> Report<R> {
         if let Some(releaser) = self.releaser.take() {
             releaser.abort();
@@ -324,6 +341,30 @@ where
     pub fn abort_handle(&self) -> AbortHandle {
         AbortHandle(Arc::clone(&self.shared) as Arc<dyn Abort>)
     }
+
+    /// A reader of the metrics that outlives `&self`: for an exporter or a
+    /// status line while the handle is busy finishing.
+    pub fn metrics_reader(&self) -> MetricsReader {
+        MetricsReader(Arc::clone(&self.shared) as Arc<dyn Abort>)
+    }
+}
+
+/// Reads a processor's metrics from anywhere, as
+/// [`ProcessorHandle::metrics`] does; frozen once the processor stopped.
+#[derive(Clone)]
+pub struct MetricsReader(Arc<dyn Abort>);
+
+impl MetricsReader {
+    /// What the processor has done so far.
+    pub fn metrics(&self) -> MetricsSnapshot {
+        self.0.metrics()
+    }
+}
+
+impl std::fmt::Debug for MetricsReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsReader")
+    }
 }
 
 /// Cuts a processor's stop short: work in flight is cancelled at once, as
@@ -345,8 +386,10 @@ impl std::fmt::Debug for AbortHandle {
     }
 }
 
+/// What the type-erased handles need of a running processor.
 trait Abort: Send + Sync {
     fn abort(&self);
+    fn metrics(&self) -> MetricsSnapshot;
 }
 
 impl<R, S, T> Abort for Shared<R, S, T>
@@ -361,6 +404,15 @@ where
         self.abort.raise();
         self.queue.close();
     }
+
+    fn metrics(&self) -> MetricsSnapshot {
+        snapshot(self)
+    }
+}
+
+fn snapshot<R, S, T>(shared: &Shared<R, S, T>) -> MetricsSnapshot {
+    let client_limit = shared.limiter.as_ref().and_then(|l| l.current_limit());
+    shared.metrics.snapshot(shared.queue.len(), client_limit)
 }
 
 /// Awaits tasks until `deadline`, removing each as it ends, so that a

@@ -71,3 +71,43 @@ async fn an_abort_cuts_a_long_drain_short_and_hands_everything_back() {
     assert_eq!(cancelled, 1, "one partition, in order: one call in flight");
     assert!(report.is_conserved());
 }
+
+#[tokio::test(start_paused = true)]
+async fn finish_unless_finishes_or_stops_on_its_signal() {
+    struct Accept;
+    #[async_trait]
+    impl Sink<u64> for Accept {
+        async fn send(&self, _: &[Envelope<u64>]) -> Result<(), SendError> {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            Ok(())
+        }
+    }
+    let config = || ProcessorConfig {
+        rate_limit: RateLimit::Unlimited,
+        ..ProcessorConfig::default()
+    };
+    // No signal: a finish.
+    let source = futures::stream::iter((1..=5).map(Incoming::new));
+    let handle = StreamProcessor::new(numbered, Accept, config())
+        .unwrap()
+        .start([source]);
+    let reader = handle.metrics_reader();
+    let (report, stopped) = handle.finish_unless(std::future::pending()).await;
+    assert!(!stopped);
+    assert_eq!(report.metrics.delivered, 5);
+    assert_eq!(
+        reader.metrics().delivered,
+        5,
+        "the reader sees the final counts"
+    );
+    // A signal while a source never ends: a stop, handing back nothing lost.
+    let endless = futures::stream::iter((1..).map(Incoming::new));
+    let handle = StreamProcessor::new(numbered, Accept, config())
+        .unwrap()
+        .start([endless]);
+    let signal = tokio::time::sleep(Duration::from_secs(1));
+    let (report, stopped) = handle.finish_unless(signal).await;
+    assert!(stopped);
+    assert!(report.metrics.delivered > 0 && report.metrics.handed_back > 0);
+    assert!(report.is_conserved(), "{}", report.conservation());
+}

@@ -1,0 +1,358 @@
+//! The checkpoint file: how far a file is done, and which file it is.
+
+use std::fs::{self, File};
+use std::io::{self, SeekFrom, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::progress::Position;
+use crate::source::SourceError;
+
+/// The most bytes of a file's start its fingerprint covers (4 KiB).
+pub const FINGERPRINT_BYTES: usize = 4096;
+
+/// The checkpoint format this crate writes and reads.
+pub const CHECKPOINT_VERSION: u32 = 1;
+
+/// How far a file is done, saved as JSON:
+///
+/// ```json
+/// {"version":1,"path":"/data/orders.jsonl","offset":5120,"lines":40,
+///  "fingerprint":"9f86d0…","fingerprint_bytes":4096}
+/// ```
+///
+/// Every line before `offset` is delivered, dead-lettered or blank; a
+/// restart reads on from `offset`, numbering lines from `lines + 1`.
+///
+/// The fingerprint is the BLAKE3 hash (hex) of the file's first
+/// `fingerprint_bytes` bytes: `min(4096, offset)`. Hashing only bytes
+/// before the offset, which a well-behaved writer never rewrites, keeps
+/// the fingerprint valid while the file grows; a file replaced by another
+/// (rotated, rewritten, truncated) no longer matches. Two files whose first
+/// 4 KiB are equal (a long shared header) cannot be told apart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The format: [`CHECKPOINT_VERSION`].
+    pub version: u32,
+    /// The input file's canonical path.
+    pub path: PathBuf,
+    /// The watermark: every line before it is done.
+    pub offset: u64,
+    /// How many lines come before `offset`.
+    pub lines: u64,
+    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes.
+    pub fingerprint: String,
+    /// How many bytes the fingerprint covers.
+    pub fingerprint_bytes: u64,
+}
+
+/// What went wrong with a checkpoint: each names the checkpoint file and,
+/// where it concerns it, the input file.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The checkpoint file could not be read.
+    #[error("cannot read the checkpoint {}: {error}", checkpoint.display())]
+    Read {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+    /// The checkpoint file holds no checkpoint.
+    #[error("the checkpoint {} is not a valid checkpoint: {error}", checkpoint.display())]
+    Parse {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// Where and why parsing failed.
+        error: serde_json::Error,
+    },
+    /// The checkpoint is of a format this version does not read.
+    #[error("the checkpoint {} is of version {version}; this reads version {CHECKPOINT_VERSION}", checkpoint.display())]
+    Version {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The version found.
+        version: u32,
+    },
+    /// The checkpoint could not be written (it may be left as it was).
+    #[error("cannot write the checkpoint {}: {error}", checkpoint.display())]
+    Write {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+    /// The checkpoint is of another file.
+    #[error("the checkpoint {} is of {}, not of {}", checkpoint.display(), recorded.display(), file.display())]
+    OtherFile {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The file it records.
+        recorded: PathBuf,
+        /// The file being read.
+        file: PathBuf,
+    },
+    /// The file's first bytes differ from those the checkpoint recorded:
+    /// it is not the file the checkpoint was written for.
+    #[error(
+        "the checkpoint {} does not match {}: its first {bytes} bytes changed (replaced or rewritten?)",
+        checkpoint.display(), file.display()
+    )]
+    Fingerprint {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The file being read.
+        file: PathBuf,
+        /// How many bytes the fingerprint covers.
+        bytes: u64,
+    },
+    /// The file is shorter than the checkpoint's offset: truncated or
+    /// replaced.
+    #[error(
+        "the checkpoint {} is at byte {offset} of {}, which has only {len} bytes (truncated or replaced?)",
+        checkpoint.display(), file.display()
+    )]
+    Shorter {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The file being read.
+        file: PathBuf,
+        /// The checkpoint's offset.
+        offset: u64,
+        /// The file's length.
+        len: u64,
+    },
+    /// The checkpoint's offset is inside a line: the file grew at the end
+    /// of a last line that had no terminator and was already processed.
+    #[error(
+        "the checkpoint {} is at byte {offset} of {}, which is not a line start (was a line without terminator continued?)",
+        checkpoint.display(), file.display()
+    )]
+    MidLine {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The file being read.
+        file: PathBuf,
+        /// The checkpoint's offset.
+        offset: u64,
+    },
+}
+
+/// The fingerprint of a file starting with `prefix`: BLAKE3, in hex.
+pub(crate) fn fingerprint(prefix: &[u8]) -> String {
+    blake3::hash(prefix).to_hex().to_string()
+}
+
+impl Checkpoint {
+    /// A checkpoint of `path` at `at`.
+    pub(crate) fn new(
+        path: PathBuf,
+        at: Position,
+        fingerprint: String,
+        fingerprint_bytes: u64,
+    ) -> Checkpoint {
+        Checkpoint {
+            version: CHECKPOINT_VERSION,
+            path,
+            offset: at.offset,
+            lines: at.lines,
+            fingerprint,
+            fingerprint_bytes,
+        }
+    }
+
+    /// The position it records.
+    pub fn position(&self) -> Position {
+        Position {
+            offset: self.offset,
+            lines: self.lines,
+        }
+    }
+
+    /// Whether `prefix` (the file's first [`fingerprint_bytes`](Self::fingerprint_bytes))
+    /// matches the fingerprint.
+    pub fn matches(&self, prefix: &[u8]) -> bool {
+        prefix.len() as u64 == self.fingerprint_bytes && fingerprint(prefix) == self.fingerprint
+    }
+
+    /// The checkpoint saved at `checkpoint`; `None` when there is no such
+    /// file (nothing was checkpointed yet).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Read`], [`Parse`](CheckpointError::Parse) or
+    /// [`Version`](CheckpointError::Version).
+    pub async fn load(checkpoint: impl AsRef<Path>) -> Result<Option<Checkpoint>, CheckpointError> {
+        let checkpoint = checkpoint.as_ref();
+        let text = match tokio::fs::read(checkpoint).await {
+            Ok(text) => text,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => {
+                return Err(CheckpointError::Read {
+                    checkpoint: checkpoint.to_owned(),
+                    error,
+                });
+            }
+        };
+        let loaded: Checkpoint =
+            serde_json::from_slice(&text).map_err(|error| CheckpointError::Parse {
+                checkpoint: checkpoint.to_owned(),
+                error,
+            })?;
+        if loaded.version != CHECKPOINT_VERSION {
+            return Err(CheckpointError::Version {
+                checkpoint: checkpoint.to_owned(),
+                version: loaded.version,
+            });
+        }
+        Ok(Some(loaded))
+    }
+
+    /// Saves the checkpoint at `checkpoint`, atomically: written to a
+    /// temporary file in the same directory, synced, renamed over
+    /// `checkpoint`, and the directory synced (on Unix), so that a crash
+    /// leaves either the old checkpoint or the new one, never a mix.
+    ///
+    /// Blocking: call it from `spawn_blocking` in async code (the
+    /// [`Checkpointer`](crate::Checkpointer) does).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`]; the old checkpoint is then left as it
+    /// was and no temporary file remains.
+    pub fn save(&self, checkpoint: impl AsRef<Path>) -> Result<(), CheckpointError> {
+        let checkpoint = checkpoint.as_ref();
+        let failed = |error| CheckpointError::Write {
+            checkpoint: checkpoint.to_owned(),
+            error,
+        };
+        let text = serde_json::to_vec(self).map_err(|error| failed(io::Error::other(error)))?;
+        let name = checkpoint
+            .file_name()
+            .ok_or_else(|| failed(io::Error::other("the checkpoint path names no file")))?;
+        let dir = match checkpoint.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        // Unique per process and write, so that no two writes share one.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let mut temporary = std::ffi::OsString::from(".");
+        temporary.push(name);
+        temporary.push(format!(
+            ".{}.{}.tmp",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let temporary = dir.join(temporary);
+        let written =
+            write_synced(&temporary, &text).and_then(|()| fs::rename(&temporary, checkpoint));
+        if let Err(error) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(failed(error));
+        }
+        sync_dir(dir).map_err(failed)
+    }
+}
+
+/// Checks `checkpoint` against `file`; returns the file's first bytes
+/// (up to the offset, at most [`FINGERPRINT_BYTES`]).
+pub(crate) async fn verify(
+    checkpoint: &Checkpoint,
+    checkpoint_file: &Path,
+    file: &mut tokio::fs::File,
+    canonical: &Path,
+) -> Result<Vec<u8>, SourceError> {
+    let io_failed = |error| SourceError::Io {
+        path: canonical.to_owned(),
+        error,
+    };
+    if checkpoint.path != canonical {
+        return Err(CheckpointError::OtherFile {
+            checkpoint: checkpoint_file.to_owned(),
+            recorded: checkpoint.path.clone(),
+            file: canonical.to_owned(),
+        }
+        .into());
+    }
+    let len = file.metadata().await.map_err(io_failed)?.len();
+    if len < checkpoint.offset {
+        return Err(CheckpointError::Shorter {
+            checkpoint: checkpoint_file.to_owned(),
+            file: canonical.to_owned(),
+            offset: checkpoint.offset,
+            len,
+        }
+        .into());
+    }
+    let covered = checkpoint
+        .fingerprint_bytes
+        .min(checkpoint.offset)
+        .min(FINGERPRINT_BYTES as u64);
+    let mut prefix = Vec::new();
+    (&mut *file)
+        .take(covered)
+        .read_to_end(&mut prefix)
+        .await
+        .map_err(io_failed)?;
+    if covered != checkpoint.fingerprint_bytes || !checkpoint.matches(&prefix) {
+        return Err(CheckpointError::Fingerprint {
+            checkpoint: checkpoint_file.to_owned(),
+            file: canonical.to_owned(),
+            bytes: checkpoint.fingerprint_bytes,
+        }
+        .into());
+    }
+    // A line ends just before the offset, unless the file ends there (a
+    // last line without terminator, already done).
+    if checkpoint.offset > 0 && checkpoint.offset < len {
+        let mut before = [0u8; 1];
+        file.seek(SeekFrom::Start(checkpoint.offset - 1))
+            .await
+            .map_err(io_failed)?;
+        file.read_exact(&mut before).await.map_err(io_failed)?;
+        if before[0] != b'\n' {
+            return Err(CheckpointError::MidLine {
+                checkpoint: checkpoint_file.to_owned(),
+                file: canonical.to_owned(),
+                offset: checkpoint.offset,
+            }
+            .into());
+        }
+    }
+    // Keep what the fingerprint of later checkpoints covers.
+    let keep = usize::try_from(checkpoint.offset)
+        .unwrap_or(usize::MAX)
+        .min(FINGERPRINT_BYTES);
+    if prefix.len() < keep {
+        file.seek(SeekFrom::Start(0)).await.map_err(io_failed)?;
+        prefix.clear();
+        (&mut *file)
+            .take(keep as u64)
+            .read_to_end(&mut prefix)
+            .await
+            .map_err(io_failed)?;
+    }
+    prefix.truncate(keep);
+    Ok(prefix)
+}
+
+/// Writes `text` to a new file at `path` and syncs it.
+fn write_synced(path: &Path, text: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(text)?;
+    file.sync_all()
+}
+
+/// Syncs a directory, so that a rename in it is durable.
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Directories cannot be opened for syncing here; the rename is left to
+/// the file system.
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The checkpointer: saves a file's watermark now and then, and on demand.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::checkpoint::CheckpointError;
+use crate::progress::{Position, Progress};
+
+/// The default interval between checkpoints (1 s).
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The shortest interval between checkpoints; shorter ones are raised to it.
+pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
+
+/// Saves the watermark of a file's [`Progress`] to a checkpoint file: every
+/// interval when it moved, and on [`flush`](Self::flush).
+///
+/// A background task (on the tokio runtime it was started in) wakes each
+/// interval; when the watermark moved since the last save, it saves the
+/// checkpoint ([`Checkpoint::save`](crate::Checkpoint::save): atomic,
+/// synced) on a blocking thread. A failed save is logged, kept for
+/// [`last_error`](Self::last_error), and tried again at the next interval.
+/// Saves never overlap, even when a `flush` is cancelled halfway, and the
+/// saved watermark never goes back.
+///
+/// Call [`finish`](Self::finish) once the processor is done (after
+/// `finish()` or `stop()`, when every line is resolved) to save the final
+/// watermark. Dropped, it stops its task without a last save.
+///
+/// One checkpointer per checkpoint file: two processes (or two
+/// checkpointers) saving the same file would overwrite each other.
+#[derive(Debug)]
+pub struct Checkpointer {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    file: PathBuf,
+    progress: Progress,
+    /// The position saved last (or read from, before any save). Held for
+    /// the whole of a save, on the blocking thread.
+    saved: Mutex<Position>,
+    last_error: Mutex<Option<String>>,
+}
+
+impl Checkpointer {
+    /// Saves `progress` to `checkpoint` every `interval` (at least
+    /// [`MIN_CHECKPOINT_INTERVAL`]) when its watermark moved. Must be
+    /// called within a tokio runtime.
+    pub fn start(
+        checkpoint: impl Into<PathBuf>,
+        progress: Progress,
+        interval: Duration,
+    ) -> Checkpointer {
+        let interval = interval.max(MIN_CHECKPOINT_INTERVAL);
+        let shared = Arc::new(Shared {
+            file: checkpoint.into(),
+            saved: Mutex::new(progress.start()),
+            progress,
+            last_error: Mutex::new(None),
+        });
+        let (stop, mut stopped) = oneshot::channel();
+        let task = tokio::spawn({
+            let shared = Arc::clone(&shared);
+            async move {
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = &mut stopped => return,
+                        () = tokio::time::sleep(interval) => {}
+                    }
+                    // Errors are kept and logged by `save`.
+                    let _ = save(&shared).await;
+                }
+            }
+        });
+        Checkpointer {
+            shared,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// The checkpoint file.
+    pub fn file(&self) -> &Path {
+        &self.shared.file
+    }
+
+    /// The progress it saves.
+    pub fn progress(&self) -> &Progress {
+        &self.shared.progress
+    }
+
+    /// The position last saved (or resumed from, before any save).
+    pub fn saved(&self) -> Position {
+        *lock(&self.shared.saved)
+    }
+
+    /// The error of the last save, if it failed.
+    pub fn last_error(&self) -> Option<String> {
+        lock(&self.shared.last_error).clone()
+    }
+
+    /// Saves the watermark now if it moved since the last save, and
+    /// returns the position saved last (before any save: the one reading
+    /// started from, which a fresh start has not written).
+    ///
+    /// # Errors
+    /// [`CheckpointError::Write`]; the checkpoint file is then left as it
+    /// was.
+    pub async fn flush(&self) -> Result<Position, CheckpointError> {
+        save(&self.shared).await
+    }
+
+    /// Stops the periodic saves (waiting for one under way) and saves the
+    /// final watermark.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub async fn finish(mut self) -> Result<Position, CheckpointError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "the checkpointer task failed");
+            }
+        }
+        self.flush().await
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        // A save under way on its blocking thread completes regardless.
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Saves the watermark if it moved, on a blocking thread.
+async fn save(shared: &Arc<Shared>) -> Result<Position, CheckpointError> {
+    let worker = Arc::clone(shared);
+    let saved = tokio::task::spawn_blocking(move || save_blocking(&worker))
+        .await
+        .unwrap_or_else(|error| {
+            Err(CheckpointError::Write {
+                checkpoint: shared.file.clone(),
+                error: std::io::Error::other(format!(
+                    "the save panicked or was cancelled: {error}"
+                )),
+            })
+        });
+    match &saved {
+        Ok(_) => *lock(&shared.last_error) = None,
+        Err(error) => {
+            tracing::warn!(%error, "checkpoint not saved");
+            *lock(&shared.last_error) = Some(error.to_string());
+        }
+    }
+    saved
+}
+
+fn save_blocking(shared: &Shared) -> Result<Position, CheckpointError> {
+    let mut saved = lock(&shared.saved);
+    let checkpoint = shared.progress.checkpoint();
+    let at = checkpoint.position();
+    if at == *saved {
+        return Ok(at);
+    }
+    checkpoint.save(&shared.file)?;
+    *saved = at;
+    Ok(at)
+}

@@ -1,0 +1,100 @@
+//! Shared fixtures: a sink that keeps what it is sent, a processor that
+//! delivers every line, and file helpers.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::Stream;
+use sluice_files::Line;
+use sluice_processor::{
+    Context, Envelope, Incoming, ProcessorConfig, RateLimit, Rejected, Report, SendError, Sink,
+    StreamProcessor, Transformed,
+};
+
+/// Keeps every record it is sent, in order.
+pub struct Collect<R>(pub Arc<Mutex<Vec<Envelope<R>>>>);
+
+impl<R> Clone for Collect<R> {
+    fn clone(&self) -> Self {
+        Collect(Arc::clone(&self.0))
+    }
+}
+
+impl<R> Default for Collect<R> {
+    fn default() -> Self {
+        Collect(Arc::default())
+    }
+}
+
+impl<R: Clone> Collect<R> {
+    pub fn records(&self) -> Vec<R> {
+        self.0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.record.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl<R: Clone + Send + Sync + 'static> Sink<R> for Collect<R> {
+    async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+        self.0.lock().unwrap().extend_from_slice(batch);
+        Ok(())
+    }
+}
+
+/// A processor configuration for tests: no rate limit, a short drain.
+pub fn config() -> ProcessorConfig {
+    ProcessorConfig {
+        rate_limit: RateLimit::Unlimited,
+        drain_deadline: Duration::from_millis(200),
+        ..ProcessorConfig::default()
+    }
+}
+
+/// The transform that sends each line as it is, at its position.
+#[allow(clippy::result_large_err)]
+pub fn keep(line: Line, _: &mut Context) -> Result<Transformed<Line>, Rejected<Line>> {
+    Ok(Transformed::new(line.position(), line))
+}
+
+/// Runs a processor delivering every line of `source`; returns the lines
+/// delivered, in order, and the report.
+pub async fn deliver(
+    source: impl Stream<Item = Incoming<Line>> + Send + 'static,
+) -> (Vec<Line>, Report<Line>) {
+    let sink = Collect::default();
+    let processor = StreamProcessor::new(keep, sink.clone(), config()).unwrap();
+    let report = processor.start([source]).finish().await;
+    assert!(report.is_conserved(), "{}", report.conservation());
+    (sink.records(), report)
+}
+
+/// `(line_number, offset, end, text)` of each line.
+pub fn spans(lines: &[Line]) -> Vec<(u64, u64, u64, String)> {
+    lines
+        .iter()
+        .map(|l| (l.line_number, l.offset, l.end, l.text.clone()))
+        .collect()
+}
+
+/// Appends `text` to the file at `path`.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Waits (real time, at most 5 s) until `done` holds.
+pub async fn eventually(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -1,0 +1,229 @@
+//! The line source: numbering and offsets, terminators, blank lines,
+//! over-long lines, invalid UTF-8, pull-based reading.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use futures::StreamExt;
+use sluice_files::{DEFAULT_MAX_LINE_BYTES, LineSource, SourceEnd, SourceOptions};
+use sluice_processor::StreamName;
+use tokio::io::{AsyncRead, ReadBuf};
+
+use common::{deliver, spans};
+
+fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn lines_are_numbered_with_their_byte_spans_for_lf_and_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "mixed.jsonl", b"one\r\ntwo\n\r\n  \nthree\r\nfour");
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(
+        spans(&lines),
+        [
+            (1, 0, 5, "one".to_owned()),
+            (2, 5, 9, "two".to_owned()),
+            // lines 3 ("\r\n") and 4 ("  \n") are blank: skipped, counted
+            (5, 14, 21, "three".to_owned()),
+            (6, 21, 25, "four".to_owned()), // no terminator: read at the end
+        ]
+    );
+    assert!(lines.iter().all(|l| !l.truncated && !l.lossy));
+    assert!(lines.iter().all(|l| l.stream.as_str() == "mixed"));
+    assert_eq!(lines[0].position().to_string(), "mixed/0#1");
+}
+
+#[tokio::test]
+async fn blank_lines_count_as_done_so_the_watermark_reaches_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "blanks.jsonl", b"\n{}\n\n\r\n \t\n");
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let progress = source.progress().cloned().unwrap();
+    let (lines, _) = deliver(source).await;
+    assert_eq!(spans(&lines), [(2, 1, 4, "{}".to_owned())]);
+    let mark = progress.watermark();
+    assert_eq!((mark.offset, mark.lines), (10, 5));
+    assert_eq!(progress.resolutions().skipped, 4);
+    assert_eq!(progress.resolutions().delivered, 1);
+    assert_eq!(progress.end(), Some(SourceEnd::Finished));
+}
+
+#[tokio::test]
+async fn an_over_long_line_is_cut_flagged_and_its_successors_keep_their_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let long = "x".repeat(10_000);
+    let text = format!("short\n{long}\r\nafter\n");
+    let path = write(&dir, "long.jsonl", text.as_bytes());
+    let options = SourceOptions {
+        max_line_bytes: 16,
+        buffer_bytes: 64,
+        ..SourceOptions::default()
+    };
+    let source = LineSource::open(&path, options).await.unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(lines.len(), 3);
+    assert_eq!(lines[1].text, "x".repeat(16));
+    assert!(lines[1].truncated);
+    assert_eq!((lines[1].offset, lines[1].end), (6, 10_008));
+    assert_eq!(lines[1].byte_len(), 10_002);
+    assert_eq!(
+        spans(&lines[2..]),
+        [(3, 10_008, 10_014, "after".to_owned())]
+    );
+    assert!(!lines[0].truncated && !lines[2].truncated);
+}
+
+#[tokio::test]
+async fn a_line_of_exactly_the_maximum_is_whole_even_with_crlf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "edge.txt", b"abcd\r\nabcde\r\nabcdef\r\n");
+    let options = SourceOptions {
+        max_line_bytes: 5,
+        buffer_bytes: 2,
+        ..SourceOptions::default()
+    };
+    let source = LineSource::open(&path, options).await.unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    let cut: Vec<_> = lines
+        .iter()
+        .map(|l| (l.text.as_str(), l.truncated))
+        .collect();
+    assert_eq!(cut, [("abcd", false), ("abcde", false), ("abcde", true)]);
+}
+
+#[tokio::test]
+async fn a_line_over_the_default_maximum_is_cut_to_one_mebibyte() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = vec![b'{'; 3 * DEFAULT_MAX_LINE_BYTES];
+    text.extend_from_slice(b"\n{}\n");
+    let path = write(&dir, "huge.jsonl", &text);
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0].text.len(), DEFAULT_MAX_LINE_BYTES);
+    assert!(lines[0].truncated);
+    assert_eq!(lines[1].text, "{}");
+    assert_eq!(lines[1].offset, 3 * DEFAULT_MAX_LINE_BYTES as u64 + 1);
+}
+
+#[tokio::test]
+async fn invalid_utf8_is_replaced_and_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "bytes.txt", b"caf\xe9\nok\n");
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(lines[0].text, "caf\u{fffd}");
+    assert!(lines[0].lossy);
+    assert!(!lines[1].lossy);
+    assert_eq!((lines[1].offset, lines[1].end), (5, 8));
+}
+
+#[tokio::test]
+async fn the_stream_is_the_configured_name_else_the_file_stem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "orders.eu.jsonl", b"{}\n");
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(lines[0].stream.as_str(), "orders.eu");
+    let options = SourceOptions {
+        stream: Some(StreamName::new("configured").unwrap()),
+        ..SourceOptions::default()
+    };
+    let source = LineSource::open(&path, options).await.unwrap();
+    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    assert_eq!(lines[0].stream.as_str(), "configured");
+}
+
+#[tokio::test]
+async fn a_missing_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.jsonl");
+    let error = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("absent.jsonl"), "{error}");
+}
+
+#[tokio::test]
+async fn file_lines_carry_acks_and_reader_lines_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "acks.txt", b"a\nb\n");
+    let source = LineSource::open(&path, SourceOptions::default())
+        .await
+        .unwrap();
+    let incoming: Vec<_> = source.collect().await;
+    assert!(incoming.iter().all(|i| i.ack.is_some()));
+
+    let stream = StreamName::new("piped").unwrap();
+    let reader = std::io::Cursor::new(b"a\r\n\nb".to_vec());
+    let source = LineSource::reader(reader, stream, SourceOptions::default());
+    assert!(source.progress().is_none());
+    let incoming: Vec<_> = source.collect().await;
+    assert!(incoming.iter().all(|i| i.ack.is_none()));
+    let lines: Vec<_> = incoming.into_iter().map(|i| i.payload).collect();
+    assert_eq!(
+        spans(&lines),
+        [(1, 0, 3, "a".to_owned()), (3, 4, 5, "b".to_owned())]
+    );
+    assert_eq!(lines[0].stream.as_str(), "piped");
+}
+
+/// An endless reader of `{}\n` that counts the bytes it hands out.
+struct Endless(Arc<AtomicUsize>);
+
+impl AsyncRead for Endless {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let n = buf.remaining();
+        let bytes: Vec<u8> = b"{}\n".iter().copied().cycle().take(n).collect();
+        buf.put_slice(&bytes);
+        self.0.fetch_add(n, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[tokio::test]
+async fn the_source_reads_only_as_far_as_it_is_pulled() {
+    let handed = Arc::new(AtomicUsize::new(0));
+    let options = SourceOptions {
+        buffer_bytes: 1024,
+        ..SourceOptions::default()
+    };
+    let stream = StreamName::new("endless").unwrap();
+    let mut source = LineSource::reader(Endless(Arc::clone(&handed)), stream, options);
+    assert_eq!(
+        handed.load(Ordering::Relaxed),
+        0,
+        "nothing read before a pull"
+    );
+    for n in 1..=1000 {
+        let line = source.next().await.unwrap().payload;
+        assert_eq!(line.line_number, n);
+    }
+    // 1000 lines are 3000 bytes: at most one buffer beyond them was read.
+    assert!(handed.load(Ordering::Relaxed) <= 3000 + 1024);
+}
