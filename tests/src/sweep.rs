@@ -13,7 +13,8 @@ use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
 use sluice_models::DataSource;
 use sluice_processor::{
-    BatchConfig, DeliveryOrder, LimitUnit, ProcessorConfig, Quota, RateLimit, RetryPolicy,
+    BatchConfig, CountedFrom, DeliveryOrder, LimitUnit, ProcessorConfig, Quota, RateLimit,
+    RetryPolicy,
 };
 use sluice_sim::{ApiConfig, Burst, StreamConfig, WINDOW};
 
@@ -194,6 +195,11 @@ impl Scenario {
             },
             rate_limit,
             limit_unit,
+            counted_from: if rng.random_bool(0.3) {
+                CountedFrom::Answer
+            } else {
+                CountedFrom::Call
+            },
             rate_limit_margin: if rng.random_bool(0.05) {
                 Duration::MAX
             } else {

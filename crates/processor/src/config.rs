@@ -35,6 +35,9 @@ pub struct ProcessorConfig {
     /// limiter, to absorb the delay between the client reading its clock and
     /// the API reading its own.
     pub rate_limit_margin: Duration,
+    /// From when the client's limiter counts a success's window: the call's
+    /// start (default), or its answer.
+    pub counted_from: CountedFrom,
     /// The longest `Retry-After` honoured; a longer one is cut to this.
     pub max_retry_after: Duration,
     /// The longest a call may take; a call that takes longer is cancelled
@@ -67,6 +70,7 @@ impl Default for ProcessorConfig {
             },
             limit_unit: LimitUnit::Calls,
             rate_limit_margin: Duration::from_millis(2),
+            counted_from: CountedFrom::Call,
             max_retry_after: Duration::from_secs(60),
             call_timeout: Duration::from_secs(30),
             retry: RetryPolicy::default(),
@@ -203,6 +207,20 @@ impl Quota {
         }
         Ok(())
     }
+}
+
+/// From when the client counts a success in its window, to mirror the
+/// API's own window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CountedFrom {
+    /// The call's start: exact when the API admits a call as it starts (the
+    /// simulator does), at full use of the quota.
+    Call,
+    /// The call's answer: the API admitted the call before it answered, so
+    /// a window counted from the answer ends after the API's, whatever the
+    /// network's delay. Costs the latency's share of the window in
+    /// throughput; for real APIs.
+    Answer,
 }
 
 /// What a rate limit counts.

@@ -53,8 +53,8 @@ mod worker;
 pub use ack::{Ack, Acknowledge, Incoming, Resolution};
 pub use clock::EpochClock;
 pub use config::{
-    BatchConfig, ConfigError, DeliveryOrder, LimitUnit, MAX_IN_FLIGHT, ProcessorConfig, Quota,
-    RateLimit,
+    BatchConfig, ConfigError, CountedFrom, DeliveryOrder, LimitUnit, MAX_IN_FLIGHT,
+    ProcessorConfig, Quota, RateLimit,
 };
 pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,

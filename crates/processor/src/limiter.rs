@@ -53,6 +53,8 @@ pub(crate) struct RateLimiter {
     hold: Duration,
     /// A known quota: the limit never rises above it.
     ceiling: Option<usize>,
+    /// Whether a success's window starts at its answer (else at its call).
+    from_answer: bool,
     base_probe_interval: Duration,
     max_probe_interval: Duration,
 }
@@ -116,9 +118,16 @@ impl RateLimiter {
             releaser: Notify::new(),
             hold: window.saturating_add(margin),
             ceiling,
+            from_answer: false,
             base_probe_interval,
             max_probe_interval: MAX_PROBE_INTERVAL.max(window.saturating_mul(60)),
         }
+    }
+
+    /// Counts each success's window from its answer rather than its call.
+    pub(crate) fn counting_from_answers(mut self) -> RateLimiter {
+        self.from_answer = true;
+        self
     }
 
     /// The current limit, or `None` while an adaptive limiter has not yet
@@ -282,7 +291,12 @@ impl WindowPermit<'_> {
         self.resolved = true;
         let limiter = self.limiter;
         let kept = successes.min(self.count);
-        let release_at = later(self.admitted_at, limiter.hold);
+        let counted_from = if limiter.from_answer {
+            Instant::now()
+        } else {
+            self.admitted_at
+        };
+        let release_at = later(counted_from, limiter.hold);
         let mut state = limiter.lock();
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count - kept);
@@ -425,6 +439,20 @@ mod tests {
         // 15 of those 20 slots came back at once.
         limiter.acquire(15).await.succeeded(15);
         assert_eq!(start.elapsed(), minute);
+        releaser.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counted_from_answers_a_window_starts_when_the_call_ends() {
+        let limiter =
+            Arc::new(RateLimiter::known(1, WINDOW, Duration::ZERO).counting_from_answers());
+        let releaser = spawn_releaser(&limiter);
+        let start = Instant::now();
+        let permit = limiter.acquire(1).await;
+        tokio::time::sleep(Duration::from_millis(300)).await; // the call's latency
+        permit.succeeded(1);
+        limiter.acquire(1).await.succeeded(1);
+        assert_eq!(start.elapsed(), Duration::from_millis(1_300));
         releaser.abort();
     }
 

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::ack::Incoming;
 use crate::clock::EpochClock;
-use crate::config::{ConfigError, LimitUnit, ProcessorConfig, RateLimit};
+use crate::config::{ConfigError, CountedFrom, LimitUnit, ProcessorConfig, RateLimit};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure};
 use crate::intake::{self, InTransform};
@@ -131,6 +131,10 @@ where
             RateLimit::Adaptive { window } => {
                 Some(RateLimiter::adaptive(window, config.rate_limit_margin))
             }
+        };
+        let limiter = match config.counted_from {
+            CountedFrom::Call => limiter,
+            CountedFrom::Answer => limiter.map(RateLimiter::counting_from_answers),
         };
         let outlet = match self.outlet {
             Some(outlet) => Outlet::User(outlet),

@@ -5,8 +5,11 @@
 //! code.
 
 pub mod cli;
+pub mod exporter;
 pub mod generate;
+pub mod pipeline;
 pub mod render;
 pub mod report;
+pub mod run_command;
 pub mod signals;
 pub mod simulation;

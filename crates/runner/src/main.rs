@@ -29,13 +29,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(&args),
         Command::MockApi(args) => mock_api(&args),
         Command::Run(args) => match args.settings() {
-            Ok(settings) => {
-                eprintln!(
-                    "sluice: `run` is not wired yet ({} input(s))",
-                    settings.inputs.len()
-                );
-                ExitCode::FAILURE
-            }
+            Ok(settings) => sluice::run_command::run(&settings),
             Err(message) => {
                 eprintln!("sluice: {message}");
                 ExitCode::from(2)

@@ -27,3 +27,29 @@ pub async fn first() {
         }
     }
 }
+
+/// Counts SIGINT and SIGTERM as they come, so that the first can mean
+/// "stop" and the second "stop now".
+#[derive(Debug, Clone)]
+pub struct Signals(tokio::sync::watch::Receiver<u32>);
+
+impl Signals {
+    /// Starts counting. Must be called within a tokio runtime.
+    pub fn install() -> Signals {
+        let (count, counted) = tokio::sync::watch::channel(0);
+        tokio::spawn(async move {
+            loop {
+                first().await;
+                count.send_modify(|n| *n += 1);
+            }
+        });
+        Signals(counted)
+    }
+
+    /// Completes once `n` signals have come.
+    pub async fn nth(mut self, n: u32) {
+        if self.0.wait_for(|count| *count >= n).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}

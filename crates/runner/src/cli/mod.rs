@@ -14,6 +14,16 @@ pub use mock_api::MockApiArgs;
 pub use run::{JsonFields, Ordering as RunOrdering, Profile, RunArgs, RunSettings};
 pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
 
+/// Exit codes of `sluice run`, as `--help` lists them.
+pub const RUN_EXIT_CODES: &str = "Exit codes:
+  0  every record was delivered or dead-lettered
+  1  the run ended with records not processed, or failed (e.g. a checkpoint could not be written)
+  2  a flag, setting, input or checkpoint is invalid
+  3  a signal stopped the run; what was not processed is past the checkpoint, for the next run
+SIGINT or SIGTERM stops reading, finishes or hands back what is in flight within
+--drain-timeout, writes the checkpoint and prints the report; a second signal
+cancels what is in flight at once (the checkpoint is still written).";
+
 /// Exit codes, as `--help` lists them.
 pub const EXIT_CODES: &str = "Exit codes:
   0  the run completed and every check passed
@@ -39,8 +49,7 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Deliver records from files or stdin to an HTTP API, at its quota,
     /// with checkpoints, dead letters and metrics.
-    // Hidden until its pipeline is wired in.
-    #[command(after_help = EXIT_CODES, hide = true)]
+    #[command(after_help = RUN_EXIT_CODES)]
     Run(Box<RunArgs>),
     /// Serve the original test's API over HTTP on loopback: POST /records,
     /// GET /ledger. Prints its address first; stops on Ctrl-C or SIGTERM.

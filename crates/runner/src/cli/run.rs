@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// 10000000. Default 1000.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
     pub queue_capacity: Option<u32>,
+    /// Attempts per record before it is dead-lettered (refusals excluded),
+    /// 1 to 100. Default 6.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: Option<u32>,
     /// The longest a call may take before it is retried: 1ms to 1h.
     /// Default 30s.
     #[arg(long, value_parser = bounded_duration(Duration::from_millis(1), MAX_WAIT))]
@@ -131,6 +135,7 @@ struct RunFile {
     ordering: Option<Ordering>,
     batch_max: Option<u32>,
     queue_capacity: Option<u32>,
+    max_attempts: Option<u32>,
     timeout: Option<String>,
     http_headers: Option<Vec<String>>,
     dead_letters: Option<PathBuf>,
@@ -166,6 +171,8 @@ pub struct RunSettings {
     pub batch_max: u32,
     /// The memory bound, in records.
     pub queue_capacity: u32,
+    /// Attempts per record.
+    pub max_attempts: u32,
     /// Per-call timeout.
     pub timeout: Duration,
     /// `Name: value` headers, unexpanded.
@@ -281,6 +288,10 @@ impl RunArgs {
                 .queue_capacity
                 .or(bounded("queue_capacity", file.queue_capacity, 10_000_000)?)
                 .unwrap_or(1_000),
+            max_attempts: self
+                .max_attempts
+                .or(bounded("max_attempts", file.max_attempts, 100)?)
+                .unwrap_or(6),
             timeout,
             http_headers: if self.http_headers.is_empty() {
                 file.http_headers.unwrap_or_default()
