@@ -195,10 +195,10 @@ impl Scenario {
             },
             rate_limit,
             limit_unit,
-            counted_from: if rng.random_bool(0.3) {
-                CountedFrom::Answer
-            } else {
-                CountedFrom::Call
+            counted_from: match rng.random_range(0..10) {
+                0..=1 => CountedFrom::Answer,
+                2..=3 => CountedFrom::CallThenAnswer,
+                _ => CountedFrom::Call,
             },
             rate_limit_margin: if rng.random_bool(0.05) {
                 Duration::MAX

@@ -219,8 +219,13 @@ pub enum CountedFrom {
     /// The call's answer: the API admitted the call before it answered, so
     /// a window counted from the answer ends after the API's, whatever the
     /// network's delay. Costs the latency's share of the window in
-    /// throughput; for real APIs.
+    /// throughput.
     Answer,
+    /// The call's start until the API refuses a call as rate limited, then
+    /// its answer: full use of the quota while the API counts as the client
+    /// does, and no repeated refusals once it shows it counts later. For
+    /// real APIs.
+    CallThenAnswer,
 }
 
 /// What a rate limit counts.

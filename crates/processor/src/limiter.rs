@@ -53,8 +53,8 @@ pub(crate) struct RateLimiter {
     hold: Duration,
     /// A known quota: the limit never rises above it.
     ceiling: Option<usize>,
-    /// Whether a success's window starts at its answer (else at its call).
-    from_answer: bool,
+    /// Whether to count from answers once a call is refused.
+    answer_after_refusal: bool,
     base_probe_interval: Duration,
     max_probe_interval: Duration,
 }
@@ -78,6 +78,8 @@ struct State {
     last_change: Instant,
     /// Whether the last raise of the limit is still unrefuted.
     probing: bool,
+    /// Whether a success's window starts at its answer (else at its call).
+    from_answer: bool,
     probe_interval: Duration,
     probe_step: usize,
 }
@@ -112,21 +114,28 @@ impl RateLimiter {
                 paused_until: None,
                 last_change: Instant::now(),
                 probing: false,
+                from_answer: false,
                 probe_interval: base_probe_interval,
                 probe_step: 1,
             }),
             releaser: Notify::new(),
             hold: window.saturating_add(margin),
             ceiling,
-            from_answer: false,
+            answer_after_refusal: false,
             base_probe_interval,
             max_probe_interval: MAX_PROBE_INTERVAL.max(window.saturating_mul(60)),
         }
     }
 
     /// Counts each success's window from its answer rather than its call.
-    pub(crate) fn counting_from_answers(mut self) -> RateLimiter {
-        self.from_answer = true;
+    pub(crate) fn counting_from_answers(self) -> RateLimiter {
+        self.lock().from_answer = true;
+        self
+    }
+
+    /// Counts from calls until a refusal, then from answers.
+    pub(crate) fn counting_from_answers_after_a_refusal(mut self) -> RateLimiter {
+        self.answer_after_refusal = true;
         self
     }
 
@@ -268,6 +277,10 @@ impl RateLimiter {
                 .saturating_mul(2)
                 .min(self.max_probe_interval);
         }
+        if self.answer_after_refusal && !state.from_answer {
+            tracing::info!("the API counts calls later than they start: counting from answers");
+            state.from_answer = true;
+        }
         if let Some(wait) = retry_after {
             let until = later(Instant::now(), wait);
             state.paused_until = Some(state.paused_until.map_or(until, |u| u.max(until)));
@@ -291,13 +304,13 @@ impl WindowPermit<'_> {
         self.resolved = true;
         let limiter = self.limiter;
         let kept = successes.min(self.count);
-        let counted_from = if limiter.from_answer {
+        let mut state = limiter.lock();
+        let counted_from = if state.from_answer {
             Instant::now()
         } else {
             self.admitted_at
         };
         let release_at = later(counted_from, limiter.hold);
-        let mut state = limiter.lock();
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count - kept);
         if kept == 0 {
@@ -453,6 +466,32 @@ mod tests {
         permit.succeeded(1);
         limiter.acquire(1).await.succeeded(1);
         assert_eq!(start.elapsed(), Duration::from_millis(1_300));
+        releaser.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_refusal_windows_are_counted_from_answers() {
+        let limiter = Arc::new(
+            RateLimiter::known(1, WINDOW, Duration::ZERO).counting_from_answers_after_a_refusal(),
+        );
+        let releaser = spawn_releaser(&limiter);
+        let latency = Duration::from_millis(300);
+        async fn call(limiter: &RateLimiter) -> WindowPermit<'_> {
+            let permit = limiter.acquire(1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            permit
+        }
+        // Before any refusal: from the call.
+        let start = Instant::now();
+        call(&limiter).await.succeeded(1);
+        call(&limiter).await.succeeded(1);
+        assert_eq!(start.elapsed(), WINDOW + latency);
+        call(&limiter).await.refused(None);
+        // After it: from the answer.
+        let start = Instant::now();
+        call(&limiter).await.succeeded(1);
+        call(&limiter).await.succeeded(1);
+        assert_eq!(start.elapsed(), WINDOW + latency * 2);
         releaser.abort();
     }
 

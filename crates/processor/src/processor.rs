@@ -135,6 +135,9 @@ where
         let limiter = match config.counted_from {
             CountedFrom::Call => limiter,
             CountedFrom::Answer => limiter.map(RateLimiter::counting_from_answers),
+            CountedFrom::CallThenAnswer => {
+                limiter.map(RateLimiter::counting_from_answers_after_a_refusal)
+            }
         };
         let outlet = match self.outlet {
             Some(outlet) => Outlet::User(outlet),

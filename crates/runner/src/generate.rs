@@ -2,11 +2,14 @@
 
 use std::io::{self, Write};
 
+use rand::rngs::ChaCha8Rng;
+use rand::{RngExt, SeedableRng};
 use sluice_processor::EpochClock;
 use sluice_sim::{SimError, StreamConfig, StreamSimulator};
 
 /// Writes `records` records as NDJSON (one `StreamData` object a line) to
-/// `out`, the sources taking turns.
+/// `out`, the sources taking turns; a share `invalid_rate` of the lines
+/// are made undeliverable (see [`Invalid`]), drawn from the config's seed.
 ///
 /// # Errors
 /// A simulator setting that cannot be used, or a failed write (a closed
@@ -14,19 +17,62 @@ use sluice_sim::{SimError, StreamConfig, StreamSimulator};
 pub fn write_records(
     config: StreamConfig,
     records: u64,
+    invalid_rate: f64,
     out: impl Write,
 ) -> Result<(), GenerateError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0001_a51d);
     let simulator = StreamSimulator::new(config, EpochClock::system())?;
     let mut out = io::BufWriter::new(out);
-    for record in simulator
-        .records()
-        .take(usize::try_from(records).unwrap_or(usize::MAX))
-    {
-        serde_json::to_writer(&mut out, &record).map_err(io::Error::from)?;
+    let mut line = Vec::new();
+    let count = usize::try_from(records).unwrap_or(usize::MAX);
+    for record in simulator.records().take(count) {
+        line.clear();
+        serde_json::to_writer(&mut line, &record).map_err(io::Error::from)?;
+        if invalid_rate > 0.0 && rng.random_bool(invalid_rate) {
+            let kind = Invalid::ALL[rng.random_range(0..Invalid::ALL.len())];
+            line = kind.corrupt(&line);
+        }
+        out.write_all(&line)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// The ways `sluice generate` makes a line undeliverable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// Cut in half: not JSON.
+    Cut,
+    /// Priority 9: not a StreamData record.
+    Priority,
+    /// An unknown source: not a StreamData record.
+    Source,
+    /// A negative timestamp: a record the validation refuses.
+    Timestamp,
+}
+
+impl Invalid {
+    /// Every kind.
+    pub const ALL: [Invalid; 4] = [
+        Invalid::Cut,
+        Invalid::Priority,
+        Invalid::Source,
+        Invalid::Timestamp,
+    ];
+
+    fn corrupt(self, line: &[u8]) -> Vec<u8> {
+        let Ok(mut record) = serde_json::from_slice::<serde_json::Value>(line) else {
+            return line.to_vec();
+        };
+        match self {
+            Invalid::Cut => return line[..line.len() / 2].to_vec(),
+            Invalid::Priority => record["priority"] = 9.into(),
+            Invalid::Source => record["source"] = "unknown_source".into(),
+            Invalid::Timestamp => record["timestamp"] = (-5.0).into(),
+        }
+        serde_json::to_vec(&record).unwrap_or_else(|_| line.to_vec())
+    }
 }
 
 /// Why `sluice generate` could not write its records.
@@ -56,7 +102,7 @@ mod tests {
             ..StreamConfig::default()
         };
         let mut out = Vec::new();
-        write_records(config, 25, &mut out).unwrap();
+        write_records(config, 25, 0.0, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         let records: Vec<StreamData> = text
             .lines()
@@ -75,5 +121,24 @@ mod tests {
                 .iter()
                 .all(|r| r.sequence_id >= 1 && r.partition < 2)
         );
+    }
+
+    #[test]
+    fn invalid_lines_come_at_their_rate_and_are_each_undeliverable() {
+        let config = StreamConfig {
+            seed: 5,
+            ..StreamConfig::default()
+        };
+        let mut out = Vec::new();
+        write_records(config, 2_000, 0.1, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let bad = text
+            .lines()
+            .filter(|line| {
+                serde_json::from_str::<StreamData>(line).map_or(true, |r| r.timestamp <= 0.0)
+            })
+            .count();
+        // 10 % of 2 000, within 4 sigma.
+        assert!((150..=250).contains(&bad), "{bad}");
     }
 }

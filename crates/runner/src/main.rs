@@ -109,7 +109,12 @@ fn generate(args: &GenerateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match sluice::generate::write_records(config, args.records, std::io::stdout().lock()) {
+    match sluice::generate::write_records(
+        config,
+        args.records,
+        args.invalid_rate,
+        std::io::stdout().lock(),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(sluice::generate::GenerateError::Write(error))
             if error.kind() == std::io::ErrorKind::BrokenPipe =>

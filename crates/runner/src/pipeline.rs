@@ -14,7 +14,7 @@ use sluice_files::{
 use sluice_http::{HttpSink, HttpSinkConfig};
 use sluice_processor::{
     BatchConfig, CountedFrom, DeliveryOrder, MetricsSnapshot, ProcessorConfig, Report, RetryPolicy,
-    StreamName, StreamProcessor, Transform,
+    StreamName, StreamProcessor, StreamStats, Transform,
 };
 use sluice_profiles::json::{JsonProfile, JsonProfileConfig};
 use sluice_profiles::seed::SeedProfile;
@@ -24,6 +24,12 @@ use crate::cli::{Profile, RunOrdering, RunSettings};
 /// How much longer than the HTTP timeout the processor lets a call run,
 /// so that the HTTP client's own timeout is the one that answers.
 const CALL_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long past its window the client counts a success: covers the
+/// delay between sending a call and the API counting it, on a good
+/// network; a longer delay shows as a refusal, after which windows count
+/// from answers.
+const RUN_RATE_LIMIT_MARGIN: Duration = Duration::from_millis(25);
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -66,8 +72,8 @@ pub struct RunSummary {
     pub p99_latency_ms: f64,
     /// Dead letters by kind of reason.
     pub dead_letter_reasons: BTreeMap<String, u64>,
-    /// Per stream: ingested, delivered, dead-lettered, handed back.
-    pub streams: BTreeMap<String, [u64; 4]>,
+    /// Per stream by name.
+    pub streams: BTreeMap<String, StreamStats>,
     /// Whether a signal cut the run short.
     pub interrupted: bool,
     /// Faults of user code or connectors caught during the run.
@@ -100,10 +106,7 @@ impl RunSummary {
             streams: m
                 .by_stream
                 .iter()
-                .map(|(stream, s)| {
-                    let counts = [s.ingested, s.delivered, s.dead_lettered, s.handed_back];
-                    (stream.as_str().to_owned(), counts)
-                })
+                .map(|(stream, stats)| (stream.as_str().to_owned(), *stats))
                 .collect(),
             interrupted,
             failures: report.failures.iter().map(ToString::to_string).collect(),
@@ -273,8 +276,9 @@ fn processor_config(settings: &RunSettings) -> ProcessorConfig {
         },
         rate_limit: settings.rate_limit,
         // A real API counts a call when it arrives, after the client sent
-        // it: count from the answer, which comes after that.
-        counted_from: CountedFrom::Answer,
+        // it: once it shows that by a refusal, count from answers.
+        counted_from: CountedFrom::CallThenAnswer,
+        rate_limit_margin: RUN_RATE_LIMIT_MARGIN,
         retry: RetryPolicy {
             max_attempts: settings.max_attempts,
             ..RetryPolicy::default()

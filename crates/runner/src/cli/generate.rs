@@ -27,9 +27,14 @@ pub struct GenerateArgs {
     /// Partitions per source, 1 to 1000000; a source's records take turns.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub partitions: u32,
-    /// The probability that a payload is one of the five problematic kinds.
+    /// The probability that a payload is one of the five problematic kinds
+    /// (the standard transform repairs them).
     #[arg(long, default_value_t = 0.15, value_parser = probability)]
     pub bad_data_rate: f64,
+    /// The probability that a line cannot be delivered at all: cut short,
+    /// a priority or source out of range, or a negative timestamp (0 to 1).
+    #[arg(long, default_value_t = 0.01, value_parser = probability)]
+    pub invalid_rate: f64,
 }
 
 impl GenerateArgs {

@@ -39,7 +39,7 @@ pub struct RunArgs {
     /// `auto` to learn it from refusals, or `none`. Default auto.
     #[arg(long, value_name = "N/UNIT|auto|none", value_parser = rate_limit)]
     pub rate_limit: Option<RateLimit>,
-    /// The most calls in flight at once, 1 to 65536. Default 4.
+    /// The most calls in flight at once, 1 to 65536. Default 16.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_in_flight: Option<u32>,
     /// Delivery order: per (stream, partition), or none. Default partition.
@@ -275,7 +275,7 @@ impl RunArgs {
             max_in_flight: self
                 .max_in_flight
                 .or(bounded("max_in_flight", file.max_in_flight, 65_536)?)
-                .unwrap_or(4),
+                .unwrap_or(16),
             ordering: self
                 .ordering
                 .or(file.ordering)
@@ -432,9 +432,24 @@ mod tests {
         );
         assert_eq!(
             (settings.max_in_flight, settings.queue_capacity),
-            (4, 1_000)
+            (16, 1_000)
         );
         assert_eq!(settings.profile, Profile::Seed);
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/run.toml");
+        let settings = args(&["--config", example]).unwrap().settings().unwrap();
+        assert_eq!(settings.rate_limit, quota(15, Duration::from_secs(1)));
+        assert_eq!(
+            settings.http_headers,
+            ["Authorization: Bearer ${API_TOKEN}"]
+        );
+        assert_eq!(
+            settings.metrics_addr,
+            Some("127.0.0.1:9898".parse().unwrap())
+        );
     }
 
     #[test]

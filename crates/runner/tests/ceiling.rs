@@ -1,0 +1,86 @@
+//! `sluice generate` into `sluice run` against `sluice mock-api
+//! --rate-limit 50/s`: every record once, in order, at the API's ceiling.
+//! In a test binary of its own, so that no other test shares the machine
+//! while it measures the ceiling.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    MockApi, dead_letters, delivered_counts, expected, generate, report, sluice, wait_bounded,
+};
+
+#[test]
+fn generated_records_reach_a_fifty_per_second_api_once_each_in_order_at_its_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockApi::start(&["--rate-limit", "50/s"]);
+    let input = generate(dir.path(), "records.ndjson", 3_000, 7);
+    let dead = dir.path().join("dead.ndjson");
+    let run = sluice()
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--http-url",
+            &api.url(),
+        ])
+        .args(["--rate-limit", "50/s", "--max-attempts", "30", "--json"])
+        .args(["--dead-letters", dead.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_bounded(run, Duration::from_secs(240));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+
+    let (valid, invalid) = expected(&input);
+    assert!(!invalid.is_empty(), "the data set has undeliverable lines");
+    let counts = delivered_counts(&api);
+    let delivered: BTreeSet<_> = counts.keys().cloned().collect();
+    assert_eq!(
+        delivered, valid,
+        "every valid record delivered, nothing else"
+    );
+    assert!(counts.values().all(|&n| n == 1), "each once");
+    let ledger = api.ledger();
+    assert_eq!(ledger.order_violations, 0);
+    let letters = dead_letters(&dead);
+    let lettered: BTreeSet<_> = letters
+        .iter()
+        .map(|(s, p, q, _)| (s.clone(), *p, *q))
+        .collect();
+    assert_eq!(lettered, invalid, "every undeliverable line dead-lettered");
+    assert!(letters.iter().all(|(.., reason)| !reason.is_empty()));
+    assert_eq!(report["ingested"], 3_000);
+    assert_eq!(report["delivered"].as_u64(), Some(valid.len() as u64));
+    assert_eq!(report["dead_lettered"].as_u64(), Some(invalid.len() as u64));
+    assert_eq!(report["conserved"], true);
+
+    // The ceiling over the run: 50 per window from the first success to
+    // the last, counting the window the last one opened.
+    let span =
+        (ledger.last_success_ms.unwrap() - ledger.first_success_ms.unwrap()) as f64 / 1_000.0;
+    let utilization = ledger.successes as f64 / (50.0 * (span + 1.0));
+    assert!(
+        utilization >= 0.95,
+        "{utilization:.3} of the ceiling ({} in {span:.1}s)",
+        ledger.successes
+    );
+    assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 50);
+    assert!(
+        ledger.rate_limit_hits * 100 <= ledger.calls,
+        "{} refused of {} calls",
+        ledger.rate_limit_hits,
+        ledger.calls
+    );
+}

@@ -1,0 +1,209 @@
+//! Helpers of the tests that run `sluice` as users do: real processes,
+//! real HTTP on 127.0.0.1, real signals.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_mock_api::Ledger;
+
+/// The binary under test.
+pub fn sluice() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+}
+
+/// A `sluice mock-api` process, killed when dropped.
+pub struct MockApi {
+    child: Child,
+    /// Its address.
+    pub addr: String,
+}
+
+impl MockApi {
+    /// Starts `sluice mock-api --listen 127.0.0.1:0` with `flags`.
+    pub fn start(flags: &[&str]) -> MockApi {
+        let mut child = sluice()
+            .args(["mock-api", "--listen", "127.0.0.1:0"])
+            .args(flags)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        MockApi {
+            child,
+            addr: first.trim().to_owned(),
+        }
+    }
+
+    /// Its records endpoint.
+    pub fn url(&self) -> String {
+        format!("http://{}/records", self.addr)
+    }
+
+    /// Its ledger now.
+    pub fn ledger(&self) -> Ledger {
+        serde_json::from_str(&get(&self.addr, "/ledger")).unwrap()
+    }
+}
+
+impl Drop for MockApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The body of `GET path` at `addr`, over plain HTTP/1.0.
+pub fn get(addr: &str, path: &str) -> String {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(
+        head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// `sluice generate --records n --seed s` into `dir/name`.
+pub fn generate(dir: &Path, name: &str, records: u64, seed: u64) -> PathBuf {
+    let path = dir.join(name);
+    let output = sluice()
+        .args([
+            "generate",
+            "--records",
+            &records.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    std::fs::write(&path, output.stdout).unwrap();
+    path
+}
+
+/// Waits until `done` holds, checking every 50 ms, for at most `limit`.
+pub fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits for `child` at most `limit`, killing it past that (a hang guard).
+pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            panic!("the process did not end within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (e.g. "-TERM", "-9") to `child`.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The JSON report `sluice run --json` printed.
+pub fn report(output: &Output) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|error| {
+        panic!(
+            "no JSON report ({error}); stdout: {text}; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+/// The dead letters of a dead-letter file, as (stream, partition, sequence, reason).
+pub fn dead_letters(file: &Path) -> Vec<(String, u64, u64, String)> {
+    let Ok(text) = std::fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    text.lines()
+        .map(|line| {
+            let letter: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                letter["stream"].as_str().unwrap().to_owned(),
+                letter["partition"].as_u64().unwrap(),
+                letter["sequence"].as_u64().unwrap(),
+                letter["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub type Identity = (String, u64, u64);
+
+/// Every line of a `sluice generate` file: its seed identity when it is a
+/// deliverable record, else its position (stream `records`, partition 0,
+/// line number), as the run names undeliverable lines.
+pub fn expected(file: &Path) -> (BTreeSet<Identity>, BTreeSet<Identity>) {
+    let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+    let mut valid = BTreeSet::new();
+    let mut invalid = BTreeSet::new();
+    for (i, line) in std::fs::read_to_string(file).unwrap().lines().enumerate() {
+        match serde_json::from_str::<sluice_models::StreamData>(line) {
+            Ok(record) if record.timestamp > 0.0 => {
+                valid.insert((
+                    record.source.as_str().to_owned(),
+                    u64::from(record.partition),
+                    record.sequence_id,
+                ));
+            }
+            Ok(record) => {
+                invalid.insert((
+                    record.source.as_str().to_owned(),
+                    u64::from(record.partition),
+                    record.sequence_id,
+                ));
+            }
+            Err(_) => {
+                invalid.insert((stem.clone(), 0, i as u64 + 1));
+            }
+        }
+    }
+    (valid, invalid)
+}
+
+/// How many times the API accepted each record.
+pub fn delivered_counts(api: &MockApi) -> BTreeMap<Identity, u64> {
+    let ledger = api.ledger();
+    let mut counts = BTreeMap::new();
+    for (stream, partitions) in &ledger.streams {
+        for (partition, deliveries) in partitions {
+            for sequence in &deliveries.delivered {
+                *counts
+                    .entry((stream.clone(), *partition, *sequence))
+                    .or_default() += 1;
+            }
+        }
+    }
+    counts
+}

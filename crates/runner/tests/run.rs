@@ -1,0 +1,273 @@
+//! `sluice run` as users run it: `sluice generate` files, `sluice mock-api`
+//! and scripted APIs on 127.0.0.1, real processes and signals. Each test
+//! bounds its waits; none asserts a duration but the pause a Retry-After
+//! asks for (a lower bound the client cannot beat).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{
+    MockApi, delivered_counts, eventually, expected, generate, report, signal, sluice, wait_bounded,
+};
+use sluice_processor::{RecordId, StreamName};
+
+#[test]
+fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_keys_already_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockApi::start(&["--rate-limit", "200/s"]);
+    let input = generate(dir.path(), "records.ndjson", 3_000, 8);
+    let checkpoint = dir.path().join("records.checkpoint.json");
+    let run = || {
+        sluice()
+            .args([
+                "run",
+                "--input",
+                input.to_str().unwrap(),
+                "--http-url",
+                &api.url(),
+            ])
+            .args(["--rate-limit", "200/s", "--max-attempts", "30", "--json"])
+            .args(["--checkpoint", checkpoint.to_str().unwrap()])
+            .args([
+                "--dead-letters",
+                dir.path().join("dead.ndjson").to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = run();
+    eventually(Duration::from_secs(60), "600 delivered", || {
+        api.ledger().records_delivered >= 600
+    });
+    signal(&first, "-9");
+    let killed = wait_bounded(first, Duration::from_secs(10));
+    assert!(!killed.status.success());
+    assert!(
+        checkpoint.exists(),
+        "a checkpoint was written before the kill"
+    );
+
+    let output = wait_bounded(run(), Duration::from_secs(120));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let (valid, _) = expected(&input);
+    let counts = delivered_counts(&api);
+    let missing: Vec<_> = valid
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    let duplicated: Vec<_> = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        duplicated.len() <= 1_000,
+        "{} duplicates, queue capacity 1000",
+        duplicated.len()
+    );
+    let keys = api.ledger().idempotency_keys;
+    for (stream, partition, sequence) in duplicated {
+        let id = RecordId {
+            stream: StreamName::new(stream).unwrap(),
+            partition: u32::try_from(*partition).unwrap(),
+            sequence: *sequence,
+        };
+        let key = sluice_http::idempotency_key([&id]);
+        assert!(
+            keys.get(&key).copied().unwrap_or(0) >= 2,
+            "{id} was sent again under a new key"
+        );
+    }
+}
+
+#[test]
+fn sigterm_stops_with_a_report_and_a_checkpoint_and_a_restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockApi::start(&["--rate-limit", "100/s"]);
+    let input = generate(dir.path(), "records.ndjson", 2_000, 9);
+    let checkpoint = dir.path().join("cp.json");
+    let run = || {
+        sluice()
+            .args([
+                "run",
+                "--input",
+                input.to_str().unwrap(),
+                "--http-url",
+                &api.url(),
+            ])
+            .args(["--rate-limit", "100/s", "--max-attempts", "30", "--json"])
+            .args(["--checkpoint", checkpoint.to_str().unwrap()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let first = run();
+    eventually(Duration::from_secs(60), "200 delivered", || {
+        api.ledger().records_delivered >= 200
+    });
+    signal(&first, "-TERM");
+    let stopped = wait_bounded(first, Duration::from_secs(30));
+    assert_eq!(
+        stopped.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&stopped.stderr)
+    );
+    let stop_report = report(&stopped);
+    assert_eq!(stop_report["interrupted"], true);
+    assert_eq!(stop_report["conserved"], true);
+    assert!(stop_report["handed_back"].as_u64().unwrap() > 0);
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&checkpoint).unwrap()).unwrap();
+    assert!(saved["offset"].as_u64().unwrap() > 0);
+
+    let output = wait_bounded(run(), Duration::from_secs(120));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (valid, _) = expected(&input);
+    let counts = delivered_counts(&api);
+    assert!(
+        valid.iter().all(|id| counts.contains_key(id)),
+        "nothing lost"
+    );
+}
+
+#[test]
+fn the_metrics_endpoint_parses_and_ends_equal_to_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockApi::start(&[
+        "--rate-limit",
+        "none",
+        "--failure-rate",
+        "0",
+        "--latency",
+        "0ms",
+    ]);
+    let input = generate(dir.path(), "records.ndjson", 300, 10);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let mut run = sluice()
+        .args([
+            "run",
+            "--input",
+            "-",
+            "--http-url",
+            &api.url(),
+            "--rate-limit",
+            "none",
+            "--json",
+        ])
+        .args(["--metrics-addr", &metrics_addr])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = run.stdin.take().unwrap();
+    stdin.write_all(&std::fs::read(&input).unwrap()).unwrap();
+    stdin.flush().unwrap();
+    let scrape = || -> BTreeMap<String, f64> {
+        let Ok(stream) = std::net::TcpStream::connect(&metrics_addr) else {
+            return BTreeMap::new();
+        };
+        drop(stream);
+        let text = common::get(&metrics_addr, "/metrics");
+        let mut totals = BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
+            let (name_labels, value) = line.rsplit_once(' ').unwrap();
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("not a number: {line}"));
+            let name = name_labels.split('{').next().unwrap();
+            assert!(
+                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{line}"
+            );
+            *totals.entry(name.to_owned()).or_default() += value;
+        }
+        totals
+    };
+    let mut last = BTreeMap::new();
+    eventually(Duration::from_secs(60), "every record resolved", || {
+        last = scrape();
+        let total = |name: &str| last.get(name).copied().unwrap_or(0.0);
+        total("sluice_records_ingested_total") == 300.0
+            && total("sluice_records_delivered_total") + total("sluice_records_dead_lettered_total")
+                == 300.0
+    });
+    drop(stdin);
+    let output = wait_bounded(run, Duration::from_secs(30));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+    for (metric, key) in [
+        ("sluice_records_ingested_total", "ingested"),
+        ("sluice_records_delivered_total", "delivered"),
+        ("sluice_records_dead_lettered_total", "dead_lettered"),
+        ("sluice_calls_total", "calls"),
+    ] {
+        assert_eq!(last[metric], report[key].as_f64().unwrap(), "{metric}");
+    }
+    assert!(last.contains_key("sluice_delivery_latency_seconds_bucket"));
+}
+
+#[test]
+fn the_readme_demo_works_as_written() {
+    let api = MockApi::start(&[]);
+    let pipeline = format!(
+        "{bin} generate --records 100 | {bin} run --input - --http-url {url} --json",
+        bin = env!("CARGO_BIN_EXE_sluice"),
+        url = api.url()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &pipeline])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_bounded(child, Duration::from_secs(60));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report = report(&output);
+    assert_eq!(report["ingested"], 100);
+    assert_eq!(report["conserved"], true);
+    assert_eq!(
+        report["delivered"].as_u64().unwrap() + report["dead_lettered"].as_u64().unwrap(),
+        100
+    );
+    assert_eq!(
+        api.ledger().records_delivered,
+        report["delivered"].as_u64().unwrap()
+    );
+}
