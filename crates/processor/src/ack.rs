@@ -209,6 +209,7 @@ mod tests {
     #[test]
     fn resolving_tells_once_and_dropping_after_does_nothing() {
         let (ack, seen) = recording();
+        assert_eq!(format!("{ack:?}"), "Ack(pending)");
         ack.resolve(Resolution::Delivered).unwrap();
         assert_eq!(*seen.lock().unwrap(), ["Delivered"]);
     }

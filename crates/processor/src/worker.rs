@@ -255,6 +255,11 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
                 settings.retry.delay(most, rng)
             }
         };
+        tracing::debug!(
+            ?wait,
+            records = chunk.envelopes.len(),
+            "waiting before the retry"
+        );
         if !wait.is_zero() {
             let until = later(Instant::now(), wait).min(deadline);
             tokio::select! {

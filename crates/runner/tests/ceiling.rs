@@ -8,11 +8,10 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    MockApi, dead_letters, delivered_counts, expected, generate, report, sluice, wait_bounded,
+    MockApi, dead_letters, delivered_counts, expected, generate, report, start_run, wait_bounded,
 };
 
 #[test]
@@ -21,20 +20,12 @@ fn generated_records_reach_a_fifty_per_second_api_once_each_in_order_at_its_ceil
     let api = MockApi::start(&["--rate-limit", "50/s"]);
     let input = generate(dir.path(), "records.ndjson", 3_000, 7);
     let dead = dir.path().join("dead.ndjson");
-    let run = sluice()
-        .args([
-            "run",
-            "--input",
-            input.to_str().unwrap(),
-            "--http-url",
-            &api.url(),
-        ])
-        .args(["--rate-limit", "50/s", "--max-attempts", "30", "--json"])
-        .args(["--dead-letters", dead.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = start_run(
+        &input,
+        &api,
+        "50/s",
+        &["--dead-letters", dead.to_str().unwrap()],
+    );
     let output = wait_bounded(run, Duration::from_secs(240));
     assert!(
         output.status.success(),

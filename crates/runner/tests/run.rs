@@ -13,7 +13,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::{
-    MockApi, delivered_counts, eventually, expected, generate, report, signal, sluice, wait_bounded,
+    MockApi, delivered_counts, eventually, expected, generate, report, signal, sluice, start_run,
+    wait_bounded,
 };
 use sluice_processor::{RecordId, StreamName};
 
@@ -23,25 +24,19 @@ fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_k
     let api = MockApi::start(&["--rate-limit", "200/s"]);
     let input = generate(dir.path(), "records.ndjson", 3_000, 8);
     let checkpoint = dir.path().join("records.checkpoint.json");
+    let dead = dir.path().join("dead.ndjson");
     let run = || {
-        sluice()
-            .args([
-                "run",
-                "--input",
-                input.to_str().unwrap(),
-                "--http-url",
-                &api.url(),
-            ])
-            .args(["--rate-limit", "200/s", "--max-attempts", "30", "--json"])
-            .args(["--checkpoint", checkpoint.to_str().unwrap()])
-            .args([
+        start_run(
+            &input,
+            &api,
+            "200/s",
+            &[
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
                 "--dead-letters",
-                dir.path().join("dead.ndjson").to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+                dead.to_str().unwrap(),
+            ],
+        )
     };
     let first = run();
     eventually(Duration::from_secs(60), "600 delivered", || {
@@ -101,20 +96,12 @@ fn sigterm_stops_with_a_report_and_a_checkpoint_and_a_restart_loses_nothing() {
     let input = generate(dir.path(), "records.ndjson", 2_000, 9);
     let checkpoint = dir.path().join("cp.json");
     let run = || {
-        sluice()
-            .args([
-                "run",
-                "--input",
-                input.to_str().unwrap(),
-                "--http-url",
-                &api.url(),
-            ])
-            .args(["--rate-limit", "100/s", "--max-attempts", "30", "--json"])
-            .args(["--checkpoint", checkpoint.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        start_run(
+            &input,
+            &api,
+            "100/s",
+            &["--checkpoint", checkpoint.to_str().unwrap()],
+        )
     };
     let first = run();
     eventually(Duration::from_secs(60), "200 delivered", || {

@@ -17,6 +17,26 @@ pub fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
 }
 
+/// Starts `sluice run --json` reading `input` into `api` with the limit
+/// `rate`, enough attempts that no record runs out of them against a 15 %
+/// failure rate, and `extra` flags; stdout and stderr piped.
+pub fn start_run(input: &Path, api: &MockApi, rate: &str, extra: &[&str]) -> Child {
+    sluice()
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--http-url",
+            &api.url(),
+        ])
+        .args(["--rate-limit", rate, "--max-attempts", "30", "--json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A `sluice mock-api` process, killed when dropped.
 pub struct MockApi {
     child: Child,
