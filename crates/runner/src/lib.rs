@@ -1,8 +1,15 @@
-//! The sluice command line's library: one simulated run
-//! ([`simulation::run`]), its results ([`report::RunReport`]) and their
-//! rendering. The binary (`src/main.rs`) parses flags into a
-//! [`simulation::SimulationConfig`]; tests and `cargo xtask` call the same
-//! code.
+//! The sluice command line's library, one module per subcommand's work:
+//!
+//! - `sluice run`: [`pipeline::run`] (files or stdin, a profile, the HTTP
+//!   sink, checkpoints, dead letters), [`run_command`] (runtime, signals,
+//!   report, exit code), [`exporter`] (Prometheus metrics);
+//! - `sluice simulate`: [`simulation::run`], its results
+//!   ([`report::RunReport`]) and their [`render`]ing;
+//! - `sluice generate`: [`generate`]; `sluice mock-api` is
+//!   `sluice-mock-api`'s server.
+//!
+//! The binary (`src/main.rs`) parses flags ([`cli`]) and calls these; tests
+//! and `cargo xtask` call the same code.
 
 pub mod cli;
 pub mod exporter;
