@@ -33,7 +33,12 @@ pub const EXIT_CODES: &str = "Exit codes:
 /// sluice: concurrent sources to a rate-limited, unreliable API, with
 /// nothing lost.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, after_help = EXIT_CODES)]
+#[command(
+    name = "sluice",
+    version,
+    about,
+    after_help = "Each command's --help lists its flags, their bounds and its exit codes."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
