@@ -1,0 +1,25 @@
+//! sluice's NATS JetStream connectors.
+//!
+//! - [`JetStreamSource`]: a durable pull consumer as a source of
+//!   [`JsonInput`](sluice_profiles::json::JsonInput) records, each carrying
+//!   an [`Ack`](sluice_processor::Ack) that acknowledges (delivered),
+//!   terminates (dead-lettered) or naks (not processed) its message, and
+//!   keeps it in progress while the pipeline holds it.
+//! - [`JetStreamPublisher`]: publishes NDJSON lines to
+//!   `records.<stream>.<partition>` subjects with JetStream acks, creating
+//!   the stream when asked.
+//!
+//! Subjects follow `records.<stream>.<partition>`: the source takes a
+//! record's stream and partition from its subject (see [`parse_subject`]).
+
+mod acker;
+mod config;
+mod publisher;
+mod source;
+
+pub use config::{
+    DEFAULT_FETCH_BATCH, DEFAULT_FETCH_WAIT, DEFAULT_NAK_DELAY, DEFAULT_SUBJECT_FILTER,
+    JetStreamConfig, NatsError, SUBJECT_PREFIX,
+};
+pub use publisher::{JetStreamPublisher, record_subject};
+pub use source::{JetStreamSource, parse_subject};

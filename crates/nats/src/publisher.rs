@@ -1,0 +1,136 @@
+//! Loading: NDJSON lines published to `records.<stream>.<partition>`
+//! subjects with JetStream acknowledgements.
+
+use std::collections::VecDeque;
+
+use async_nats::jetstream::{self, context::PublishAckFuture};
+
+use crate::config::{NatsError, SUBJECT_PREFIX};
+
+/// The most publications awaiting their JetStream ack in
+/// [`JetStreamPublisher::publish_all`].
+const IN_FLIGHT: usize = 256;
+
+/// The subject of records of `stream`'s `partition`:
+/// `records.<stream>.<partition>`.
+pub fn record_subject(stream: &str, partition: u32) -> String {
+    format!("{SUBJECT_PREFIX}.{stream}.{partition}")
+}
+
+/// Publishes records to JetStream, e.g. for `sluice generate --to nats://…`.
+#[derive(Debug, Clone)]
+pub struct JetStreamPublisher {
+    client: async_nats::Client,
+    context: jetstream::Context,
+}
+
+impl JetStreamPublisher {
+    /// Connects to the server at `url`.
+    ///
+    /// # Errors
+    /// [`NatsError::Nats`] when it cannot be reached.
+    pub async fn connect(url: &str) -> Result<JetStreamPublisher, NatsError> {
+        let client = async_nats::connect(url)
+            .await
+            .map_err(|error| NatsError::nats(format!("connect to {url}"), error))?;
+        let context = jetstream::new(client.clone());
+        Ok(JetStreamPublisher { client, context })
+    }
+
+    /// The JetStream context, e.g. to manage streams.
+    pub fn context(&self) -> &jetstream::Context {
+        &self.context
+    }
+
+    /// The connection.
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Creates the stream `name` over `subjects` (file storage, default
+    /// limits) unless it exists; an existing stream is left as it is.
+    ///
+    /// # Errors
+    /// [`NatsError::Nats`] when the server refuses.
+    pub async fn create_stream_if_missing(
+        &self,
+        name: &str,
+        subjects: Vec<String>,
+    ) -> Result<(), NatsError> {
+        self.context
+            .get_or_create_stream(jetstream::stream::Config {
+                name: name.to_owned(),
+                subjects,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| NatsError::nats(format!("create stream `{name}`"), error))?;
+        Ok(())
+    }
+
+    /// Publishes one record to [`record_subject`]`(stream, partition)` and
+    /// waits for JetStream to store it.
+    ///
+    /// # Errors
+    /// [`NatsError::Nats`] when it cannot be published or is not stored.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        partition: u32,
+        line: impl Into<String>,
+    ) -> Result<(), NatsError> {
+        let pending = self.send(stream, partition, line.into()).await?;
+        stored(pending).await
+    }
+
+    /// Publishes each `(stream, partition, line)` in order, with up to 256
+    /// publications awaiting their JetStream ack at once; returns how many
+    /// were stored.
+    ///
+    /// # Errors
+    /// [`NatsError::Nats`] at the first record that cannot be published or
+    /// is not stored (the ones before it may be stored).
+    pub async fn publish_all<I, S, L>(&self, records: I) -> Result<u64, NatsError>
+    where
+        I: IntoIterator<Item = (S, u32, L)>,
+        S: AsRef<str>,
+        L: Into<String>,
+    {
+        let mut pending = VecDeque::with_capacity(IN_FLIGHT);
+        let mut count = 0;
+        for (stream, partition, line) in records {
+            if pending.len() >= IN_FLIGHT {
+                if let Some(oldest) = pending.pop_front() {
+                    stored(oldest).await?;
+                    count += 1;
+                }
+            }
+            pending.push_back(self.send(stream.as_ref(), partition, line.into()).await?);
+        }
+        for publication in pending {
+            stored(publication).await?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    async fn send(
+        &self,
+        stream: &str,
+        partition: u32,
+        line: String,
+    ) -> Result<PublishAckFuture, NatsError> {
+        let subject = record_subject(stream, partition);
+        self.context
+            .publish(subject.clone(), line.into())
+            .await
+            .map_err(|error| NatsError::nats(format!("publish to {subject}"), error))
+    }
+}
+
+async fn stored(publication: PublishAckFuture) -> Result<(), NatsError> {
+    publication
+        .await
+        .map(drop)
+        .map_err(|error| NatsError::nats("store a publication", error))
+}

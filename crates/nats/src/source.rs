@@ -1,0 +1,256 @@
+//! The JetStream source: a durable pull consumer as a pull-based stream of
+//! [`JsonInput`] records, each acknowledged through the acker task.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Batch, Config as ConsumerConfig};
+use async_nats::jetstream::consumer::{AckPolicy, PullConsumer};
+use async_nats::jetstream::{self, Message};
+use futures::stream::BoxStream;
+use futures::{FutureExt, Stream, StreamExt};
+use sluice_processor::{Incoming, StreamName};
+use sluice_profiles::json::JsonInput;
+
+use crate::acker::AckerHandle;
+use crate::config::{JetStreamConfig, NatsError, SUBJECT_PREFIX};
+
+/// A durable JetStream pull consumer as a source for a
+/// [`StreamProcessor`](sluice_processor::StreamProcessor), over the `json`
+/// profile's [`JsonInput`].
+///
+/// - **Pull-based**: a pull request (of at most
+///   [`fetch_batch`](JetStreamConfig::fetch_batch) and
+///   [`max_ack_pending`](JetStreamConfig::max_ack_pending) messages,
+///   waiting at most [`fetch_wait`](JetStreamConfig::fetch_wait)) is made
+///   only when the processor polls and the previous one is used up.
+/// - **Records**: the payload as text (invalid UTF-8 replaced by U+FFFD);
+///   its position, the identity when the profile reads none from the
+///   record, is taken from the subject `records.<stream>.<partition>` (see
+///   [`parse_subject`]) and the message's stream sequence.
+/// - **Acknowledgements**: each record's [`Ack`](sluice_processor::Ack)
+///   acks its message when delivered, terminates it (no redelivery) when
+///   dead-lettered, and naks it with
+///   [`nak_delay`](JetStreamConfig::nak_delay) when handed back, so that
+///   JetStream redelivers it. While the pipeline holds a record, its
+///   message is marked in progress every half ack wait.
+/// - **Handing over**: messages of a pull request that have arrived are
+///   taken (and their acks made) as soon as the first is read; dropping the
+///   source naks those it holds. Messages of a pull request that had not
+///   arrived when the source was dropped are redelivered after the ack
+///   wait.
+/// - **Never ends** on its own: a failed pull request is logged and
+///   retried after a second. Stop the processor to stop it.
+pub struct JetStreamSource {
+    records: BoxStream<'static, Incoming<JsonInput>>,
+    consumer: PullConsumer,
+}
+
+impl fmt::Debug for JetStreamSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JetStreamSource")
+            .field("consumer", &self.consumer.cached_info().name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JetStreamSource {
+    /// Connects to `config.url` and creates, or reuses, the durable pull
+    /// consumer `config.durable` of the existing stream `config.stream`,
+    /// with explicit acknowledgements. Must be called within a tokio
+    /// runtime.
+    ///
+    /// # Errors
+    /// [`NatsError::Config`] for a configuration that makes no sense,
+    /// [`NatsError::StreamName`] when the JetStream stream's name is no
+    /// sluice stream name, [`NatsError::Nats`] when the server cannot be
+    /// reached, has no such stream, or refuses the consumer.
+    pub async fn connect(config: JetStreamConfig) -> Result<JetStreamSource, NatsError> {
+        config.validate()?;
+        let default_stream =
+            StreamName::new(&config.stream).map_err(|error| NatsError::StreamName {
+                stream: config.stream.clone(),
+                error,
+            })?;
+        let client = async_nats::connect(&config.url)
+            .await
+            .map_err(|error| NatsError::nats(format!("connect to {}", config.url), error))?;
+        let context = jetstream::new(client.clone());
+        let stream = context
+            .get_stream(&config.stream)
+            .await
+            .map_err(|error| NatsError::nats(format!("find stream `{}`", config.stream), error))?;
+        let consumer: PullConsumer = stream
+            .get_or_create_consumer(
+                &config.durable,
+                ConsumerConfig {
+                    durable_name: Some(config.durable.clone()),
+                    filter_subject: config.subject_filter.clone(),
+                    ack_policy: AckPolicy::Explicit,
+                    ack_wait: config.ack_wait,
+                    max_ack_pending: i64::try_from(config.max_ack_pending).unwrap_or(i64::MAX),
+                    ..ConsumerConfig::default()
+                },
+            )
+            .await
+            .map_err(|error| {
+                NatsError::nats(format!("create consumer `{}`", config.durable), error)
+            })?;
+        let acker = AckerHandle::start(client, config.ack_wait, config.nak_delay);
+        let pulling = Pulling {
+            consumer: consumer.clone(),
+            batch: None,
+            ready: VecDeque::new(),
+            size: config.fetch_batch.min(config.max_ack_pending),
+            wait: config.fetch_wait,
+            default_stream,
+            acker,
+            next_key: 0,
+        };
+        Ok(JetStreamSource {
+            records: Box::pin(futures::stream::unfold(pulling, |mut pulling| async move {
+                let record = pulling.next().await;
+                Some((record, pulling))
+            })),
+            consumer,
+        })
+    }
+
+    /// The durable consumer, e.g. for its info.
+    pub fn consumer(&self) -> &PullConsumer {
+        &self.consumer
+    }
+}
+
+impl Stream for JetStreamSource {
+    type Item = Incoming<JsonInput>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.records.as_mut().poll_next(cx)
+    }
+}
+
+/// The state of the pull loop. `futures::stream::unfold` keeps its future
+/// across a dropped `next()`, so a message being read is never lost.
+struct Pulling {
+    consumer: PullConsumer,
+    batch: Option<Batch>,
+    /// Messages received and not yet handed over, with their acks.
+    ready: VecDeque<Incoming<JsonInput>>,
+    size: usize,
+    wait: Duration,
+    default_stream: StreamName,
+    acker: AckerHandle,
+    next_key: u64,
+}
+
+impl Pulling {
+    /// The next record: from those received, the current pull request, or
+    /// a new one.
+    async fn next(&mut self) -> Incoming<JsonInput> {
+        loop {
+            if let Some(record) = self.ready.pop_front() {
+                return record;
+            }
+            let Some(batch) = self.batch.as_mut() else {
+                self.batch = request(&self.consumer, self.size, self.wait).await;
+                continue;
+            };
+            let received = batch.next().await;
+            self.receive(received);
+            self.receive_arrived();
+        }
+    }
+
+    /// Takes every message of the pull request that has already arrived:
+    /// from now on the acker keeps it in progress, and if the source is
+    /// dropped before handing it over, its dropped ack naks it at once.
+    fn receive_arrived(&mut self) {
+        while let Some(batch) = self.batch.as_mut() {
+            match batch.next().now_or_never() {
+                Some(received) => self.receive(received),
+                None => break,
+            }
+        }
+    }
+
+    /// Takes what the pull request gave: a message, its failure, or its end.
+    fn receive(&mut self, received: Option<Result<Message, async_nats::Error>>) {
+        match received {
+            Some(Ok(message)) => {
+                let record = self.record(message);
+                self.ready.push_back(record);
+            }
+            Some(Err(error)) => {
+                tracing::warn!(%error, "a JetStream pull request failed");
+                self.batch = None;
+            }
+            None => self.batch = None,
+        }
+    }
+
+    fn record(&mut self, message: Message) -> Incoming<JsonInput> {
+        let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
+        let (stream, partition) = parse_subject(message.subject.as_str(), self.default_stream);
+        let (message, acker) = message.split();
+        let text = String::from_utf8_lossy(&message.payload).into_owned();
+        let key = self.next_key;
+        self.next_key = self.next_key.wrapping_add(1);
+        let ack = self.acker.hold(key, acker);
+        Incoming::with_ack(JsonInput::new(text, stream, partition, sequence), ack)
+    }
+}
+
+/// A new pull request; `None` (after a pause) when it fails.
+async fn request(consumer: &PullConsumer, size: usize, wait: Duration) -> Option<Batch> {
+    let requested = consumer
+        .batch()
+        .max_messages(size)
+        .expires(wait)
+        .messages()
+        .await;
+    match requested {
+        Ok(batch) => Some(batch),
+        Err(error) => {
+            tracing::warn!(%error, "cannot request JetStream messages; retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            None
+        }
+    }
+}
+
+/// The stream and partition a subject `records.<stream>.<partition>` names.
+///
+/// The stream is `default_stream` when the subject has no second token or
+/// it is no stream name; the partition is 0 when there is no third token
+/// or it is no `u32`.
+///
+/// ```
+/// use sluice_nats::parse_subject;
+/// use sluice_processor::StreamName;
+///
+/// let default = StreamName::new("RECORDS").unwrap();
+/// let orders = StreamName::new("orders").unwrap();
+/// assert_eq!(parse_subject("records.orders.3", default), (orders, 3));
+/// assert_eq!(parse_subject("records.orders", default), (orders, 0));
+/// assert_eq!(parse_subject("records.orders.x", default), (orders, 0));
+/// assert_eq!(parse_subject("other", default), (default, 0));
+/// ```
+pub fn parse_subject(subject: &str, default_stream: StreamName) -> (StreamName, u32) {
+    let mut tokens = subject.split('.');
+    let prefixed = tokens.next() == Some(SUBJECT_PREFIX);
+    let stream = tokens
+        .next()
+        .filter(|_| prefixed)
+        .and_then(|name| StreamName::new(name).ok())
+        .unwrap_or(default_stream);
+    let partition = tokens
+        .next()
+        .filter(|_| prefixed)
+        .and_then(|token| token.parse().ok())
+        .unwrap_or(0);
+    (stream, partition)
+}
