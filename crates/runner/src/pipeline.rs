@@ -256,12 +256,9 @@ fn http_sink(settings: &RunSettings) -> Result<HttpSink, RunError> {
                 "--http-header {name}...: write it as 'Name: value'"
             ))
         })?;
-        let (name, value) = (name.trim(), value.trim());
-        config = if value.contains("${") {
-            config.secret_header(name, value)
-        } else {
-            config.header(name, value)
-        };
+        // The sink keeps values read from the environment (and
+        // credentials by name) secret itself.
+        config = config.header(name.trim(), value.trim());
     }
     HttpSink::new(config).map_err(|e| RunError::Setting(e.to_string()))
 }
