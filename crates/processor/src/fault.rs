@@ -19,6 +19,8 @@ pub enum FaultyTask {
     DeadLetterOutlet,
     /// A source's acknowledgement receiver.
     Acknowledgement,
+    /// The limit shared with other processes.
+    SharedLimit,
     /// A processor task that did not end by the drain deadline: user code
     /// it called blocked its thread.
     Stuck,
@@ -35,6 +37,7 @@ impl fmt::Display for FaultyTask {
             FaultyTask::Sink => f.write_str("sink"),
             FaultyTask::DeadLetterOutlet => f.write_str("dead-letter outlet"),
             FaultyTask::Acknowledgement => f.write_str("acknowledgement receiver"),
+            FaultyTask::SharedLimit => f.write_str("shared limit"),
             FaultyTask::Stuck => f.write_str("stuck task"),
             FaultyTask::Processor => f.write_str("processor task"),
         }

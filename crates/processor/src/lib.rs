@@ -24,7 +24,8 @@
 //!   sequence, across batches and retries ([`DeliveryOrder::Partition`]).
 //! - **Rate limits**: a client-side sliding window of *successes*
 //!   ([`RateLimit`], [`Quota`]) of any length, known or learned from
-//!   refusals, counting calls or records.
+//!   refusals, counting calls or records; and a [`SharedLimit`] that
+//!   several processes respect together.
 //! - **Nothing lost**: every ingested record ends delivered, dead-lettered
 //!   with a reason, or handed back; [`Report::is_conserved`] checks. User
 //!   code that panics or hangs is caught, bounded and named in the report.
@@ -44,6 +45,7 @@ mod processor;
 mod queue;
 mod retry;
 mod shared;
+mod shared_limit;
 mod sink;
 mod stream;
 mod transform;
@@ -68,6 +70,7 @@ pub use processor::{
 };
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
+pub use shared_limit::{Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY};
 pub use sink::{Envelope, SendError, Sink, SinkError};
 pub use stream::{
     MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,

@@ -19,6 +19,7 @@ use crate::limiter::{RateLimiter, later};
 use crate::metrics::MetricsSnapshot;
 use crate::queue::DeliveryQueue;
 use crate::shared::{HandBackReason, HandedBack, Outlet, Settings, Shared};
+use crate::shared_limit::SharedLimit;
 use crate::sink::Sink;
 use crate::stream::StreamName;
 use crate::transform::Transform;
@@ -69,6 +70,7 @@ pub struct StreamProcessor<T, S, R> {
     config: ProcessorConfig,
     outlet: Option<Box<dyn DeadLetterSink<R>>>,
     clock: Option<EpochClock>,
+    shared_limit: Option<Box<dyn SharedLimit>>,
     unidentified: StreamName,
     _record: PhantomData<fn() -> R>,
 }
@@ -93,6 +95,7 @@ where
             config,
             outlet: None,
             clock: None,
+            shared_limit: None,
             unidentified,
             _record: PhantomData,
         })
@@ -109,6 +112,14 @@ where
     /// start).
     pub fn with_clock(mut self, clock: EpochClock) -> Self {
         self.clock = Some(clock);
+        self
+    }
+
+    /// Makes every call also reserve its units of `limit`, a window shared
+    /// with other processes, after this process's own rate limit admits
+    /// it (see [`SharedLimit`]).
+    pub fn with_shared_limit(mut self, limit: impl SharedLimit) -> Self {
+        self.shared_limit = Some(Box::new(limit));
         self
     }
 
@@ -154,7 +165,7 @@ where
             unidentified: self.unidentified,
         };
         let take_size = config.take_size.max(config.batch.max_records);
-        let shared = Arc::new(Shared::new(
+        let mut shared = Shared::new(
             self.sink,
             self.transform,
             outlet,
@@ -162,7 +173,9 @@ where
             limiter,
             self.clock.unwrap_or_else(EpochClock::system),
             settings,
-        ));
+        );
+        shared.shared_limit = self.shared_limit;
+        let shared = Arc::new(shared);
 
         let releaser = shared.limiter.is_some().then(|| {
             let shared = Arc::clone(&shared);

@@ -2,7 +2,7 @@
 //! record's fate is settled: counted, told to its source, kept if needed.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, Ordering::Acquire, Ordering::Release};
+use std::sync::atomic::{AtomicBool, Ordering::AcqRel, Ordering::Acquire, Ordering::Release};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -17,6 +17,7 @@ use crate::limiter::RateLimiter;
 use crate::metrics::{Metrics, Shard};
 use crate::queue::{DeliveryQueue, Meta, Queued};
 use crate::retry::RetryPolicy;
+use crate::shared_limit::SharedLimit;
 use crate::sink::Envelope;
 use crate::stream::{RecordId, StreamName};
 
@@ -48,6 +49,10 @@ pub(crate) struct Shared<R, S, T> {
     pub(crate) outlet: Outlet<R>,
     pub(crate) queue: DeliveryQueue<R>,
     pub(crate) limiter: Option<RateLimiter>,
+    /// A window shared with other processes, asked after `limiter`.
+    pub(crate) shared_limit: Option<Box<dyn SharedLimit>>,
+    /// Whether the shared limit was unreachable when last asked.
+    shared_limit_down: AtomicBool,
     pub(crate) metrics: Metrics,
     pub(crate) clock: EpochClock,
     pub(crate) settings: Settings,
@@ -87,6 +92,8 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
             outlet,
             queue,
             limiter,
+            shared_limit: None,
+            shared_limit_down: AtomicBool::new(false),
             metrics: Metrics::new(),
             clock,
             settings,
@@ -94,6 +101,21 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
             abort: Signal::default(),
             handed_back: Mutex::new(Vec::new()),
             failures: Mutex::default(),
+        }
+    }
+
+    /// Notes that the shared limit could not be asked: said once per
+    /// outage, not once per worker and retry.
+    pub(crate) fn shared_limit_unreachable(&self, why: &str) {
+        if !self.shared_limit_down.swap(true, AcqRel) {
+            tracing::warn!(%why, "the shared limit is unreachable: sending nothing until it is back");
+        }
+    }
+
+    /// Notes that the shared limit answered, ending an outage if one was on.
+    pub(crate) fn shared_limit_reached(&self) {
+        if self.shared_limit_down.load(Acquire) && self.shared_limit_down.swap(false, AcqRel) {
+            tracing::warn!("the shared limit is back: sending again");
         }
     }
 

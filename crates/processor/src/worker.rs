@@ -18,6 +18,7 @@ use crate::limiter::later;
 use crate::metrics::Shard;
 use crate::queue::{Batch, Meta, Queued};
 use crate::shared::{HandBackReason, Shared};
+use crate::shared_limit::{self, NotReserved};
 use crate::sink::{Envelope, SendError, Sink, SinkError};
 
 /// Records sent in one call, with what the processor keeps beside each.
@@ -169,6 +170,23 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
             time_out_all(shared, shard, chunk, &last_error).await;
             return Flow::Continue;
         }
+        let reservation = match &shared.shared_limit {
+            None => None,
+            Some(limit) => match shared_limit::reserve(shared, &**limit, units, deadline).await {
+                Ok(reservation) => Some((&**limit, reservation)),
+                Err(NotReserved::Stopped) => {
+                    drop(permit);
+                    hand_back_all(shared, shard, chunk, not_yet_sent);
+                    return Flow::Stopped;
+                }
+                Err(NotReserved::TimedOut) => {
+                    drop(permit);
+                    last_error = "waiting for the shared limit".to_owned();
+                    time_out_all(shared, shard, chunk, &last_error).await;
+                    return Flow::Continue;
+                }
+            },
+        };
 
         attempted = true;
         shard.call_started();
@@ -190,14 +208,18 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         if outcomes.any(|o| matches!(o, Err(SinkError::Transient(_) | SinkError::Rejected(_)))) {
             shard.call_failed();
         }
+        let kept = if settings.count_records {
+            delivered
+        } else {
+            usize::from(delivered > 0)
+        };
         match (permit, &refused) {
             (Some(permit), Some(retry_after)) if delivered == 0 => permit.refused(*retry_after),
-            (Some(permit), _) => permit.succeeded(if settings.count_records {
-                delivered
-            } else {
-                usize::from(delivered > 0)
-            }),
+            (Some(permit), _) => permit.succeeded(kept),
             (None, _) => {}
+        }
+        if let Some((limit, reservation)) = reservation {
+            shared_limit::settle(shared, limit, reservation, kept).await;
         }
         if refused.is_some() {
             shard.rate_limited();

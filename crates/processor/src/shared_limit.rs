@@ -1,0 +1,188 @@
+//! A rate limit shared with other processes: the trait a store implements,
+//! and how a worker waits on it.
+//!
+//! The processor's own [`RateLimit`](crate::RateLimit) paces this process;
+//! a [`SharedLimit`] makes several processes together respect one quota.
+//! A call is admitted by the local limiter first, then reserves its units
+//! of the shared window; the reservation is settled when the call ends.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use crate::fault::{FaultyTask, panic_message};
+use crate::shared::Shared;
+
+/// How long a worker waits before asking an unreachable shared limit again.
+pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
+
+/// A window of successes shared by several processes (e.g. in Redis).
+///
+/// Each call reserves its units (one per call, or one per record when the
+/// limit counts records) before it is sent, and settles the reservation
+/// when its answer comes: the delivered units stay in the window until it
+/// passes, the rest are given back. A reservation never settled (the
+/// process died, or a stop cut the call off) must expire with the window
+/// by itself, so that a crash cannot leak the quota.
+///
+/// # Errors
+/// [`SharedLimitError::Full`] when the window has no room: the worker waits
+/// `retry_in` (but no longer than the record may wait) and asks again.
+/// [`SharedLimitError::Unavailable`] when the store cannot be asked: the
+/// worker sends nothing, logs it, and asks again every
+/// [`UNAVAILABLE_RETRY`], so that an outage never lets more than the quota
+/// through. Waiting counts against the records' `retry.max_elapsed`.
+///
+/// # Panics
+/// A panic is caught: the report names [`FaultyTask::SharedLimit`] and the
+/// store counts as unavailable.
+///
+/// # Cancel safety
+/// `reserve` may be dropped (a stop): implementations should make an
+/// interrupted reservation expire with the window, not leak it.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use std::time::Duration;
+/// use async_trait::async_trait;
+/// use sluice_processor::{Reservation, SharedLimit, SharedLimitError};
+///
+/// /// Ten calls in all, ever: a toy with no window.
+/// struct TenCalls(Mutex<usize>);
+///
+/// #[async_trait]
+/// impl SharedLimit for TenCalls {
+///     async fn reserve(&self, units: usize) -> Result<Reservation, SharedLimitError> {
+///         let mut used = self.0.lock().unwrap();
+///         if *used + units > 10 {
+///             return Err(SharedLimitError::Full { retry_in: Duration::from_secs(1) });
+///         }
+///         *used += units;
+///         Ok(Reservation { id: *used as u64, units })
+///     }
+///     async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
+///         *self.0.lock().unwrap() -= reservation.units - kept;
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait SharedLimit: Send + Sync + 'static {
+    /// Reserves `units` slots of the shared window for one call.
+    async fn reserve(&self, units: usize) -> Result<Reservation, SharedLimitError>;
+
+    /// The call of `reservation` has ended: `kept` of its units were
+    /// delivered and stay in the window until it passes, counted from now;
+    /// the rest are given back at once.
+    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError>;
+}
+
+#[async_trait]
+impl<L: SharedLimit + ?Sized> SharedLimit for Arc<L> {
+    async fn reserve(&self, units: usize) -> Result<Reservation, SharedLimitError> {
+        (**self).reserve(units).await
+    }
+
+    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
+        (**self).settle(reservation, kept).await
+    }
+}
+
+/// Slots of a shared window reserved for one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    /// The store's name for it, unique across processes.
+    pub id: u64,
+    /// How many slots it holds.
+    pub units: usize,
+}
+
+/// Why a shared window did not admit a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SharedLimitError {
+    /// The window is full; the earliest slot comes back in `retry_in`.
+    #[error("the shared window is full for another {retry_in:?}")]
+    Full {
+        /// When to ask again.
+        retry_in: Duration,
+    },
+    /// The store cannot be reached or failed.
+    #[error("the shared limit is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// How a wait for the shared window ended without a reservation.
+pub(crate) enum NotReserved {
+    /// The processor is stopping.
+    Stopped,
+    /// The records' `retry.max_elapsed` ran out.
+    TimedOut,
+}
+
+/// Waits for `units` slots of the shared window, until `deadline` or a stop.
+pub(crate) async fn reserve<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    limit: &dyn SharedLimit,
+    units: usize,
+    deadline: Instant,
+) -> Result<Reservation, NotReserved> {
+    loop {
+        let asked = AssertUnwindSafe(limit.reserve(units)).catch_unwind();
+        let answer = tokio::select! {
+            biased;
+            () = shared.stop.raised() => return Err(NotReserved::Stopped),
+            () = tokio::time::sleep_until(deadline) => return Err(NotReserved::TimedOut),
+            () = tokio::time::sleep(shared.settings.call_timeout) => {
+                Err(SharedLimitError::Unavailable("no answer within the call timeout".into()))
+            }
+            answer = asked => answer.unwrap_or_else(|panic| {
+                let message = panic_message(&*panic).to_owned();
+                shared.failed(FaultyTask::SharedLimit, message.clone());
+                Err(SharedLimitError::Unavailable(format!("it panicked: {message}")))
+            }),
+        };
+        let wait = match answer {
+            Ok(reservation) => {
+                shared.shared_limit_reached();
+                return Ok(reservation);
+            }
+            Err(SharedLimitError::Full { retry_in }) => retry_in,
+            Err(SharedLimitError::Unavailable(why)) => {
+                shared.shared_limit_unreachable(&why);
+                UNAVAILABLE_RETRY
+            }
+        };
+        tokio::select! {
+            biased;
+            () = shared.stop.raised() => return Err(NotReserved::Stopped),
+            () = tokio::time::sleep_until(deadline) => return Err(NotReserved::TimedOut),
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Settles `reservation` with `kept` delivered units, within the call
+/// timeout. A settlement that fails leaves the slots to expire with the
+/// window: the quota is never exceeded, only used less for a while.
+pub(crate) async fn settle<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    limit: &dyn SharedLimit,
+    reservation: Reservation,
+    kept: usize,
+) {
+    let settling = AssertUnwindSafe(limit.settle(reservation, kept)).catch_unwind();
+    match tokio::time::timeout(shared.settings.call_timeout, settling).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(error))) => {
+            tracing::warn!(%error, "cannot settle a shared-limit reservation; it expires with the window");
+        }
+        Ok(Err(panic)) => shared.failed(FaultyTask::SharedLimit, panic_message(&*panic).to_owned()),
+        Err(_) => tracing::warn!(
+            "settling a shared-limit reservation took longer than the call timeout; it expires with the window"
+        ),
+    }
+}
