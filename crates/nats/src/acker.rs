@@ -6,12 +6,15 @@
 //! their decision over an unbounded channel; this task does the I/O.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker;
 use sluice_processor::{Ack, Resolution};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 /// What the source and the acks tell the acker task.
@@ -27,24 +30,34 @@ pub(crate) enum Event {
 pub(crate) struct AckerHandle {
     events: UnboundedSender<Event>,
     nak_delay: Duration,
+    /// The next message's key, shared by every handle of the task.
+    next_key: Arc<AtomicU64>,
 }
 
 impl AckerHandle {
     /// Starts the acker task; `client` is flushed after each round of
     /// acknowledgements. Must be called within a tokio runtime.
+    /// The task ends once every handle and every `Ack` is gone, having
+    /// told JetStream every resolution; its `JoinHandle` says when.
     pub(crate) fn start(
         client: async_nats::Client,
         ack_wait: Duration,
         nak_delay: Duration,
-    ) -> AckerHandle {
+    ) -> (AckerHandle, JoinHandle<()>) {
         let (events, received) = unbounded_channel();
-        tokio::spawn(run(received, client, ack_wait));
-        AckerHandle { events, nak_delay }
+        let task = tokio::spawn(run(received, client, ack_wait));
+        let handle = AckerHandle {
+            events,
+            nak_delay,
+            next_key: Arc::new(AtomicU64::new(0)),
+        };
+        (handle, task)
     }
 
-    /// Hands `acker` to the task under `key` and returns the record's
-    /// [`Ack`], which resolves it.
-    pub(crate) fn hold(&self, key: u64, acker: Acker) -> Ack {
+    /// Hands `acker` to the task and returns the record's [`Ack`], which
+    /// resolves it and then drops `place`.
+    pub(crate) fn hold<P: Send + 'static>(&self, acker: Acker, place: P) -> Ack {
+        let key = self.next_key.fetch_add(1, Relaxed);
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
@@ -58,6 +71,7 @@ impl AckerHandle {
                 Resolution::NotProcessed => AckKind::Nak(Some(nak_delay)),
             };
             let _ = events.send(Event::Resolve(key, kind));
+            drop(place);
         })
     }
 }

@@ -5,15 +5,21 @@
 //!   an [`Ack`](sluice_processor::Ack) that acknowledges (delivered),
 //!   terminates (dead-lettered) or naks (not processed) its message, and
 //!   keeps it in progress while the pipeline holds it.
+//! - [`PartitionedSource`]: the same for several processes sharing a
+//!   stream with order per partition: each partition is consumed by one
+//!   live process at a time, by leases in a JetStream key-value bucket.
 //! - [`JetStreamPublisher`]: publishes NDJSON lines to
 //!   `records.<stream>.<partition>` subjects with JetStream acks, creating
 //!   the stream when asked.
 //!
-//! Subjects follow `records.<stream>.<partition>`: the source takes a
-//! record's stream and partition from its subject (see [`parse_subject`]).
+//! Subjects follow `records.<stream>.<partition>` (any prefix will do in
+//! place of `records`): the sources take a record's stream and partition
+//! from its subject (see [`parse_subject`]).
 
 mod acker;
 mod config;
+mod leases;
+mod partitioned;
 mod publisher;
 mod source;
 
@@ -21,5 +27,6 @@ pub use config::{
     DEFAULT_FETCH_BATCH, DEFAULT_FETCH_WAIT, DEFAULT_NAK_DELAY, DEFAULT_SUBJECT_FILTER,
     JetStreamConfig, NatsError, SUBJECT_PREFIX,
 };
+pub use partitioned::{PartitionLeases, PartitionedSource};
 pub use publisher::{JetStreamPublisher, record_subject};
 pub use source::{JetStreamSource, parse_subject};

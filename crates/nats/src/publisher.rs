@@ -1,5 +1,5 @@
 //! Loading: NDJSON lines published to `records.<stream>.<partition>`
-//! subjects with JetStream acknowledgements.
+//! subjects (or another prefix's) with JetStream acknowledgements.
 
 use std::collections::VecDeque;
 
@@ -11,10 +11,10 @@ use crate::config::{NatsError, SUBJECT_PREFIX};
 /// [`JetStreamPublisher::publish_all`].
 const IN_FLIGHT: usize = 256;
 
-/// The subject of records of `stream`'s `partition`:
-/// `records.<stream>.<partition>`.
-pub fn record_subject(stream: &str, partition: u32) -> String {
-    format!("{SUBJECT_PREFIX}.{stream}.{partition}")
+/// The subject of records of `stream`'s `partition` under `prefix`:
+/// `<prefix>.<stream>.<partition>`, e.g. `records.orders.3`.
+pub fn record_subject(prefix: &str, stream: &str, partition: u32) -> String {
+    format!("{prefix}.{stream}.{partition}")
 }
 
 /// Publishes records to JetStream, e.g. for `sluice generate --to nats://…`.
@@ -22,6 +22,7 @@ pub fn record_subject(stream: &str, partition: u32) -> String {
 pub struct JetStreamPublisher {
     client: async_nats::Client,
     context: jetstream::Context,
+    prefix: String,
 }
 
 impl JetStreamPublisher {
@@ -34,7 +35,18 @@ impl JetStreamPublisher {
             .await
             .map_err(|error| NatsError::nats(format!("connect to {url}"), error))?;
         let context = jetstream::new(client.clone());
-        Ok(JetStreamPublisher { client, context })
+        Ok(JetStreamPublisher {
+            client,
+            context,
+            prefix: SUBJECT_PREFIX.to_owned(),
+        })
+    }
+
+    /// Publishes under `prefix` rather than [`SUBJECT_PREFIX`]:
+    /// `<prefix>.<stream>.<partition>`.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> JetStreamPublisher {
+        self.prefix = prefix.into();
+        self
     }
 
     /// The JetStream context, e.g. to manage streams.
@@ -120,7 +132,7 @@ impl JetStreamPublisher {
         partition: u32,
         line: String,
     ) -> Result<PublishAckFuture, NatsError> {
-        let subject = record_subject(stream, partition);
+        let subject = record_subject(&self.prefix, stream, partition);
         self.context
             .publish(subject.clone(), line.into())
             .await

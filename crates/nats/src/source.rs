@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,9 +15,10 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use sluice_processor::{Incoming, StreamName};
 use sluice_profiles::json::JsonInput;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::acker::AckerHandle;
-use crate::config::{JetStreamConfig, NatsError, SUBJECT_PREFIX};
+use crate::config::{JetStreamConfig, NatsError};
 
 /// A durable JetStream pull consumer as a source for a
 /// [`StreamProcessor`](sluice_processor::StreamProcessor), over the `json`
@@ -99,17 +101,8 @@ impl JetStreamSource {
             .map_err(|error| {
                 NatsError::nats(format!("create consumer `{}`", config.durable), error)
             })?;
-        let acker = AckerHandle::start(client, config.ack_wait, config.nak_delay);
-        let pulling = Pulling {
-            consumer: consumer.clone(),
-            batch: None,
-            ready: VecDeque::new(),
-            size: config.fetch_batch.min(config.max_ack_pending),
-            wait: config.fetch_wait,
-            default_stream,
-            acker,
-            next_key: 0,
-        };
+        let (acker, _) = AckerHandle::start(client, config.ack_wait, config.nak_delay);
+        let pulling = Pulling::new(consumer.clone(), &config, default_stream, acker, None);
         Ok(JetStreamSource {
             records: Box::pin(futures::stream::unfold(pulling, |mut pulling| async move {
                 let record = pulling.next().await;
@@ -135,7 +128,7 @@ impl Stream for JetStreamSource {
 
 /// The state of the pull loop. `futures::stream::unfold` keeps its future
 /// across a dropped `next()`, so a message being read is never lost.
-struct Pulling {
+pub(crate) struct Pulling {
     consumer: PullConsumer,
     batch: Option<Batch>,
     /// Messages received and not yet handed over, with their acks.
@@ -144,19 +137,48 @@ struct Pulling {
     wait: Duration,
     default_stream: StreamName,
     acker: AckerHandle,
-    next_key: u64,
+    /// Places for messages pending acknowledgement, shared with the other
+    /// consumers of the same pipeline; `None` when `max_ack_pending` of the
+    /// one consumer bounds them.
+    places: Option<Arc<Semaphore>>,
+    /// The places taken for the current pull request and not yet given to
+    /// a message.
+    reserved: Option<OwnedSemaphorePermit>,
 }
 
 impl Pulling {
+    /// A pull loop over `consumer`, sized by `config`; each message takes
+    /// one of `places`, if given, until its record is resolved.
+    pub(crate) fn new(
+        consumer: PullConsumer,
+        config: &JetStreamConfig,
+        default_stream: StreamName,
+        acker: AckerHandle,
+        places: Option<Arc<Semaphore>>,
+    ) -> Pulling {
+        Pulling {
+            consumer,
+            batch: None,
+            ready: VecDeque::new(),
+            size: config.fetch_batch.min(config.max_ack_pending),
+            wait: config.fetch_wait,
+            default_stream,
+            acker,
+            places,
+            reserved: None,
+        }
+    }
+
     /// The next record: from those received, the current pull request, or
     /// a new one.
-    async fn next(&mut self) -> Incoming<JsonInput> {
+    pub(crate) async fn next(&mut self) -> Incoming<JsonInput> {
         loop {
             if let Some(record) = self.ready.pop_front() {
                 return record;
             }
             let Some(batch) = self.batch.as_mut() else {
-                self.batch = request(&self.consumer, self.size, self.wait).await;
+                let size = self.reserve_places().await;
+                self.batch = request(&self.consumer, size, self.wait).await;
                 continue;
             };
             let received = batch.next().await;
@@ -188,8 +210,31 @@ impl Pulling {
                 tracing::warn!(%error, "a JetStream pull request failed");
                 self.batch = None;
             }
-            None => self.batch = None,
+            None => {
+                self.batch = None;
+                // Places of messages the request did not bring are free.
+                self.reserved = None;
+            }
         }
+    }
+
+    /// Waits for at least one place, takes up to a pull request's worth,
+    /// and says how many messages to ask for.
+    async fn reserve_places(&mut self) -> usize {
+        let Some(places) = &self.places else {
+            return self.size;
+        };
+        let Ok(mut reserved) = Arc::clone(places).acquire_owned().await else {
+            // Never closed; if it were, asking for one message stays bounded.
+            return 1;
+        };
+        let more = places.available_permits().min(self.size - 1);
+        if let Ok(extra) = Arc::clone(places).try_acquire_many_owned(more as u32) {
+            reserved.merge(extra);
+        }
+        let size = reserved.num_permits();
+        self.reserved = Some(reserved);
+        size
     }
 
     fn record(&mut self, message: Message) -> Incoming<JsonInput> {
@@ -197,9 +242,11 @@ impl Pulling {
         let (stream, partition) = parse_subject(message.subject.as_str(), self.default_stream);
         let (message, acker) = message.split();
         let text = String::from_utf8_lossy(&message.payload).into_owned();
-        let key = self.next_key;
-        self.next_key = self.next_key.wrapping_add(1);
-        let ack = self.acker.hold(key, acker);
+        let place = self
+            .reserved
+            .as_mut()
+            .and_then(|reserved| reserved.split(1));
+        let ack = self.acker.hold(acker, place);
         Incoming::with_ack(JsonInput::new(text, stream, partition, sequence), ack)
     }
 }
@@ -222,7 +269,8 @@ async fn request(consumer: &PullConsumer, size: usize, wait: Duration) -> Option
     }
 }
 
-/// The stream and partition a subject `records.<stream>.<partition>` names.
+/// The stream and partition a subject `<prefix>.<stream>.<partition>`
+/// names, whatever its prefix (`records` by default).
 ///
 /// The stream is `default_stream` when the subject has no second token or
 /// it is no stream name; the partition is 0 when there is no third token
@@ -235,21 +283,19 @@ async fn request(consumer: &PullConsumer, size: usize, wait: Duration) -> Option
 /// let default = StreamName::new("RECORDS").unwrap();
 /// let orders = StreamName::new("orders").unwrap();
 /// assert_eq!(parse_subject("records.orders.3", default), (orders, 3));
+/// assert_eq!(parse_subject("shop.orders.3", default), (orders, 3));
 /// assert_eq!(parse_subject("records.orders", default), (orders, 0));
 /// assert_eq!(parse_subject("records.orders.x", default), (orders, 0));
 /// assert_eq!(parse_subject("other", default), (default, 0));
 /// ```
 pub fn parse_subject(subject: &str, default_stream: StreamName) -> (StreamName, u32) {
-    let mut tokens = subject.split('.');
-    let prefixed = tokens.next() == Some(SUBJECT_PREFIX);
+    let mut tokens = subject.split('.').skip(1);
     let stream = tokens
         .next()
-        .filter(|_| prefixed)
         .and_then(|name| StreamName::new(name).ok())
         .unwrap_or(default_stream);
     let partition = tokens
         .next()
-        .filter(|_| prefixed)
         .and_then(|token| token.parse().ok())
         .unwrap_or(0);
     (stream, partition)

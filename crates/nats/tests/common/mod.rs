@@ -86,22 +86,44 @@ impl TestStream {
 
 impl Drop for TestStream {
     fn drop(&mut self) {
-        let name = self.name.clone();
-        // On its own runtime and connection: the test's may be gone.
-        let deleting = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                let client = async_nats::connect(URL).await.ok()?;
-                let context = async_nats::jetstream::new(client);
-                context.delete_stream(&name).await.ok()
-            })
-        });
-        if deleting.join().ok().flatten().is_none() {
-            eprintln!("could not delete test stream {}", self.name);
-        }
+        delete_stream(&self.name);
+    }
+}
+
+/// The lease bucket of a group of partitioned sources, deleted when
+/// dropped.
+pub struct TestBucket(pub String);
+
+impl TestBucket {
+    /// The bucket of the group `durable`.
+    pub fn of(durable: &str) -> TestBucket {
+        TestBucket(format!("KV_{durable}-leases"))
+    }
+}
+
+impl Drop for TestBucket {
+    fn drop(&mut self) {
+        delete_stream(&self.0);
+    }
+}
+
+/// Deletes the JetStream stream `name` on a runtime and connection of its
+/// own: the test's may be gone.
+fn delete_stream(name: &str) {
+    let owned = name.to_owned();
+    let deleting = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = async_nats::connect(URL).await.ok()?;
+            let context = async_nats::jetstream::new(client);
+            context.delete_stream(&owned).await.ok()
+        })
+    });
+    if deleting.join().ok().flatten().is_none() {
+        eprintln!("could not delete test stream {name}");
     }
 }
 

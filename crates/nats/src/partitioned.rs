@@ -1,0 +1,464 @@
+//! Partitions shared by several processes: each partition of a JetStream
+//! stream is consumed by one live process at a time, so that order per
+//! partition holds across processes.
+//!
+//! A partition is the last token of a record subject
+//! `records.<stream>.<partition>`, across every stream. Each has its own
+//! durable pull consumer, `<durable>-<partition>`, filtered to
+//! `records.*.<partition>` (or the configured stream's), and a lease in a
+//! key-value bucket (see [`crate::leases`]). A coordinator task, every
+//! [`PartitionedSource::TICK`]:
+//!
+//! - renews this process's leases every third of the lease time, and stops
+//!   consuming a partition whose lease it lost;
+//! - finds the stream's partitions, and while this process holds fewer
+//!   than its share (partitions ÷ live members, rounded up) claims free
+//!   ones. A claimed partition's consumer is made afresh, starting after
+//!   the last message of the partition the previous owner resolved in
+//!   order (its ack floor): what it had in flight is delivered again, in
+//!   order, never skipped.
+//!
+//! Partitions move only when their owner dies or stops; a process that
+//! joins later takes partitions as they come free.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream::Stream as JetStream;
+use async_nats::jetstream::{self};
+use futures::{Stream, TryStreamExt};
+use sluice_processor::{Incoming, StreamName};
+use sluice_profiles::json::JsonInput;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::acker::AckerHandle;
+use crate::config::{JetStreamConfig, NatsError, SUBJECT_PREFIX};
+use crate::leases::Leases;
+use crate::source::Pulling;
+
+/// How long a stop waits for the acknowledgements to reach the server.
+const ACK_DRAIN: Duration = Duration::from_secs(5);
+
+/// Records of the partitions this process holds, as one source for a
+/// [`StreamProcessor`](sluice_processor::StreamProcessor). Messages
+/// pending acknowledgement, across all partitions held, are at most
+/// [`max_ack_pending`](JetStreamConfig::max_ack_pending). Never ends on its
+/// own; after the processor stops, call [`PartitionLeases::release`].
+pub struct PartitionedSource {
+    records: mpsc::Receiver<Incoming<JsonInput>>,
+}
+
+impl fmt::Debug for PartitionedSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PartitionedSource").finish_non_exhaustive()
+    }
+}
+
+impl Stream for PartitionedSource {
+    type Item = Incoming<JsonInput>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.records.poll_recv(cx)
+    }
+}
+
+/// This process's part in the group: gives its partitions up at a stop.
+#[derive(Debug)]
+pub struct PartitionLeases {
+    member: String,
+    stop: CancellationToken,
+    coordinator: JoinHandle<()>,
+}
+
+impl PartitionLeases {
+    /// This process's name in the group (also in its logs).
+    pub fn member(&self) -> &str {
+        &self.member
+    }
+
+    /// Stops consuming, waits (at most 5 s) for every resolution to reach
+    /// JetStream, then frees this process's leases so that other processes
+    /// take its partitions at once. Call it after the processor stopped,
+    /// so that every record it held is resolved.
+    pub async fn release(self) {
+        self.stop.cancel();
+        if let Err(error) = self.coordinator.await {
+            tracing::warn!(%error, "the partition coordinator failed");
+        }
+    }
+}
+
+impl PartitionedSource {
+    /// How often the coordinator looks for free partitions.
+    pub const TICK: Duration = Duration::from_millis(500);
+
+    /// Joins the group of `config.durable` on `config.stream`: leases live
+    /// `lease_time` in the bucket `<durable>-leases` (created if missing).
+    ///
+    /// # Errors
+    /// [`NatsError::Config`] for a configuration that makes no sense (the
+    /// subject filter must be `<prefix>.>` or `<prefix>.<stream or *>.*`,
+    /// the lease time at least a second); [`NatsError::Nats`] when the
+    /// server, the stream or the bucket cannot be reached.
+    pub async fn connect(
+        config: JetStreamConfig,
+        lease_time: Duration,
+    ) -> Result<(PartitionedSource, PartitionLeases), NatsError> {
+        config.validate()?;
+        if partition_filter(&config.subject_filter, "0").is_none() {
+            return Err(NatsError::Config(format!(
+                "with partitions shared by leases the subject filter must be `{SUBJECT_PREFIX}.>` \
+                 or `<prefix>.<stream or *>.*`, not `{}`",
+                config.subject_filter
+            )));
+        }
+        if lease_time < Duration::from_secs(1) {
+            return Err(NatsError::Config(
+                "the lease time must be at least 1 s".into(),
+            ));
+        }
+        let default_stream =
+            StreamName::new(&config.stream).map_err(|error| NatsError::StreamName {
+                stream: config.stream.clone(),
+                error,
+            })?;
+        let client = async_nats::connect(&config.url)
+            .await
+            .map_err(|error| NatsError::nats(format!("connect to {}", config.url), error))?;
+        let context = jetstream::new(client.clone());
+        let stream = context
+            .get_stream(&config.stream)
+            .await
+            .map_err(|error| NatsError::nats(format!("find stream `{}`", config.stream), error))?;
+        let member = member_name();
+        let bucket = format!("{}-leases", config.durable);
+        let leases = Leases::open(&context, &bucket, lease_time, member.clone()).await?;
+        leases.announce().await?;
+        let (acker, acker_task) = AckerHandle::start(client, config.ack_wait, config.nak_delay);
+        let (sender, records) = mpsc::channel(config.fetch_batch.max(1));
+        let stop = CancellationToken::new();
+        let coordinator = Coordinator {
+            places: Arc::new(Semaphore::new(config.max_ack_pending)),
+            config,
+            stream,
+            leases,
+            lease_time,
+            acker: Some(acker),
+            sender,
+            default_stream,
+            fetchers: BTreeMap::new(),
+            stop: stop.clone(),
+        };
+        tracing::info!(%member, "joined the group");
+        let coordinator = tokio::spawn(coordinator.run(acker_task));
+        Ok((
+            PartitionedSource { records },
+            PartitionLeases {
+                member,
+                stop,
+                coordinator,
+            },
+        ))
+    }
+}
+
+/// Holds the leases and runs a fetcher per partition held.
+struct Coordinator {
+    config: JetStreamConfig,
+    stream: JetStream,
+    leases: Leases,
+    lease_time: Duration,
+    places: Arc<Semaphore>,
+    acker: Option<AckerHandle>,
+    sender: mpsc::Sender<Incoming<JsonInput>>,
+    default_stream: StreamName,
+    fetchers: BTreeMap<String, Fetcher>,
+    stop: CancellationToken,
+}
+
+struct Fetcher {
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl Coordinator {
+    async fn run(mut self, acker_task: JoinHandle<()>) {
+        let renew_every = self.lease_time / 3;
+        // Let processes started together see each other before claiming.
+        let mut last_renewal = tokio::time::Instant::now();
+        let first_claim = last_renewal + renew_every;
+        let mut ticker = tokio::time::interval(PartitionedSource::TICK);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => break,
+                _ = ticker.tick() => {}
+            }
+            if last_renewal.elapsed() >= renew_every {
+                last_renewal = tokio::time::Instant::now();
+                self.renew().await;
+            }
+            if tokio::time::Instant::now() >= first_claim {
+                if let Err(error) = self.claim_share().await {
+                    tracing::warn!(%error, "cannot look for free partitions; trying again");
+                }
+            }
+        }
+        self.shut_down(acker_task).await;
+    }
+
+    async fn renew(&mut self) {
+        if let Err(error) = self.leases.announce().await {
+            tracing::warn!(%error, "cannot renew this member's presence");
+        }
+        let (lost, failure) = self.leases.renew().await;
+        if let Some(error) = failure {
+            tracing::warn!(%error, "cannot renew a partition lease; trying again");
+        }
+        for partition in lost {
+            tracing::warn!(
+                partition,
+                "lost the lease of a partition to another process"
+            );
+            if let Some(fetcher) = self.fetchers.remove(&partition) {
+                fetcher.stop.cancel();
+            }
+        }
+    }
+
+    /// Claims free partitions while this process holds fewer than its share.
+    async fn claim_share(&mut self) -> Result<(), NatsError> {
+        let partitions = self.partitions().await?;
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let members = self.leases.members().await?;
+        let share = partitions.len().div_ceil(members);
+        if self.leases.count() >= share {
+            return Ok(());
+        }
+        // Start at a place of this member's own, so that processes
+        // claiming together mostly try different partitions first.
+        let offset = fxhash(self.leases.member()) % partitions.len();
+        let order = partitions
+            .iter()
+            .cycle()
+            .skip(offset)
+            .take(partitions.len());
+        for partition in order {
+            if self.leases.count() >= share {
+                break;
+            }
+            if self.leases.holds(partition) || !self.leases.claim(partition).await? {
+                continue;
+            }
+            match self.fresh_consumer(partition).await {
+                Ok((consumer, start)) => {
+                    tracing::info!(partition, start, "took partition");
+                    self.start_fetcher(partition.clone(), consumer);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, partition, "cannot consume a claimed partition");
+                    self.leases.release(partition).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partitions with records in the stream, by the subjects' last
+    /// token.
+    async fn partitions(&self) -> Result<BTreeSet<String>, NatsError> {
+        let subjects: Vec<(String, usize)> = self
+            .stream
+            .info_with_subjects(&self.config.subject_filter)
+            .await
+            .map_err(|e| NatsError::nats("list the stream's subjects", e))?
+            .try_collect()
+            .await
+            .map_err(|e| NatsError::nats("list the stream's subjects", e))?;
+        Ok(subjects
+            .iter()
+            .filter_map(|(subject, _)| subject.rsplit('.').next())
+            .filter(|token| is_partition_token(token))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// The partition's consumer, made afresh after the last message the
+    /// previous one resolved in order; and the stream sequence it starts at.
+    async fn fresh_consumer(&self, partition: &str) -> Result<(PullConsumer, u64), NatsError> {
+        let name = format!("{}-{partition}", self.config.durable);
+        let start = match self.stream.consumer_info(&name).await {
+            Ok(info) => {
+                let configured = match info.config.deliver_policy {
+                    DeliverPolicy::ByStartSequence { start_sequence } => {
+                        start_sequence.saturating_sub(1)
+                    }
+                    _ => 0,
+                };
+                self.stream
+                    .delete_consumer(&name)
+                    .await
+                    .map_err(|e| NatsError::nats(format!("reset consumer `{name}`"), e))?;
+                info.ack_floor.stream_sequence.max(configured) + 1
+            }
+            Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => 1,
+            Err(error) => {
+                return Err(NatsError::nats(format!("read consumer `{name}`"), error));
+            }
+        };
+        let filter = partition_filter(&self.config.subject_filter, partition)
+            .ok_or_else(|| NatsError::Config("no partition filter".into()))?;
+        let consumer = self
+            .stream
+            .create_consumer(ConsumerConfig {
+                durable_name: Some(name.clone()),
+                filter_subject: filter,
+                deliver_policy: DeliverPolicy::ByStartSequence {
+                    start_sequence: start,
+                },
+                ack_policy: AckPolicy::Explicit,
+                ack_wait: self.config.ack_wait,
+                max_ack_pending: i64::try_from(self.config.max_ack_pending).unwrap_or(i64::MAX),
+                ..ConsumerConfig::default()
+            })
+            .await
+            .map_err(|e| NatsError::nats(format!("create consumer `{name}`"), e))?;
+        Ok((consumer, start))
+    }
+
+    fn start_fetcher(&mut self, partition: String, consumer: PullConsumer) {
+        let Some(acker) = self.acker.clone() else {
+            return;
+        };
+        let mut pulling = Pulling::new(
+            consumer,
+            &self.config,
+            self.default_stream,
+            acker,
+            Some(Arc::clone(&self.places)),
+        );
+        let stop = self.stop.child_token();
+        let sender = self.sender.clone();
+        let stopped = stop.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let record = tokio::select! {
+                    () = stopped.cancelled() => break,
+                    record = pulling.next() => record,
+                };
+                // A record not handed over is dropped, which naks it.
+                tokio::select! {
+                    () = stopped.cancelled() => break,
+                    sent = sender.send(record) => if sent.is_err() { break },
+                }
+            }
+        });
+        self.fetchers.insert(partition, Fetcher { stop, task });
+    }
+
+    async fn shut_down(mut self, acker_task: JoinHandle<()>) {
+        for (_, fetcher) in std::mem::take(&mut self.fetchers) {
+            fetcher.stop.cancel();
+            let _ = fetcher.task.await;
+        }
+        // The acker ends once its last handle and every Ack are gone.
+        self.acker = None;
+        drop(self.sender);
+        if tokio::time::timeout(ACK_DRAIN, acker_task).await.is_err() {
+            tracing::warn!("acknowledgements still pending after 5 s; JetStream redelivers them");
+        }
+        self.leases.release_all().await;
+    }
+}
+
+/// The filter of one partition's subjects, from the group's filter:
+/// `records.>` gives `records.*.<partition>`, `records.orders.*` gives
+/// `records.orders.<partition>`; `None` for any other form.
+fn partition_filter(filter: &str, partition: &str) -> Option<String> {
+    let tokens: Vec<&str> = filter.split('.').collect();
+    match tokens.as_slice() {
+        [prefix, ">"] => Some(format!("{prefix}.*.{partition}")),
+        [prefix, stream, "*" | ">"] if *stream != ">" => {
+            Some(format!("{prefix}.{stream}.{partition}"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether `token` can name a partition in consumer and key names.
+fn is_partition_token(token: &str) -> bool {
+    !token.is_empty()
+        && token.len() <= 64
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A name for this process, unique among live members: its process id and
+/// the time it started, in nanoseconds.
+fn member_name() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    format!("{}-{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+}
+
+/// A small stable hash (FNV-1a) of a member's name, to spread claims.
+fn fxhash(text: &str) -> usize {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    usize::try_from(hash % (1 << 31)).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_filters_narrow_the_groups_filter_to_one_partition() {
+        assert_eq!(
+            partition_filter("records.>", "3").as_deref(),
+            Some("records.*.3")
+        );
+        assert_eq!(
+            partition_filter("records.orders.*", "3").as_deref(),
+            Some("records.orders.3")
+        );
+        assert_eq!(
+            partition_filter("records.*.*", "7").as_deref(),
+            Some("records.*.7")
+        );
+        assert_eq!(partition_filter("records.orders.3", "3"), None);
+        assert_eq!(partition_filter("records.>.*", "3"), None);
+        assert_eq!(partition_filter("records", "3"), None);
+    }
+
+    #[test]
+    fn only_plain_tokens_name_partitions() {
+        assert!(is_partition_token("12"));
+        assert!(is_partition_token("eu-west_1"));
+        assert!(!is_partition_token(""));
+        assert!(!is_partition_token("a*b"));
+        assert!(!is_partition_token(&"7".repeat(65)));
+    }
+
+    #[test]
+    fn member_names_differ_and_hash_stably() {
+        let name = member_name();
+        assert!(name.starts_with(&format!("{}-", std::process::id())));
+        assert_eq!(fxhash("a"), fxhash("a"));
+        assert_ne!(fxhash("a"), fxhash("b"));
+    }
+}

@@ -1,0 +1,240 @@
+//! Partitions shared by leases, against the server at 127.0.0.1:4222
+//! (skipped when it is missing, failed under `CI`): two members split the
+//! partitions, each consumed by one of them, in order; a member that stops
+//! hands its partitions over, and the next owner starts where it left off.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use sluice_nats::{JetStreamConfig, PartitionLeases, PartitionedSource};
+use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit, StreamProcessor};
+use sluice_profiles::json::JsonProfile;
+
+use common::{TestBucket, TestSink, TestStream, URL, eventually, server, unique};
+
+const LEASE: Duration = Duration::from_secs(3);
+
+fn source_config(stream: &TestStream, durable: &str) -> JetStreamConfig {
+    JetStreamConfig {
+        subject_filter: format!("records.{}.*", stream.tag),
+        ack_wait: Duration::from_secs(30),
+        max_ack_pending: 40,
+        fetch_batch: 16,
+        fetch_wait: Duration::from_millis(300),
+        nak_delay: Duration::from_millis(100),
+        ..JetStreamConfig::new(URL, stream.name.clone(), durable)
+    }
+}
+
+fn processor_config(max_in_flight: usize) -> ProcessorConfig {
+    ProcessorConfig {
+        queue_capacity: 40,
+        max_in_flight,
+        ordering: DeliveryOrder::Partition,
+        rate_limit: RateLimit::Unlimited,
+        drain_deadline: Duration::from_secs(2),
+        ..ProcessorConfig::default()
+    }
+}
+
+/// Publishes `{"n": i}` for i in 0..count to partition i % partitions.
+async fn publish(
+    publisher: &sluice_nats::JetStreamPublisher,
+    stream: &TestStream,
+    count: u32,
+    partitions: u32,
+) {
+    let records = (0..count).map(|n| {
+        (
+            stream.tag.as_str(),
+            n % partitions,
+            format!("{{\"n\":{n}}}"),
+        )
+    });
+    assert_eq!(
+        publisher.publish_all(records).await.unwrap(),
+        u64::from(count)
+    );
+}
+
+/// Each partition's record numbers, in the order the sink accepted them.
+fn by_partition(sink: &TestSink) -> BTreeMap<u32, Vec<u64>> {
+    let mut partitions: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+    for (id, n) in sink.accepted.lock().unwrap().iter() {
+        partitions.entry(id.partition).or_default().push(*n);
+    }
+    partitions
+}
+
+fn assert_in_order(partitions: &BTreeMap<u32, Vec<u64>>) {
+    for (partition, numbers) in partitions {
+        assert!(
+            numbers.windows(2).all(|pair| pair[0] < pair[1]),
+            "partition {partition} out of order: {numbers:?}"
+        );
+    }
+}
+
+/// The lease keys left in the group's bucket.
+async fn leases_left(durable: &str) -> Vec<String> {
+    let client = async_nats::connect(URL).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let store = context
+        .get_key_value(format!("{durable}-leases"))
+        .await
+        .unwrap();
+    let keys: Vec<String> = store.keys().await.unwrap().try_collect().await.unwrap();
+    keys.into_iter()
+        .filter(|key| key.starts_with("lease."))
+        .collect()
+}
+
+async fn member(
+    stream: &TestStream,
+    durable: &str,
+    sink: &Arc<TestSink>,
+    max_in_flight: usize,
+) -> (
+    sluice_processor::ProcessorHandle<
+        sluice_profiles::json::JsonRecord,
+        Arc<TestSink>,
+        JsonProfile,
+    >,
+    PartitionLeases,
+) {
+    let (source, leases) = PartitionedSource::connect(source_config(stream, durable), LEASE)
+        .await
+        .unwrap();
+    let profile = JsonProfile::new(Default::default()).unwrap();
+    let handle = StreamProcessor::new(profile, Arc::clone(sink), processor_config(max_in_flight))
+        .unwrap()
+        .start([source]);
+    (handle, leases)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_split_the_partitions_and_each_keeps_its_own_in_order() {
+    let Some(publisher) = server().await else {
+        return;
+    };
+    let stream = TestStream::create(&publisher).await;
+    let durable = unique("split");
+    let _bucket = TestBucket::of(&durable);
+    publish(&publisher, &stream, 600, 6).await;
+
+    let (sink_a, sink_b) = (Arc::new(TestSink::default()), Arc::new(TestSink::default()));
+    let (a, leases_a) = member(&stream, &durable, &sink_a, 4).await;
+    let (b, leases_b) = member(&stream, &durable, &sink_b, 4).await;
+    let all = eventually(Duration::from_secs(30), async || {
+        a.metrics().delivered + b.metrics().delivered >= 600
+    })
+    .await;
+    let (report_a, report_b) = (a.stop().await, b.stop().await);
+    leases_a.release().await;
+    leases_b.release().await;
+    assert!(
+        all,
+        "delivered {} and {}",
+        report_a.metrics.delivered, report_b.metrics.delivered
+    );
+
+    let (mine, theirs) = (by_partition(&sink_a), by_partition(&sink_b));
+    let owned_a: BTreeSet<u32> = mine.keys().copied().collect();
+    let owned_b: BTreeSet<u32> = theirs.keys().copied().collect();
+    assert!(
+        owned_a.is_disjoint(&owned_b),
+        "{owned_a:?} and {owned_b:?} overlap"
+    );
+    assert_eq!(
+        owned_a.len(),
+        3,
+        "a fair share each: {owned_a:?} and {owned_b:?}"
+    );
+    assert_eq!(owned_a.union(&owned_b).count(), 6);
+    assert_in_order(&mine);
+    assert_in_order(&theirs);
+    let mut numbers: Vec<u64> = sink_a.numbers().union(&sink_b.numbers()).copied().collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..600).collect::<Vec<u64>>());
+    assert_eq!(
+        report_a.metrics.delivered + report_b.metrics.delivered,
+        600,
+        "exactly once"
+    );
+    assert!(
+        leases_left(&durable).await.is_empty(),
+        "leases released at the stop"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_members_partitions_continue_where_it_left_off() {
+    let Some(publisher) = server().await else {
+        return;
+    };
+    let stream = TestStream::create(&publisher).await;
+    let durable = unique("handover");
+    let _bucket = TestBucket::of(&durable);
+    publish(&publisher, &stream, 300, 3).await;
+
+    // The first member is slow: it stops with records in flight and queued.
+    let first_sink = Arc::new(TestSink {
+        delay: Duration::from_millis(20),
+        ..TestSink::default()
+    });
+    let (first, first_leases) = member(&stream, &durable, &first_sink, 1).await;
+    assert!(
+        eventually(Duration::from_secs(20), async || first.metrics().delivered
+            >= 50)
+        .await
+    );
+    let stopped = first.stop().await;
+    first_leases.release().await;
+    assert!(stopped.is_conserved(), "{}", stopped.conservation());
+    assert!(stopped.metrics.handed_back > 0, "records were handed back");
+
+    let next_sink = Arc::new(TestSink::default());
+    let (next, next_leases) = member(&stream, &durable, &next_sink, 4).await;
+    let rest = 300 - stopped.metrics.delivered;
+    let done = eventually(Duration::from_secs(30), async || {
+        next.metrics().delivered >= rest
+    })
+    .await;
+    let report = next.stop().await;
+    next_leases.release().await;
+    assert!(done, "delivered {} of {rest}", report.metrics.delivered);
+
+    // Nothing lost, nothing twice, and each partition picks up right after
+    // the last record the first member delivered.
+    let before = by_partition(&first_sink);
+    let after = by_partition(&next_sink);
+    assert_in_order(&before);
+    assert_in_order(&after);
+    for partition in 0..3 {
+        let last = before
+            .get(&partition)
+            .and_then(|numbers| numbers.last().copied());
+        let first_after = after[&partition][0];
+        assert_eq!(
+            first_after,
+            last.map_or(u64::from(partition), |n| n + 3),
+            "partition {partition} continues after {last:?}"
+        );
+    }
+    assert!(
+        first_sink.numbers().is_disjoint(&next_sink.numbers()),
+        "nothing twice"
+    );
+    let mut numbers: Vec<u64> = first_sink
+        .numbers()
+        .union(&next_sink.numbers())
+        .copied()
+        .collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, (0..300).collect::<Vec<u64>>());
+}
