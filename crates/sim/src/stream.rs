@@ -223,7 +223,7 @@ impl StreamSimulator {
     /// Every source's records, unpaced, one of each source in turn, without
     /// end: for writing a data set (`sluice generate`). Shares sequence
     /// counts with the other ways of drawing records from this simulator.
-    pub fn records(&self) -> impl Iterator<Item = StreamData> + '_ {
+    pub fn records(&self) -> impl Iterator<Item = StreamData> + use<> {
         let mut generators: Vec<RecordGenerator> = self
             .offered
             .sources
