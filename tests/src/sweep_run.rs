@@ -169,7 +169,10 @@ pub(crate) fn check(scenario: &Scenario, seen: &Observed) -> Result<Outcome, Vec
                 !faults.sink_is_bare() || failure.message.starts_with("no answer within")
             }
             FaultyTask::DeadLetterOutlet => faults.outlet_panics + faults.outlet_hangs > 0.0,
-            FaultyTask::Acknowledgement | FaultyTask::Stuck | FaultyTask::Processor => false,
+            FaultyTask::Acknowledgement
+            | FaultyTask::SharedLimit
+            | FaultyTask::Stuck
+            | FaultyTask::Processor => false,
         };
         check(expected, format!("unexpected failure: {failure}"));
     }

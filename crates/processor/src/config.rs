@@ -31,9 +31,11 @@ pub struct ProcessorConfig {
     pub rate_limit: RateLimit,
     /// What the rate limit counts: calls (the default) or records.
     pub limit_unit: LimitUnit,
-    /// How long past its window a success is still counted by the client's
-    /// limiter, to absorb the delay between the client reading its clock and
-    /// the API reading its own.
+    /// How long past its window a success counted from its call is still
+    /// counted by the client's limiter, to absorb the delay between the
+    /// client reading its clock and the API reading its own. A success
+    /// counted from its answer needs none: the API counted it before it
+    /// answered.
     pub rate_limit_margin: Duration,
     /// From when the client's limiter counts a success's window: the call's
     /// start (default), or its answer.

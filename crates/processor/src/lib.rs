@@ -70,7 +70,9 @@ pub use processor::{
 };
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
-pub use shared_limit::{Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY};
+pub use shared_limit::{
+    Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY, WindowStart,
+};
 pub use sink::{Envelope, SendError, Sink, SinkError};
 pub use stream::{
     MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,

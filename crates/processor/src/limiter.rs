@@ -49,12 +49,18 @@ pub(crate) struct RateLimiter {
     state: Mutex<State>,
     /// Wakes the releaser when a success expires earlier than any before it.
     releaser: Notify,
-    /// How long a success holds its slot: the window plus a safety margin.
+    /// How long a success holds its slot from its call: the window plus a
+    /// safety margin.
     hold: Duration,
+    /// How long it holds it from its answer.
+    window: Duration,
     /// A known quota: the limit never rises above it.
     ceiling: Option<usize>,
     /// Whether to count from answers once a call is refused.
     answer_after_refusal: bool,
+    /// Whether a refusal leaves the limit as it is: when the quota is
+    /// shared with other processes, what this one holds is not the limit.
+    shared: bool,
     base_probe_interval: Duration,
     max_probe_interval: Duration,
 }
@@ -80,8 +86,18 @@ struct State {
     probing: bool,
     /// Whether a success's window starts at its answer (else at its call).
     from_answer: bool,
+    /// Successes still to count from their answers before counting from
+    /// calls: the first calls open connections, and reach the API later
+    /// than they start.
+    warmup: usize,
     probe_interval: Duration,
     probe_step: usize,
+}
+
+impl State {
+    fn counts_from_answers(&self) -> bool {
+        self.from_answer || self.warmup > 0
+    }
 }
 
 impl RateLimiter {
@@ -115,13 +131,16 @@ impl RateLimiter {
                 last_change: Instant::now(),
                 probing: false,
                 from_answer: false,
+                warmup: 0,
                 probe_interval: base_probe_interval,
                 probe_step: 1,
             }),
             releaser: Notify::new(),
             hold: window.saturating_add(margin),
+            window,
             ceiling,
             answer_after_refusal: false,
+            shared: false,
             base_probe_interval,
             max_probe_interval: MAX_PROBE_INTERVAL.max(window.saturating_mul(60)),
         }
@@ -136,6 +155,22 @@ impl RateLimiter {
     /// Counts from calls until a refusal, then from answers.
     pub(crate) fn counting_from_answers_after_a_refusal(mut self) -> RateLimiter {
         self.answer_after_refusal = true;
+        // The first window's worth of successes counts from answers: they
+        // open the connections, whose handshakes delay their arrival.
+        self.lock().warmup = self.ceiling.unwrap_or(0);
+        self
+    }
+
+    /// Whether successes' windows count from their answers now.
+    pub(crate) fn counts_from_answers(&self) -> bool {
+        self.lock().counts_from_answers()
+    }
+
+    /// Shares the quota with other processes (through a shared limit): a
+    /// refusal pauses and changes how successes count, but does not lower
+    /// the limit to what this process holds.
+    pub(crate) fn sharing_the_quota(mut self) -> RateLimiter {
+        self.shared = true;
         self
     }
 
@@ -266,7 +301,7 @@ impl RateLimiter {
     fn on_refusal(&self, state: &mut State, count: usize, retry_after: Option<Duration>) {
         // `pending` still counts the refused call itself.
         let in_window = (state.held + state.pending.saturating_sub(count)).max(1);
-        if in_window < state.limit {
+        if in_window < state.limit && !self.shared {
             self.set_limit(state, in_window);
         }
         if state.probing {
@@ -305,12 +340,15 @@ impl WindowPermit<'_> {
         let limiter = self.limiter;
         let kept = successes.min(self.count);
         let mut state = limiter.lock();
-        let counted_from = if state.from_answer {
-            Instant::now()
+        // Counted from its answer a success needs no margin: the API
+        // counted the call before it answered.
+        let from_answer = state.counts_from_answers();
+        state.warmup = state.warmup.saturating_sub(kept.max(1));
+        let release_at = if from_answer {
+            later(Instant::now(), limiter.window)
         } else {
-            self.admitted_at
+            later(self.admitted_at, limiter.hold)
         };
-        let release_at = later(counted_from, limiter.hold);
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count - kept);
         if kept == 0 {
@@ -418,6 +456,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_refusal_keeps_a_shared_quota_and_only_pauses() {
+        let limiter = RateLimiter::known(4, WINDOW, Duration::ZERO).sharing_the_quota();
+        limiter.acquire(1).await.succeeded(1);
+        limiter
+            .acquire(1)
+            .await
+            .refused(Some(Duration::from_millis(200)));
+        assert_eq!(limiter.current_limit(), Some(4), "others hold the rest");
+        let start = Instant::now();
+        drop(limiter.acquire(1).await);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn probes_raise_a_lowered_limit_back_towards_the_ceiling() {
         let limiter = Arc::new(RateLimiter::known(4, WINDOW, Duration::ZERO));
         let releaser = spawn_releaser(&limiter);
@@ -470,28 +522,47 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn after_a_refusal_windows_are_counted_from_answers() {
+    async fn the_margin_covers_windows_counted_from_calls_only() {
+        let margin = Duration::from_millis(100);
+        let from_calls = Arc::new(RateLimiter::known(1, WINDOW, margin));
+        let from_answers = Arc::new(RateLimiter::known(1, WINDOW, margin).counting_from_answers());
+        let releasers = [spawn_releaser(&from_calls), spawn_releaser(&from_answers)];
+        for (limiter, expected) in [(&from_calls, 1_100), (&from_answers, 1_300)] {
+            let start = Instant::now();
+            let permit = limiter.acquire(1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            permit.succeeded(1);
+            limiter.acquire(1).await.succeeded(1);
+            assert_eq!(start.elapsed(), Duration::from_millis(expected));
+        }
+        for releaser in releasers {
+            releaser.abort();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_window_and_everything_after_a_refusal_count_from_answers() {
         let limiter = Arc::new(
             RateLimiter::known(1, WINDOW, Duration::ZERO).counting_from_answers_after_a_refusal(),
         );
         let releaser = spawn_releaser(&limiter);
-        let latency = Duration::from_millis(300);
-        async fn call(limiter: &RateLimiter) -> WindowPermit<'_> {
+        let start = Instant::now();
+        let mut admitted = Vec::new();
+        // Each call takes 300 ms; the third is refused.
+        for refused in [false, false, true, false, false] {
             let permit = limiter.acquire(1).await;
+            admitted.push(start.elapsed().as_millis());
             tokio::time::sleep(Duration::from_millis(300)).await;
-            permit
+            if refused {
+                permit.refused(None);
+            } else {
+                permit.succeeded(1);
+            }
         }
-        // Before any refusal: from the call.
-        let start = Instant::now();
-        call(&limiter).await.succeeded(1);
-        call(&limiter).await.succeeded(1);
-        assert_eq!(start.elapsed(), WINDOW + latency);
-        call(&limiter).await.refused(None);
-        // After it: from the answer.
-        let start = Instant::now();
-        call(&limiter).await.succeeded(1);
-        call(&limiter).await.succeeded(1);
-        assert_eq!(start.elapsed(), WINDOW + latency * 2);
+        // The first success (the warm-up window of a quota of 1) counts
+        // from its answer (300 ms), the second from its call (1 300 ms),
+        // the refused one gives its slot back, then from answers (2 900 ms).
+        assert_eq!(admitted, [0, 1_300, 2_300, 2_600, 3_900]);
         releaser.abort();
     }
 

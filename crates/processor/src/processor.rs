@@ -150,6 +150,10 @@ where
                 limiter.map(RateLimiter::counting_from_answers_after_a_refusal)
             }
         };
+        let limiter = match self.shared_limit {
+            Some(_) => limiter.map(RateLimiter::sharing_the_quota),
+            None => limiter,
+        };
         let outlet = match self.outlet {
             Some(outlet) => Outlet::User(outlet),
             None => Outlet::Keep(Mutex::new(Vec::new())),
@@ -163,6 +167,7 @@ where
             max_retry_after: config.max_retry_after,
             call_timeout: config.call_timeout,
             unidentified: self.unidentified,
+            window_from_answer: config.counted_from == CountedFrom::Answer,
         };
         let take_size = config.take_size.max(config.batch.max_records);
         let mut shared = Shared::new(

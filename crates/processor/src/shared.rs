@@ -40,6 +40,9 @@ pub(crate) struct Settings {
     pub(crate) call_timeout: Duration,
     /// The stream of records the transform panicked on before naming them.
     pub(crate) unidentified: StreamName,
+    /// Without a local limiter: whether a shared limit counts successes
+    /// from their answers.
+    pub(crate) window_from_answer: bool,
 }
 
 /// What the intake and delivery tasks of one run share.

@@ -25,7 +25,10 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 /// Each call reserves its units (one per call, or one per record when the
 /// limit counts records) before it is sent, and settles the reservation
 /// when its answer comes: the delivered units stay in the window until it
-/// passes, the rest are given back. A reservation never settled (the
+/// passes, counted from the reservation or (once the API has shown that it
+/// counts calls later than they start, see
+/// [`CountedFrom`](crate::CountedFrom)) from the answer; the rest are given
+/// back. A reservation never settled (the
 /// process died, or a stop cut the call off) must expire with the window
 /// by itself, so that a crash cannot leak the quota.
 ///
@@ -49,7 +52,7 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 /// use std::sync::Mutex;
 /// use std::time::Duration;
 /// use async_trait::async_trait;
-/// use sluice_processor::{Reservation, SharedLimit, SharedLimitError};
+/// use sluice_processor::{Reservation, SharedLimit, SharedLimitError, WindowStart};
 ///
 /// /// Ten calls in all, ever: a toy with no window.
 /// struct TenCalls(Mutex<usize>);
@@ -64,7 +67,12 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 ///         *used += units;
 ///         Ok(Reservation { id: *used as u64, units })
 ///     }
-///     async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
+///     async fn settle(
+///         &self,
+///         reservation: Reservation,
+///         kept: usize,
+///         _from: WindowStart,
+///     ) -> Result<(), SharedLimitError> {
 ///         *self.0.lock().unwrap() -= reservation.units - kept;
 ///         Ok(())
 ///     }
@@ -76,9 +84,23 @@ pub trait SharedLimit: Send + Sync + 'static {
     async fn reserve(&self, units: usize) -> Result<Reservation, SharedLimitError>;
 
     /// The call of `reservation` has ended: `kept` of its units were
-    /// delivered and stay in the window until it passes, counted from now;
-    /// the rest are given back at once.
-    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError>;
+    /// delivered and stay in the window until it passes, counted from
+    /// `from`; the rest are given back at once.
+    async fn settle(
+        &self,
+        reservation: Reservation,
+        kept: usize,
+        from: WindowStart,
+    ) -> Result<(), SharedLimitError>;
+}
+
+/// Where a kept unit's window starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowStart {
+    /// When it was reserved, just before its call was sent.
+    Reservation,
+    /// When its call's answer came.
+    Answer,
 }
 
 #[async_trait]
@@ -87,8 +109,13 @@ impl<L: SharedLimit + ?Sized> SharedLimit for Arc<L> {
         (**self).reserve(units).await
     }
 
-    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
-        (**self).settle(reservation, kept).await
+    async fn settle(
+        &self,
+        reservation: Reservation,
+        kept: usize,
+        from: WindowStart,
+    ) -> Result<(), SharedLimitError> {
+        (**self).settle(reservation, kept, from).await
     }
 }
 
@@ -165,7 +192,7 @@ pub(crate) async fn reserve<R: Send + Sync + 'static, S, T>(
     }
 }
 
-/// Settles `reservation` with `kept` delivered units, within the call
+/// Settles `reservation` with `kept` delivered units counted `from`, within the call
 /// timeout. A settlement that fails leaves the slots to expire with the
 /// window: the quota is never exceeded, only used less for a while.
 pub(crate) async fn settle<R: Send + Sync + 'static, S, T>(
@@ -173,8 +200,9 @@ pub(crate) async fn settle<R: Send + Sync + 'static, S, T>(
     limit: &dyn SharedLimit,
     reservation: Reservation,
     kept: usize,
+    from: WindowStart,
 ) {
-    let settling = AssertUnwindSafe(limit.settle(reservation, kept)).catch_unwind();
+    let settling = AssertUnwindSafe(limit.settle(reservation, kept, from)).catch_unwind();
     match tokio::time::timeout(shared.settings.call_timeout, settling).await {
         Ok(Ok(Ok(()))) => {}
         Ok(Ok(Err(error))) => {

@@ -18,7 +18,7 @@ use crate::limiter::later;
 use crate::metrics::Shard;
 use crate::queue::{Batch, Meta, Queued};
 use crate::shared::{HandBackReason, Shared};
-use crate::shared_limit::{self, NotReserved};
+use crate::shared_limit::{self, NotReserved, WindowStart};
 use crate::sink::{Envelope, SendError, Sink, SinkError};
 
 /// Records sent in one call, with what the processor keeps beside each.
@@ -213,13 +213,19 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         } else {
             usize::from(delivered > 0)
         };
+        let from = match &shared.limiter {
+            Some(limiter) if limiter.counts_from_answers() => WindowStart::Answer,
+            Some(_) => WindowStart::Reservation,
+            None if settings.window_from_answer => WindowStart::Answer,
+            None => WindowStart::Reservation,
+        };
         match (permit, &refused) {
             (Some(permit), Some(retry_after)) if delivered == 0 => permit.refused(*retry_after),
             (Some(permit), _) => permit.succeeded(kept),
             (None, _) => {}
         }
         if let Some((limit, reservation)) = reservation {
-            shared_limit::settle(shared, limit, reservation, kept).await;
+            shared_limit::settle(shared, limit, reservation, kept, from).await;
         }
         if refused.is_some() {
             shard.rate_limited();

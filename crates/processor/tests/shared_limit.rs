@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use common::{End, Harness, Tail, Verdict};
 use sluice_processor::{
     Envelope, FaultyTask, ProcessorConfig, Quota, RateLimit, RecordId, Reservation, RetryPolicy,
-    SendError, SharedLimit, SharedLimitError, Sink, SinkError, StreamProcessor,
+    SendError, SharedLimit, SharedLimitError, Sink, SinkError, StreamProcessor, WindowStart,
 };
 use tokio::time::Instant;
 
@@ -85,7 +85,12 @@ impl SharedLimit for MemoryWindow {
         Ok(Reservation { id, units })
     }
 
-    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
+    async fn settle(
+        &self,
+        reservation: Reservation,
+        kept: usize,
+        from: WindowStart,
+    ) -> Result<(), SharedLimitError> {
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap();
         let mut keep = kept;
@@ -97,7 +102,9 @@ impl SharedLimit for MemoryWindow {
                 return false;
             }
             keep -= 1;
-            *expires = now + WINDOW;
+            if from == WindowStart::Answer {
+                *expires = now + WINDOW;
+            }
             true
         });
         Ok(())

@@ -6,13 +6,13 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::num::NonZeroU32;
 //! use std::time::Duration;
-//! use sluice_processor::{Quota, SharedLimit};
+//! use sluice_processor::{Quota, SharedLimit, WindowStart};
 //! use sluice_redis::RedisLimit;
 //!
 //! let quota = Quota { limit: NonZeroU32::new(100).unwrap(), window: Duration::from_secs(1) };
 //! let limit = RedisLimit::connect("redis://127.0.0.1:6379/orders-api", quota, Duration::from_millis(25)).await?;
 //! let reservation = limit.reserve(1).await?; // before the call
-//! limit.settle(reservation, 1).await?;       // after it: 1 success kept
+//! limit.settle(reservation, 1, WindowStart::Answer).await?; // after it: 1 success kept
 //! # Ok(()) }
 //! ```
 //!

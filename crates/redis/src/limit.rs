@@ -11,7 +11,7 @@ use rand::rngs::{ChaCha8Rng, SysRng};
 use rand::{Rng, SeedableRng};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError};
-use sluice_processor::{Quota, Reservation, SharedLimit, SharedLimitError};
+use sluice_processor::{Quota, Reservation, SharedLimit, SharedLimitError, WindowStart};
 
 use crate::error::RedisLimitError;
 use crate::scripts::{self, Reserved, Scripts};
@@ -44,6 +44,9 @@ pub struct RedisLimit {
     scripts: Scripts,
     limit: u64,
     ttl_micros: u64,
+    /// The window alone: a slot counted from its answer needs no margin,
+    /// as the API counted it before it answered.
+    window_micros: u64,
     ids: Mutex<ChaCha8Rng>,
 }
 
@@ -123,6 +126,9 @@ impl RedisLimit {
             scripts: Scripts::new(),
             limit: u64::from(quota.limit.get()),
             ttl_micros: u64::try_from(ttl.as_micros()).unwrap_or(u64::MAX).max(1),
+            window_micros: u64::try_from(quota.window.as_micros())
+                .unwrap_or(u64::MAX)
+                .max(1),
             ids: Mutex::new(seeded_rng()),
             url,
         };
@@ -272,7 +278,12 @@ impl SharedLimit for RedisLimit {
     /// Keeps the first `kept` slots (at most `reservation.units`) until the
     /// window and margin have passed from now, by the server's clock, and
     /// gives the others back at once.
-    async fn settle(&self, reservation: Reservation, kept: usize) -> Result<(), SharedLimitError> {
+    async fn settle(
+        &self,
+        reservation: Reservation,
+        kept: usize,
+        from: WindowStart,
+    ) -> Result<(), SharedLimitError> {
         if reservation.units == 0 {
             return Ok(());
         }
@@ -283,8 +294,12 @@ impl SharedLimit for RedisLimit {
             .arg(reservation.id)
             .arg(reservation.units as u64)
             .arg(kept as u64)
-            .arg(self.ttl_micros)
-            .arg(scripts::chunk());
+            .arg(match from {
+                WindowStart::Answer => self.window_micros,
+                WindowStart::Reservation => self.ttl_micros,
+            })
+            .arg(scripts::chunk())
+            .arg(u8::from(from == WindowStart::Answer));
         let _kept: i64 = self
             .bounded(invocation.invoke_async(&mut connection))
             .await?;
@@ -346,7 +361,10 @@ mod tests {
         let reservation = limit.reserve(2).await.unwrap();
         assert_ne!(reservation.id, clash);
         assert_eq!(limit.held().await.unwrap(), 3);
-        limit.settle(reservation, 0).await.unwrap();
+        limit
+            .settle(reservation, 0, WindowStart::Answer)
+            .await
+            .unwrap();
         assert_eq!(
             limit.held().await.unwrap(),
             1,

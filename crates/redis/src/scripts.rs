@@ -65,12 +65,16 @@ end
 return {1, 0}
 ";
 
-/// Settle: the first `kept` slots of the reservation stay in the window
-/// until `now + ttl` (added back if they had already expired: the API
-/// counts a success from its answer, however late), the others leave it.
+/// Settle: the first `kept` slots of the reservation stay in the window,
+/// the others leave it. Counted from the answer, the kept slots stay until
+/// `now + ttl` (added back if they had already expired: the API counts
+/// that success from its answer, however late); counted from the
+/// reservation, they keep the expiry the reservation gave them.
 ///
-/// `ARGV`: reservation id, units, kept (≤ units), ttl in µs. Reply: the
-/// number of slots kept.
+/// `ARGV`: reservation id, units, kept (≤ units), ttl in µs (the window:
+/// an answer comes after the API counted the call, no margin is needed),
+/// chunk size,
+/// 1 to count from the answer. Reply: the number of slots kept.
 const SETTLE: &str = r"
 local key = KEYS[1]
 local id = ARGV[1]
@@ -78,11 +82,13 @@ local units = tonumber(ARGV[2])
 local kept = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local chunk = tonumber(ARGV[5])
+local from_answer = tonumber(ARGV[6]) == 1
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local expiry = now + ttl
 local args = {}
-for i = 0, kept - 1 do
+-- Counted from the reservation, a kept slot keeps the expiry it has.
+for i = 0, (from_answer and kept or 0) - 1 do
   args[#args + 1] = expiry
   args[#args + 1] = id .. ':' .. i
   if #args >= 2 * chunk then

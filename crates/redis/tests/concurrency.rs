@@ -12,7 +12,7 @@ use std::time::Duration;
 use common::{TestWindow, quota};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use sluice_processor::{SharedLimit, SharedLimitError};
+use sluice_processor::{SharedLimit, SharedLimitError, WindowStart};
 use sluice_redis::RedisLimit;
 
 const LIMIT: u32 = 5;
@@ -60,7 +60,10 @@ async fn many_clients_never_hold_more_than_the_limit_together() {
                         let call = Duration::from_millis(rng.random_range(0..20));
                         tokio::time::sleep(call).await;
                         let kept = rng.random_range(0..=units);
-                        limit.settle(reservation, kept).await.unwrap();
+                        limit
+                            .settle(reservation, kept, WindowStart::Answer)
+                            .await
+                            .unwrap();
                     }
                     Err(SharedLimitError::Full { retry_in }) => {
                         assert!(retry_in <= Duration::from_millis(WINDOW_MS));

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{RedisServer, quota};
-use sluice_processor::{Reservation, SharedLimit, SharedLimitError};
+use sluice_processor::{Reservation, SharedLimit, SharedLimitError, WindowStart};
 use sluice_redis::{RedisLimit, RedisLimitError};
 
 /// Far more than an answer may take: `COMMAND_TIMEOUT` is 1 s.
@@ -69,7 +69,7 @@ async fn a_killed_server_is_unavailable_at_once_and_a_restarted_one_is_used_agai
     for _ in 0..3 {
         unavailable(&limit).await;
     }
-    let settled = tokio::time::timeout(BOUND, limit.settle(before, 1))
+    let settled = tokio::time::timeout(BOUND, limit.settle(before, 1, WindowStart::Answer))
         .await
         .expect("settle hung");
     assert!(
@@ -86,7 +86,10 @@ async fn a_killed_server_is_unavailable_at_once_and_a_restarted_one_is_used_agai
         limit.reserve(1).await,
         Err(SharedLimitError::Full { .. })
     ));
-    limit.settle(reservation, 0).await.unwrap();
+    limit
+        .settle(reservation, 0, WindowStart::Answer)
+        .await
+        .unwrap();
     assert_eq!(limit.held().await.unwrap(), 1);
     limit.remove().await.unwrap();
 }

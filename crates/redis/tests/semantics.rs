@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration;
 
 use common::{TestWindow, quota};
-use sluice_processor::{SharedLimit, SharedLimitError};
+use sluice_processor::{SharedLimit, SharedLimitError, WindowStart};
 use sluice_redis::{RedisLimit, RedisLimitError};
 
 const MS: Duration = Duration::from_millis(1);
@@ -70,15 +70,42 @@ async fn settling_gives_back_at_once_what_is_not_kept() {
     assert_eq!(both.units, 2);
     full(limit.reserve(1).await);
 
-    limit.settle(both, 1).await.unwrap();
+    limit.settle(both, 1, WindowStart::Answer).await.unwrap();
     assert_eq!(limit.held().await.unwrap(), 1, "one kept, one given back");
     let one = limit.reserve(1).await.unwrap();
     full(limit.reserve(1).await);
 
-    limit.settle(one, 0).await.unwrap();
+    limit.settle(one, 0, WindowStart::Answer).await.unwrap();
     assert_eq!(limit.held().await.unwrap(), 1);
     limit.reserve(1).await.unwrap();
     full(limit.reserve(1).await);
+    limit.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn counted_from_the_reservation_a_kept_slot_keeps_its_expiry() {
+    if !common::main_server() {
+        return;
+    }
+    let window = TestWindow::new("kept-early");
+    let limit = RedisLimit::connect(&window.url, quota(1, 300), Duration::ZERO)
+        .await
+        .unwrap();
+    let reservation = limit.reserve(1).await.unwrap();
+    tokio::time::sleep(200 * MS).await;
+    limit
+        .settle(reservation, 1, WindowStart::Reservation)
+        .await
+        .unwrap();
+
+    // It leaves 300 ms after the reservation, about 100 ms from now.
+    let retry_in = full(limit.reserve(1).await);
+    assert!(
+        retry_in <= 110 * MS,
+        "retry_in {retry_in:?}: not counted from the reservation"
+    );
+    tokio::time::sleep(retry_in + 30 * MS).await;
+    limit.reserve(1).await.unwrap();
     limit.remove().await.unwrap();
 }
 
@@ -93,7 +120,10 @@ async fn a_kept_slot_stays_a_window_from_the_answer_not_from_the_reservation() {
         .unwrap();
     let reservation = limit.reserve(1).await.unwrap();
     tokio::time::sleep(200 * MS).await;
-    limit.settle(reservation, 1).await.unwrap();
+    limit
+        .settle(reservation, 1, WindowStart::Answer)
+        .await
+        .unwrap();
 
     // Counted from the reservation it would leave in about 100 ms.
     let retry_in = full(limit.reserve(1).await);
@@ -145,7 +175,7 @@ async fn a_call_larger_than_the_limit_goes_alone_into_an_empty_window() {
     let large = limit.reserve(5).await.unwrap();
     assert_eq!(limit.held().await.unwrap(), 5);
     full(limit.reserve(1).await);
-    limit.settle(large, 0).await.unwrap();
+    limit.settle(large, 0, WindowStart::Answer).await.unwrap();
 
     limit.reserve(1).await.unwrap();
     let retry_in = full(limit.reserve(5).await);
@@ -199,11 +229,14 @@ async fn windows_of_one_name_are_shared_and_of_another_name_apart() {
     full(second.reserve(1).await);
     other.reserve(2).await.unwrap();
     // One process gives back what another can then take.
-    first.settle(reservation, 0).await.unwrap();
+    first
+        .settle(reservation, 0, WindowStart::Answer)
+        .await
+        .unwrap();
     second.reserve(1).await.unwrap();
     // Nothing reserved costs nothing.
     let nothing = other.reserve(0).await.unwrap();
-    other.settle(nothing, 0).await.unwrap();
+    other.settle(nothing, 0, WindowStart::Answer).await.unwrap();
     first.remove().await.unwrap();
     other.remove().await.unwrap();
 }
