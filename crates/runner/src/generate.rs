@@ -1,15 +1,56 @@
-//! `sluice generate`: a data set from the stream simulator.
+//! `sluice generate`: a data set from the stream simulator, as NDJSON or
+//! published to JetStream.
 
 use std::io::{self, Write};
 
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
+use sluice_nats::{JetStreamPublisher, NatsError};
 use sluice_processor::EpochClock;
 use sluice_sim::{SimError, StreamConfig, StreamSimulator};
 
-/// Writes `records` records as NDJSON (one `StreamData` object a line) to
-/// `out`, the sources taking turns; a share `invalid_rate` of the lines
-/// are made undeliverable (see [`Invalid`]), drawn from the config's seed.
+/// One generated record: the stream and partition it belongs to, and its
+/// NDJSON line (without the newline).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratedLine {
+    /// The record's source, as a stream name.
+    pub stream: &'static str,
+    /// The record's partition.
+    pub partition: u32,
+    /// The line: a `StreamData` object, or an undeliverable one.
+    pub line: Vec<u8>,
+}
+
+/// `records` records from the simulator, the sources taking turns; a share
+/// `invalid_rate` of the lines are made undeliverable (see [`Invalid`]),
+/// drawn from the config's seed.
+///
+/// # Errors
+/// A simulator setting that cannot be used.
+pub fn lines(
+    config: StreamConfig,
+    records: u64,
+    invalid_rate: f64,
+) -> Result<impl Iterator<Item = GeneratedLine>, GenerateError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0001_a51d);
+    let simulator = StreamSimulator::new(config, EpochClock::system())?;
+    let count = usize::try_from(records).unwrap_or(usize::MAX);
+    Ok(simulator.records().take(count).map(move |record| {
+        // A record of plain fields and a JSON object always serializes.
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        if invalid_rate > 0.0 && rng.random_bool(invalid_rate) {
+            let kind = Invalid::ALL[rng.random_range(0..Invalid::ALL.len())];
+            line = kind.corrupt(&line);
+        }
+        GeneratedLine {
+            stream: record.source.as_str(),
+            partition: record.partition,
+            line,
+        }
+    }))
+}
+
+/// Writes the [`lines`] as NDJSON to `out`.
 ///
 /// # Errors
 /// A simulator setting that cannot be used, or a failed write (a closed
@@ -20,23 +61,63 @@ pub fn write_records(
     invalid_rate: f64,
     out: impl Write,
 ) -> Result<(), GenerateError> {
-    let mut rng = ChaCha8Rng::seed_from_u64(config.seed ^ 0x0001_a51d);
-    let simulator = StreamSimulator::new(config, EpochClock::system())?;
     let mut out = io::BufWriter::new(out);
-    let mut line = Vec::new();
-    let count = usize::try_from(records).unwrap_or(usize::MAX);
-    for record in simulator.records().take(count) {
-        line.clear();
-        serde_json::to_writer(&mut line, &record).map_err(io::Error::from)?;
-        if invalid_rate > 0.0 && rng.random_bool(invalid_rate) {
-            let kind = Invalid::ALL[rng.random_range(0..Invalid::ALL.len())];
-            line = kind.corrupt(&line);
-        }
-        out.write_all(&line)?;
+    for generated in lines(config, records, invalid_rate)? {
+        out.write_all(&generated.line)?;
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(())
+}
+
+/// Publishes the [`lines`] to the JetStream stream of `target`, each to
+/// `<prefix>.<source>.<partition>`, waiting for JetStream to store each;
+/// creates the stream (over `<prefix>.>`) first when asked and it is
+/// missing. Returns how many were stored.
+///
+/// # Errors
+/// A simulator setting that cannot be used, or a record that could not be
+/// published or stored (the ones before it are stored).
+pub async fn publish_records(
+    config: StreamConfig,
+    records: u64,
+    invalid_rate: f64,
+    target: &NatsTarget,
+) -> Result<u64, GenerateError> {
+    let lines = lines(config, records, invalid_rate)?;
+    let publisher = JetStreamPublisher::connect(&target.url)
+        .await?
+        .with_prefix(&target.subject_prefix);
+    if target.create_stream {
+        let subjects = vec![format!("{}.>", target.subject_prefix)];
+        publisher
+            .create_stream_if_missing(&target.stream, subjects)
+            .await?;
+    } else {
+        publisher
+            .context()
+            .get_stream(&target.stream)
+            .await
+            .map_err(|e| GenerateError::NoStream(target.stream.clone(), e.to_string()))?;
+    }
+    let published = lines.map(|generated| {
+        let text = String::from_utf8_lossy(&generated.line).into_owned();
+        (generated.stream, generated.partition, text)
+    });
+    Ok(publisher.publish_all(published).await?)
+}
+
+/// Where `sluice generate --to nats://...` publishes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsTarget {
+    /// The server, `nats://HOST:PORT`.
+    pub url: String,
+    /// The JetStream stream.
+    pub stream: String,
+    /// Whether to create the stream when it is missing.
+    pub create_stream: bool,
+    /// The subjects' first token: `<prefix>.<source>.<partition>`.
+    pub subject_prefix: String,
 }
 
 /// The ways `sluice generate` makes a line undeliverable.
@@ -84,6 +165,12 @@ pub enum GenerateError {
     /// Writing failed.
     #[error("could not write the records: {0}")]
     Write(#[from] io::Error),
+    /// Publishing to JetStream failed.
+    #[error("could not publish the records: {0}")]
+    Publish(#[from] NatsError),
+    /// The JetStream stream is missing, and was not to be created.
+    #[error("no JetStream stream `{0}` ({1}); add --create-stream to create it")]
+    NoStream(String, String),
 }
 
 #[cfg(test)]

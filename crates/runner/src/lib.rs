@@ -1,7 +1,7 @@
 //! The sluice command line's library, one module per subcommand's work:
 //!
-//! - `sluice run`: [`pipeline::run`] (files or stdin, a profile, the HTTP
-//!   sink, checkpoints, dead letters), [`run_command`] (runtime, signals,
+//! - `sluice run`: [`pipeline::run`] (files, stdin or JetStream, a profile,
+//!   the HTTP sink, checkpoints, dead letters, a shared limit), [`run_command`] (runtime, signals,
 //!   report, exit code), [`exporter`] (Prometheus metrics);
 //! - `sluice simulate`: [`simulation::run`], its results
 //!   ([`report::RunReport`]) and their [`render`]ing;
@@ -14,6 +14,7 @@
 pub mod cli;
 pub mod exporter;
 pub mod generate;
+mod inputs;
 pub mod pipeline;
 pub mod render;
 pub mod report;

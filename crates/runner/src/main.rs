@@ -109,12 +109,23 @@ fn generate(args: &GenerateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match sluice::generate::write_records(
-        config,
-        args.records,
-        args.invalid_rate,
-        std::io::stdout().lock(),
-    ) {
+    let target = match args.nats_target() {
+        Ok(target) => target,
+        Err(message) => {
+            eprintln!("sluice: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let written = match target {
+        Some(target) => publish(config, args, &target),
+        None => sluice::generate::write_records(
+            config,
+            args.records,
+            args.invalid_rate,
+            std::io::stdout().lock(),
+        ),
+    };
+    match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(sluice::generate::GenerateError::Write(error))
             if error.kind() == std::io::ErrorKind::BrokenPipe =>
@@ -127,6 +138,28 @@ fn generate(args: &GenerateArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `sluice generate --to nats://...`: publishes, then says how many.
+fn publish(
+    config: sluice_sim::StreamConfig,
+    args: &GenerateArgs,
+    target: &sluice::generate::NatsTarget,
+) -> Result<(), sluice::generate::GenerateError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let stored = runtime.block_on(sluice::generate::publish_records(
+        config,
+        args.records,
+        args.invalid_rate,
+        target,
+    ))?;
+    eprintln!(
+        "sluice: {stored} records stored in JetStream stream `{}`",
+        target.stream
+    );
+    Ok(())
 }
 
 fn simulate(args: &SimulateArgs) -> ExitCode {

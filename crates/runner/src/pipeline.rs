@@ -1,25 +1,25 @@
-//! `sluice run`: records from files or stdin, through a profile, to an
-//! HTTP API, with checkpoints, dead letters and metrics.
+//! `sluice run`: records from files, stdin or JetStream, through a
+//! profile, to an HTTP API, with checkpoints, dead letters and metrics.
 
 use std::collections::BTreeMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
+use futures::Stream;
 use serde::Serialize;
-use sluice_files::{
-    Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, JsonLines, Line, LineSource, NdjsonDeadLetters,
-    SourceOptions,
-};
+use sluice_files::{Checkpointer, JsonLines, NdjsonDeadLetters};
 use sluice_http::{HttpSink, HttpSinkConfig};
+use sluice_nats::PartitionLeases;
 use sluice_processor::{
-    BatchConfig, CountedFrom, DeliveryOrder, MetricsSnapshot, ProcessorConfig, Report, RetryPolicy,
-    StreamName, StreamProcessor, StreamStats, Transform,
+    BatchConfig, CountedFrom, DeliveryOrder, Incoming, MetricsSnapshot, ProcessorConfig, Report,
+    RetryPolicy, StreamProcessor, StreamStats, Transform,
 };
-use sluice_profiles::json::{JsonProfile, JsonProfileConfig};
+use sluice_profiles::json::{JsonInput, JsonProfile, JsonProfileConfig};
 use sluice_profiles::seed::SeedProfile;
 
 use crate::cli::{Profile, RunOrdering, RunSettings};
+use crate::inputs;
 
 /// How much longer than the HTTP timeout the processor lets a call run,
 /// so that the HTTP client's own timeout is the one that answers.
@@ -29,7 +29,7 @@ const CALL_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 /// delay between sending a call and the API counting it, on a good
 /// network; a longer delay shows as a refusal, after which windows count
 /// from answers.
-const RUN_RATE_LIMIT_MARGIN: Duration = Duration::from_millis(25);
+pub(crate) const RUN_RATE_LIMIT_MARGIN: Duration = Duration::from_millis(25);
 
 /// Why a run could not start or finish.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +143,7 @@ where
     match settings.profile {
         Profile::Seed => {
             let profile = SeedProfile::new().map_err(|e| RunError::Setting(e.to_string()))?;
-            run_with(settings, JsonLines::new(profile), hooks).await
+            run_profile(settings, profile, hooks).await
         }
         Profile::Json => {
             let mut config = JsonProfileConfig {
@@ -159,27 +159,71 @@ where
                     .map_err(|e| RunError::Setting(format!("--schema: {e}")))?;
             }
             let profile = JsonProfile::new(config).map_err(|e| RunError::Setting(e.to_string()))?;
-            run_with(settings, JsonLines::new(profile), hooks).await
+            run_profile(settings, profile, hooks).await
         }
     }
 }
 
-async fn run_with<T, R, Status, Stop>(
+/// Runs `profile` over the inputs `settings` names: files and stdin as
+/// lines, or a JetStream stream.
+async fn run_profile<P, R, Status, Stop>(
+    settings: &RunSettings,
+    profile: P,
+    hooks: Hooks<Status, Stop>,
+) -> Result<RunSummary, RunError>
+where
+    P: Transform<JsonInput, Output = R>,
+    R: Serialize + Send + Sync + 'static,
+    Status: FnMut(&MetricsSnapshot),
+    Stop: Future<Output = ()> + Send + 'static,
+{
+    match &settings.nats {
+        None => {
+            let (sources, checkpointers) = inputs::open_files(settings).await?;
+            let ending = Ending::Checkpoints(checkpointers);
+            run_with(settings, JsonLines::new(profile), sources, ending, hooks).await
+        }
+        Some(nats) => {
+            let (source, leases) = inputs::open_nats(settings, nats).await?;
+            let ending = leases.map_or(Ending::Nothing, Ending::Leases);
+            run_with(settings, profile, [source], ending, hooks).await
+        }
+    }
+}
+
+/// What a run does after the processor stopped.
+enum Ending {
+    /// Writes each file's last checkpoint.
+    Checkpoints(Vec<Checkpointer>),
+    /// Gives this process's partitions up to the others.
+    Leases(PartitionLeases),
+    /// Nothing.
+    Nothing,
+}
+
+async fn run_with<T, In, St, R, Status, Stop>(
     settings: &RunSettings,
     transform: T,
+    sources: impl IntoIterator<Item = St>,
+    ending: Ending,
     mut hooks: Hooks<Status, Stop>,
 ) -> Result<RunSummary, RunError>
 where
-    T: Transform<Line, Output = R>,
+    T: Transform<In, Output = R>,
+    In: Send + 'static,
+    St: Stream<Item = Incoming<In>> + Send + 'static,
     R: Serialize + Send + Sync + 'static,
     Status: FnMut(&MetricsSnapshot),
     Stop: Future<Output = ()> + Send + 'static,
 {
     let sink = http_sink(settings)?;
-    let (sources, checkpointers) = open_inputs(settings).await?;
     let config = processor_config(settings);
     let mut processor = StreamProcessor::new(transform, sink, config)
         .map_err(|e| RunError::Setting(e.to_string()))?;
+    if let Some(url) = &settings.shared_limit {
+        let limit = inputs::shared_limit(url, settings.rate_limit, RUN_RATE_LIMIT_MARGIN).await?;
+        processor = processor.with_shared_limit(limit);
+    }
     if let Some(path) = &settings.dead_letters {
         let outlet = NdjsonDeadLetters::open(path)
             .await
@@ -227,14 +271,22 @@ where
 
     let mut summary = RunSummary::new(&report, interrupted);
     let mut checkpoint_errors = Vec::new();
-    for checkpointer in checkpointers {
-        let file = checkpointer.file().to_owned();
-        match checkpointer.finish().await {
-            Ok(position) => summary
-                .checkpoints
-                .push((file, position.offset, position.lines)),
-            Err(error) => checkpoint_errors.push(error.to_string()),
+    match ending {
+        Ending::Checkpoints(checkpointers) => {
+            for checkpointer in checkpointers {
+                let file = checkpointer.file().to_owned();
+                match checkpointer.finish().await {
+                    Ok(position) => {
+                        summary
+                            .checkpoints
+                            .push((file, position.offset, position.lines))
+                    }
+                    Err(error) => checkpoint_errors.push(error.to_string()),
+                }
+            }
         }
+        Ending::Leases(leases) => leases.release().await,
+        Ending::Nothing => {}
     }
     let _ = exporter_stop.send(());
     if let Some(exporter) = exporter {
@@ -288,71 +340,4 @@ fn processor_config(settings: &RunSettings) -> ProcessorConfig {
         drain_deadline: settings.drain_timeout,
         ..ProcessorConfig::default()
     }
-}
-
-/// The line sources, and a checkpointer per file when checkpoints are on.
-async fn open_inputs(
-    settings: &RunSettings,
-) -> Result<(Vec<LineSource>, Vec<Checkpointer>), RunError> {
-    let stream = match &settings.stream {
-        Some(name) => {
-            Some(StreamName::new(name).map_err(|e| RunError::Setting(format!("--stream: {e}")))?)
-        }
-        None => None,
-    };
-    let options = || SourceOptions {
-        stream,
-        ..SourceOptions::default()
-    };
-    let mut sources = Vec::new();
-    let mut checkpointers = Vec::new();
-    let several = settings.inputs.len() > 1;
-    for input in &settings.inputs {
-        if input == "-" {
-            let source =
-                LineSource::stdin(options()).map_err(|e| RunError::Setting(e.to_string()))?;
-            sources.push(source);
-            continue;
-        }
-        let source = match &settings.checkpoint {
-            Some(checkpoint) => {
-                let file = checkpoint_file(checkpoint, Path::new(input), several)?;
-                let source = LineSource::resume(input, &file, options())
-                    .await
-                    .map_err(|e| RunError::Setting(e.to_string()))?;
-                if let Some(progress) = source.progress() {
-                    checkpointers.push(Checkpointer::start(
-                        file,
-                        progress.clone(),
-                        DEFAULT_CHECKPOINT_INTERVAL,
-                    ));
-                }
-                source
-            }
-            None => LineSource::open(input, options())
-                .await
-                .map_err(|e| RunError::Setting(e.to_string()))?,
-        };
-        sources.push(source);
-    }
-    Ok((sources, checkpointers))
-}
-
-/// The checkpoint of `input`: `checkpoint` itself for one input; for
-/// several, a file in the `checkpoint` directory named after the input's
-/// canonical path.
-fn checkpoint_file(checkpoint: &Path, input: &Path, several: bool) -> Result<PathBuf, RunError> {
-    if !several {
-        return Ok(checkpoint.to_owned());
-    }
-    std::fs::create_dir_all(checkpoint)
-        .map_err(|e| RunError::Setting(format!("--checkpoint {}: {e}", checkpoint.display())))?;
-    let canonical = input
-        .canonicalize()
-        .map_err(|e| RunError::Setting(format!("--input {}: {e}", input.display())))?;
-    let hash = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
-    let stem = input
-        .file_stem()
-        .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
-    Ok(checkpoint.join(format!("{stem}-{}.checkpoint.json", &hash[..16])))
 }

@@ -5,6 +5,7 @@ mod generate;
 mod mock_api;
 mod parse;
 mod run;
+mod scale_out;
 mod simulate;
 
 use clap::{Parser, Subcommand};
@@ -12,6 +13,10 @@ use clap::{Parser, Subcommand};
 pub use generate::GenerateArgs;
 pub use mock_api::MockApiArgs;
 pub use run::{JsonFields, Ordering as RunOrdering, Profile, RunArgs, RunSettings};
+pub use scale_out::{
+    DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_LEASE, DEFAULT_NATS_SUBJECT,
+    NatsSettings, ScaleOutArgs,
+};
 pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
 
 /// Exit codes of `sluice run`, as `--help` lists them.

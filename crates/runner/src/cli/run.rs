@@ -10,14 +10,16 @@ use serde::Deserialize;
 use sluice_processor::{Quota, RateLimit};
 
 use super::parse::{MAX_WAIT, bounded_duration, duration};
+use super::scale_out::{NatsSettings, ScaleOutArgs, ScaleOutFile};
 
 /// Flags of `sluice run`. Every setting may also come from `--config`;
 /// a flag overrides the file.
 #[derive(Debug, Default, Args)]
 pub struct RunArgs {
-    /// A file of records, one JSON object a line, or `-` for stdin
-    /// (stdin has no checkpoint). Repeat for several files.
-    #[arg(long = "input", value_name = "PATH|-")]
+    /// A file of records, one JSON object a line, `-` for stdin (stdin
+    /// has no checkpoint), or `nats://HOST:PORT` for a JetStream stream
+    /// (with --nats-stream). Repeat for several files.
+    #[arg(long = "input", value_name = "PATH|-|nats://HOST:PORT")]
     pub inputs: Vec<String>,
     /// The API's URL: each call POSTs one record, or an array of them.
     #[arg(long, value_name = "URL")]
@@ -99,6 +101,9 @@ pub struct RunArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// JetStream input and shared limit.
+    #[command(flatten)]
+    pub scale_out: ScaleOutArgs,
 }
 
 /// `--profile`.
@@ -148,6 +153,12 @@ struct RunFile {
     sequence_field: Option<String>,
     priority_field: Option<String>,
     json: Option<bool>,
+    nats_stream: Option<String>,
+    nats_subject: Option<String>,
+    nats_consumer: Option<String>,
+    nats_lease: Option<String>,
+    nats_ack_wait: Option<String>,
+    shared_limit: Option<String>,
 }
 
 /// A run's settings: flags over the config file over the defaults.
@@ -191,6 +202,10 @@ pub struct RunSettings {
     pub fields: JsonFields,
     /// Report as JSON.
     pub json: bool,
+    /// The JetStream input, when `--input` is a `nats://` URL.
+    pub nats: Option<NatsSettings>,
+    /// The shared limit's `redis://HOST:PORT/NAME`.
+    pub shared_limit: Option<String>,
 }
 
 /// The `json` profile's field settings.
@@ -228,6 +243,17 @@ impl RunArgs {
         if inputs.iter().filter(|input| *input == "-").count() > 1 {
             return Err("--input: stdin (-) can be read only once".to_owned());
         }
+        let (nats, shared_limit) = self.scale_out.settings(
+            ScaleOutFile {
+                nats_stream: file.nats_stream,
+                nats_subject: file.nats_subject,
+                nats_consumer: file.nats_consumer,
+                nats_lease: file.nats_lease,
+                nats_ack_wait: file.nats_ack_wait,
+                shared_limit: file.shared_limit,
+            },
+            &inputs,
+        )?;
         let http_url = self
             .http_url
             .clone()
@@ -310,12 +336,23 @@ impl RunArgs {
                 priority: self.priority_field.clone().or(file.priority_field),
             },
             json: self.json || file.json.unwrap_or(false),
+            nats,
+            shared_limit,
         };
         if settings.schema.is_some() && settings.profile != Profile::Json {
             return Err("--schema needs --profile json".to_owned());
         }
         if settings.checkpoint.is_some() && settings.inputs.iter().any(|i| i == "-") {
             return Err("--checkpoint: stdin has no checkpoint; give files only".to_owned());
+        }
+        if settings.checkpoint.is_some() && settings.nats.is_some() {
+            return Err(
+                "--checkpoint: JetStream keeps a consumer's progress itself; drop --checkpoint"
+                    .to_owned(),
+            );
+        }
+        if settings.shared_limit.is_some() && !matches!(settings.rate_limit, RateLimit::Fixed(_)) {
+            return Err("--shared-limit needs a known quota: --rate-limit N/UNIT".to_owned());
         }
         Ok(settings)
     }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use sluice_mock_api::Ledger;
 
+pub mod services;
+
 /// The binary under test.
 pub fn sluice() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
@@ -188,8 +190,11 @@ pub fn expected(file: &Path) -> (BTreeSet<Identity>, BTreeSet<Identity>) {
     let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
     let mut valid = BTreeSet::new();
     let mut invalid = BTreeSet::new();
-    for (i, line) in std::fs::read_to_string(file).unwrap().lines().enumerate() {
-        match serde_json::from_str::<sluice_models::StreamData>(line) {
+    // A line cut short may end inside a character: read bytes.
+    let bytes = std::fs::read(file).unwrap();
+    let lines = bytes.split(|&b| b == b'\n').filter(|line| !line.is_empty());
+    for (i, line) in lines.enumerate() {
+        match serde_json::from_slice::<sluice_models::StreamData>(line) {
             Ok(record) if record.timestamp > 0.0 => {
                 valid.insert((
                     record.source.as_str().to_owned(),

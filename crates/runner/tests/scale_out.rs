@@ -1,0 +1,509 @@
+//! Several `sluice run` processes sharing one JetStream stream and one
+//! quota (Redis), against `sluice mock-api --rate-limit 100/s`: nothing
+//! lost, order per partition held, the ceiling used and not exceeded; with
+//! a process killed, with uneven load, with the NATS server restarted and
+//! with the shared limit's store stopped. Real processes, real servers,
+//! real signals, on 127.0.0.1; the tests take turns (one lock), so that
+//! none measures a ceiling while another loads the machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use common::services::{self, Jet, NATS, REDIS, RedisKey, Server};
+use common::{Identity, MockApi, delivered_counts, eventually, expected, report, sluice};
+use sluice_processor::{RecordId, StreamName};
+
+/// One test at a time: each starts several processes and measures rates.
+static TURN: Mutex<()> = Mutex::new(());
+
+const QUOTA: &str = "100/s";
+const LEASE: Duration = Duration::from_secs(3);
+
+/// A `sluice run` process whose stderr is read (and timestamped) as it
+/// comes, so that its logs can be searched while it runs.
+struct Member {
+    child: Child,
+    log: Arc<Mutex<Vec<(SystemTime, String)>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Member {
+    fn start(jet: &Jet, api: &MockApi, shared: Option<&str>, extra: &[&str]) -> Member {
+        let mut command = sluice();
+        command
+            .env("RUST_LOG", "info,async_nats=warn")
+            .args(["run", "--http-url", &api.url(), "--rate-limit", QUOTA])
+            .args(jet.run_flags())
+            .args(["--nats-lease", &format!("{}s", LEASE.as_secs())])
+            .args(["--max-attempts", "30", "--json"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(url) = shared {
+            command.args(["--shared-limit", url]);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&log);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push((SystemTime::now(), line));
+            }
+        });
+        Member {
+            child,
+            log,
+            reader: Some(reader),
+        }
+    }
+
+    /// The partitions it took, with when it took each.
+    fn took(&self) -> Vec<(SystemTime, String)> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, line)| line.contains("took partition"))
+            .filter_map(|(at, line)| {
+                let start = line.find("partition=\"")? + "partition=\"".len();
+                let end = start + line[start..].find('"')?;
+                Some((*at, line[start..end].to_owned()))
+            })
+            .collect()
+    }
+
+    /// Stops it with SIGTERM and returns its report (exit 3: a signal).
+    fn stop(mut self) -> serde_json::Value {
+        common::signal(&self.child, "-TERM");
+        let output = self.wait();
+        assert_eq!(output.status.code(), Some(3), "{}", self.logs());
+        let report = report(&output);
+        assert_eq!(report["conserved"], true, "{report}");
+        report
+    }
+
+    fn wait(&mut self) -> Output {
+        let child = std::mem::replace(&mut self.child, sluice().arg("--version").spawn().unwrap());
+        let output = common::wait_bounded(child, Duration::from_secs(30));
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        output
+    }
+
+    fn logs(&self) -> String {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .map(|(_, line)| line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `sluice generate` of `records` records in `partitions` partitions with
+/// `seed`: into `dir` (to know what to expect) and into JetStream.
+fn load(jet: &Jet, dir: &Path, records: u64, partitions: u32, seed: u64) -> BTreeSet<Identity> {
+    let flags = [
+        "generate".to_owned(),
+        "--records".to_owned(),
+        records.to_string(),
+        "--partitions".to_owned(),
+        partitions.to_string(),
+        "--seed".to_owned(),
+        seed.to_string(),
+    ];
+    let file = dir.join("records.ndjson");
+    let written = sluice().args(&flags).output().unwrap();
+    assert!(written.status.success());
+    std::fs::write(&file, written.stdout).unwrap();
+    let published = sluice()
+        .args(&flags)
+        .args(jet.generate_flags())
+        .output()
+        .unwrap();
+    assert!(
+        published.status.success(),
+        "{}",
+        String::from_utf8_lossy(&published.stderr)
+    );
+    expected(&file).0
+}
+
+/// Every valid record delivered; returns how often each was.
+fn all_delivered(api: &MockApi, valid: &BTreeSet<Identity>) -> BTreeMap<Identity, u64> {
+    let counts = delivered_counts(api);
+    let missing: Vec<_> = valid
+        .iter()
+        .filter(|id| !counts.contains_key(*id))
+        .collect();
+    assert!(missing.is_empty(), "lost: {missing:?}");
+    counts
+}
+
+/// Order per partition: each (stream, partition)'s first deliveries come
+/// in sequence (a redelivery after a takeover repeats, never reorders).
+fn assert_order_per_partition(api: &MockApi) {
+    for (stream, partitions) in api.ledger().streams {
+        for (partition, deliveries) in partitions {
+            let mut seen = BTreeSet::new();
+            let firsts: Vec<u64> = deliveries
+                .delivered
+                .iter()
+                .copied()
+                .filter(|sequence| seen.insert(*sequence))
+                .collect();
+            assert!(
+                firsts.windows(2).all(|pair| pair[0] < pair[1]),
+                "{stream}/{partition} out of order: {firsts:?}"
+            );
+        }
+    }
+}
+
+/// The share of the ceiling used from the first success to the last, and
+/// the refusals at most 1 % of the calls; never above the quota.
+fn assert_at_the_ceiling(api: &MockApi) -> f64 {
+    let ledger = api.ledger();
+    let span = (ledger.last_success_ms.unwrap() - ledger.first_success_ms.unwrap()) as f64 / 1e3;
+    let utilization = ledger.successes as f64 / (100.0 * (span + 1.0));
+    assert!(
+        utilization >= 0.95,
+        "{utilization:.3} of the ceiling ({} in {span:.1}s)",
+        ledger.successes
+    );
+    assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 100);
+    assert!(
+        ledger.rate_limit_hits * 100 <= ledger.calls,
+        "{} refused of {} calls",
+        ledger.rate_limit_hits,
+        ledger.calls
+    );
+    utilization
+}
+
+fn delivered_total(api: &MockApi) -> usize {
+    delivered_counts(api).len()
+}
+
+#[test]
+fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jet = Jet::new(NATS);
+    let limit = RedisKey::new(6379);
+    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    let valid = load(&jet, dir.path(), 6_000, 8, 11);
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &[]))
+        .collect();
+    eventually(Duration::from_secs(150), "every record delivered", || {
+        delivered_total(&api) >= valid.len()
+    });
+    let took: Vec<usize> = members.iter().map(|member| member.took().len()).collect();
+    let reports: Vec<_> = members.into_iter().map(Member::stop).collect();
+
+    let counts = all_delivered(&api, &valid);
+    assert!(counts.values().all(|&n| n == 1), "each once");
+    assert_eq!(api.ledger().order_violations, 0);
+    assert_at_the_ceiling(&api);
+    assert_eq!(
+        took.iter().sum::<usize>(),
+        8,
+        "each partition taken once: {took:?}"
+    );
+    assert!(
+        took.iter().all(|&n| n >= 2),
+        "every process has a share: {took:?}"
+    );
+    let delivered: u64 = reports
+        .iter()
+        .map(|r| r["delivered"].as_u64().unwrap())
+        .sum();
+    let dead: u64 = reports
+        .iter()
+        .map(|r| r["dead_lettered"].as_u64().unwrap())
+        .sum();
+    assert_eq!(delivered, valid.len() as u64);
+    assert_eq!(
+        delivered + dead,
+        6_000,
+        "every record delivered or dead-lettered"
+    );
+}
+
+#[test]
+fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let jet = Jet::new(NATS);
+    let limit = RedisKey::new(6379);
+    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    let valid = load(&jet, dir.path(), 6_000, 8, 12);
+    // A small queue: the records pending acknowledgement at the kill, all
+    // JetStream redelivers, are at most 200.
+    let extra = ["--queue-capacity", "200"];
+    let mut members: Vec<Member> = (0..3)
+        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &extra))
+        .collect();
+    eventually(Duration::from_secs(60), "a third delivered", || {
+        delivered_total(&api) >= 2_000
+    });
+    let victim = members.remove(0);
+    let orphaned: BTreeSet<String> = victim.took().into_iter().map(|(_, p)| p).collect();
+    assert!(!orphaned.is_empty(), "the killed process held partitions");
+    common::signal(&victim.child, "-9");
+    let killed_at = SystemTime::now();
+    drop(victim);
+    eventually(Duration::from_secs(150), "every record delivered", || {
+        delivered_total(&api) >= valid.len()
+    });
+
+    // Taken over: each orphaned partition taken by a survivor within the
+    // lease time, plus one look for free partitions (0.5 s) and a second of
+    // slack for the server's expiry and the consumer's making.
+    let bound = LEASE + Duration::from_millis(1_500);
+    for partition in &orphaned {
+        let taken = members
+            .iter()
+            .flat_map(Member::took)
+            .filter(|(at, p)| p == partition && *at > killed_at)
+            .map(|(at, _)| at.duration_since(killed_at).unwrap())
+            .min();
+        let taken = taken.unwrap_or_else(|| panic!("partition {partition} never taken over"));
+        eprintln!("partition {partition} taken over {taken:?} after the kill");
+        assert!(
+            taken <= bound,
+            "partition {partition} taken over after {taken:?}"
+        );
+    }
+    let reports: Vec<_> = members.into_iter().map(Member::stop).collect();
+    assert!(reports.iter().all(|r| r["handed_back"] == 0));
+
+    let counts = all_delivered(&api, &valid);
+    assert_order_per_partition(&api);
+    // The only duplicates: records of the killed process's partitions
+    // that it had taken and not acknowledged, each sent again under the
+    // same idempotency key.
+    let duplicated: Vec<&Identity> = counts
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(duplicated.len() <= 200, "{} duplicates", duplicated.len());
+    let keys = api.ledger().idempotency_keys;
+    for (stream, partition, sequence) in duplicated {
+        assert!(
+            orphaned.contains(&partition.to_string()),
+            "{stream}/{partition} was not orphaned"
+        );
+        let id = RecordId {
+            stream: StreamName::new(stream).unwrap(),
+            partition: u32::try_from(*partition).unwrap(),
+            sequence: *sequence,
+        };
+        let key = sluice_http::idempotency_key([&id]);
+        assert!(
+            keys.get(&key).copied().unwrap_or(0) >= 2,
+            "{id} sent again under a new key"
+        );
+    }
+}
+
+#[test]
+fn uneven_partitions_still_reach_the_ceiling() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+        return;
+    }
+    let jet = Jet::new(NATS);
+    let limit = RedisKey::new(6379);
+    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    // One partition holds half the records; seven share the rest.
+    let valid = publish_uneven(&jet, 4_000);
+    let members: Vec<Member> = (0..3)
+        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &[]))
+        .collect();
+    eventually(Duration::from_secs(120), "every record delivered", || {
+        delivered_total(&api) >= valid.len()
+    });
+    for member in members {
+        member.stop();
+    }
+    let counts = all_delivered(&api, &valid);
+    assert!(counts.values().all(|&n| n == 1), "each once");
+    assert_eq!(api.ledger().order_violations, 0);
+    let utilization = assert_at_the_ceiling(&api);
+    eprintln!("uneven load: {utilization:.3} of the ceiling");
+}
+
+/// Publishes `records` records of one source, half to partition 0 and the
+/// rest over partitions 1 to 7, each partition's sequence counting from 1.
+fn publish_uneven(jet: &Jet, records: u64) -> BTreeSet<Identity> {
+    let template = sluice()
+        .args([
+            "generate",
+            "--records",
+            &records.to_string(),
+            "--sources",
+            "user_events",
+        ])
+        .args(["--partitions", "1", "--invalid-rate", "0"])
+        .output()
+        .unwrap();
+    let mut next = [0u64; 8];
+    let mut valid = BTreeSet::new();
+    let mut lines = Vec::new();
+    for (i, line) in String::from_utf8(template.stdout)
+        .unwrap()
+        .lines()
+        .enumerate()
+    {
+        let partition = if i % 2 == 0 { 0 } else { 1 + (i / 2) % 7 };
+        next[partition] += 1;
+        let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
+        record["partition"] = partition.into();
+        record["sequence_id"] = next[partition].into();
+        valid.insert(("user_events".to_owned(), partition as u64, next[partition]));
+        lines.push((partition as u32, record.to_string()));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let publisher = sluice_nats::JetStreamPublisher::connect(&jet.url)
+            .await
+            .unwrap()
+            .with_prefix(&jet.prefix);
+        publisher
+            .create_stream_if_missing(&jet.stream, vec![format!("{}.>", jet.prefix)])
+            .await
+            .unwrap();
+        let records = lines.into_iter().map(|(p, line)| ("user_events", p, line));
+        publisher.publish_all(records).await.unwrap();
+    });
+    valid
+}
+
+#[test]
+fn a_nats_server_restarted_mid_run_loses_nothing() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !services::installed("nats-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut nats = Server::nats(dir.path());
+    let jet = Jet::new(&nats.addr);
+    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    let valid = load(&jet, dir.path(), 2_000, 4, 13);
+    let members: Vec<Member> = (0..2)
+        .map(|_| Member::start(&jet, &api, None, &[]))
+        .collect();
+    eventually(Duration::from_secs(60), "a quarter delivered", || {
+        delivered_total(&api) >= 500
+    });
+    nats.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    nats.restart();
+    eventually(Duration::from_secs(120), "every record delivered", || {
+        delivered_total(&api) >= valid.len()
+    });
+    for member in members {
+        member.stop();
+    }
+    all_delivered(&api, &valid);
+    assert_order_per_partition(&api);
+}
+
+#[test]
+fn the_quota_holds_while_the_shared_limit_is_down_and_the_run_completes_after() {
+    let _turn = TURN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !services::installed("redis-server") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = Server::redis(dir.path());
+    let limit = RedisKey::new(redis.port());
+    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    let input = common::generate(dir.path(), "records.ndjson", 1_500, 14);
+    let run = sluice()
+        .args([
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--http-url",
+            &api.url(),
+        ])
+        .args(["--rate-limit", QUOTA, "--shared-limit", &limit.url()])
+        .args(["--max-attempts", "30", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(60), "a third delivered", || {
+        delivered_total(&api) >= 500
+    });
+    redis.stop();
+    let down = api.ledger().last_success_ms.unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let up = api.ledger().last_success_ms.unwrap();
+    redis.restart();
+    let output = common::wait_bounded(run, Duration::from_secs(120));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the shared limit is unreachable"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("the shared limit is back"), "{stderr}");
+
+    // While the store was down only the calls already admitted (at most
+    // 16, the calls in flight) could succeed; then nothing until it was
+    // back; and never more than the quota.
+    let ledger = api.ledger();
+    let during = ledger
+        .success_times_ms
+        .iter()
+        .filter(|&&at| at > down && at <= up)
+        .count();
+    assert!(during <= 16, "{during} successes while the store was down");
+    assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 100);
+    let (valid, _) = expected(&input);
+    all_delivered(&api, &valid);
+    assert_eq!(report(&output)["conserved"], true);
+}
