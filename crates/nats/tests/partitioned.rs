@@ -21,7 +21,7 @@ const LEASE: Duration = Duration::from_secs(3);
 
 fn source_config(stream: &TestStream, durable: &str) -> JetStreamConfig {
     JetStreamConfig {
-        subject_filter: format!("records.{}.*", stream.tag),
+        subject_filter: format!("{}.{}.*", stream.prefix, stream.tag),
         ack_wait: Duration::from_secs(30),
         max_ack_pending: 40,
         fetch_batch: 16,
@@ -57,7 +57,11 @@ async fn publish(
         )
     });
     assert_eq!(
-        publisher.publish_all(records).await.unwrap(),
+        stream
+            .publisher(publisher)
+            .publish_all(records)
+            .await
+            .unwrap(),
         u64::from(count)
     );
 }
@@ -237,4 +241,41 @@ async fn a_stopped_members_partitions_continue_where_it_left_off() {
         .collect();
     numbers.sort_unstable();
     assert_eq!(numbers, (0..300).collect::<Vec<u64>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_pending_across_partitions_stay_within_the_bound() {
+    let Some(publisher) = server().await else {
+        return;
+    };
+    let stream = TestStream::create(&publisher).await;
+    let durable = unique("bound");
+    let _bucket = TestBucket::of(&durable);
+    publish(&publisher, &stream, 600, 6).await;
+
+    // A slow sink: the six partitions' consumers would hand out far more
+    // than 40 messages if each were bounded on its own.
+    let sink = Arc::new(TestSink {
+        delay: Duration::from_millis(50),
+        ..TestSink::default()
+    });
+    let (handle, leases) = member(&stream, &durable, &sink, 2).await;
+    let jetstream = publisher.context().get_stream(&stream.name).await.unwrap();
+    let mut most = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut pending = 0;
+        for partition in 0..6 {
+            let name = format!("{durable}-{partition}");
+            if let Ok(info) = jetstream.consumer_info(&name).await {
+                pending += info.num_ack_pending;
+            }
+        }
+        most = most.max(pending);
+    }
+    let report = handle.stop().await;
+    leases.release().await;
+    assert!(report.is_conserved(), "{}", report.conservation());
+    assert!(most > 0, "messages were pending");
+    assert!(most <= 40, "{most} messages pending, 40 allowed");
 }

@@ -63,15 +63,19 @@ pub fn unique(prefix: &str) -> String {
 pub struct TestStream {
     /// The JetStream stream's name.
     pub name: String,
-    /// The records' stream: `records.<tag>.<partition>`.
+    /// The records' stream: `<prefix>.<tag>.<partition>`.
     pub tag: String,
+    /// The subjects' first token, of this test's own: no other stream
+    /// (another test's, or a user's over `records.>`) overlaps.
+    pub prefix: String,
 }
 
 impl TestStream {
     pub async fn create(publisher: &JetStreamPublisher) -> TestStream {
         let name = unique("SLUICE_TEST_");
         let tag = unique("t");
-        let stream = TestStream { name, tag };
+        let prefix = unique("p");
+        let stream = TestStream { name, tag, prefix };
         publisher
             .create_stream_if_missing(&stream.name, vec![stream.subjects()])
             .await
@@ -80,7 +84,12 @@ impl TestStream {
     }
 
     pub fn subjects(&self) -> String {
-        format!("records.{}.>", self.tag)
+        format!("{}.{}.>", self.prefix, self.tag)
+    }
+
+    /// A publisher to this stream's subjects.
+    pub fn publisher(&self, publisher: &JetStreamPublisher) -> JetStreamPublisher {
+        publisher.clone().with_prefix(&self.prefix)
     }
 }
 
@@ -131,7 +140,11 @@ fn delete_stream(name: &str) {
 pub async fn publish(publisher: &JetStreamPublisher, stream: &TestStream, count: u32) {
     let records = (0..count).map(|n| (stream.tag.as_str(), n % 3, format!("{{\"n\":{n}}}")));
     assert_eq!(
-        publisher.publish_all(records).await.unwrap(),
+        stream
+            .publisher(publisher)
+            .publish_all(records)
+            .await
+            .unwrap(),
         u64::from(count)
     );
 }

@@ -143,3 +143,112 @@ impl ScaleOutArgs {
         Ok((nats, shared_limit))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::cli::{Cli, Command, RunArgs, RunSettings};
+
+    fn settings(flags: &[&str]) -> Result<RunSettings, String> {
+        let cli = Cli::try_parse_from(["sluice", "run"].iter().chain(flags)).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("parsed as run")
+        };
+        RunArgs::settings(&args)
+    }
+
+    const NATS: [&str; 6] = [
+        "--input",
+        "nats://127.0.0.1:4222",
+        "--nats-stream",
+        "RECORDS",
+        "--http-url",
+        "http://127.0.0.1:1/records",
+    ];
+
+    #[test]
+    fn a_nats_input_takes_its_defaults_and_flags() {
+        let nats = settings(&NATS).unwrap().nats.unwrap();
+        assert_eq!(
+            nats,
+            NatsSettings {
+                url: "nats://127.0.0.1:4222".into(),
+                stream: "RECORDS".into(),
+                subject: DEFAULT_NATS_SUBJECT.into(),
+                consumer: DEFAULT_NATS_CONSUMER.into(),
+                lease: DEFAULT_NATS_LEASE,
+                ack_wait: DEFAULT_NATS_ACK_WAIT,
+            }
+        );
+        let flags = [&NATS[..], &["--nats-lease", "9s", "--nats-consumer", "eu"]].concat();
+        let nats = settings(&flags).unwrap().nats.unwrap();
+        assert_eq!(
+            (nats.lease, nats.consumer.as_str()),
+            (Duration::from_secs(9), "eu")
+        );
+        assert!(
+            settings(&["--input", "a.ndjson", "--http-url", "h"])
+                .unwrap()
+                .nats
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_config_file_names_the_same_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(
+            &path,
+            "input = ['nats://127.0.0.1:4222']\nhttp_url = 'http://x'\nnats_stream = 'S'\n\
+             nats_lease = '2s'\nrate_limit = '10/s'\nshared_limit = 'redis://127.0.0.1:6379/q'\n",
+        )
+        .unwrap();
+        let settings = settings(&["--config", path.to_str().unwrap()]).unwrap();
+        let nats = settings.nats.unwrap();
+        assert_eq!(
+            (nats.stream.as_str(), nats.lease),
+            ("S", Duration::from_secs(2))
+        );
+        assert_eq!(
+            settings.shared_limit.as_deref(),
+            Some("redis://127.0.0.1:6379/q")
+        );
+        std::fs::write(&path, "http_url = 'http://x'\nnats_lease = 'soon'\n").unwrap();
+        let error = settings_error(&["--input", "nats://h:1", "--config", path.to_str().unwrap()]);
+        assert!(error.contains("nats_lease in the config file"), "{error}");
+    }
+
+    fn settings_error(flags: &[&str]) -> String {
+        let flags = [flags, &["--nats-stream", "S", "--http-url", "h"]].concat();
+        settings(&flags).unwrap_err()
+    }
+
+    #[test]
+    fn contradictions_are_refused_naming_the_flag() {
+        let error = settings(&["--input", "a", "--nats-stream", "S", "--http-url", "h"]);
+        assert!(
+            error
+                .unwrap_err()
+                .contains("--nats-stream needs --input nats://")
+        );
+        let error = settings(&["--input", "nats://h:1", "--http-url", "h"]).unwrap_err();
+        assert!(error.contains("needs --nats-stream"), "{error}");
+        let error = settings_error(&["--input", "nats://h:1", "--input", "a"]);
+        assert!(error.contains("cannot be mixed"), "{error}");
+        let error = settings_error(&["--input", "nats://h:1", "--checkpoint", "c"]);
+        assert!(error.contains("--checkpoint"), "{error}");
+        let shared = ["--shared-limit", "redis://127.0.0.1:6379/q"];
+        let error = settings_error(&[&["--input", "nats://h:1"][..], &shared].concat());
+        assert!(error.contains("--rate-limit N/UNIT"), "{error}");
+        let fixed = [
+            &["--input", "nats://h:1", "--rate-limit", "5/s"][..],
+            &shared,
+        ]
+        .concat();
+        let flags = [&fixed[..], &["--nats-stream", "S", "--http-url", "h"]].concat();
+        assert!(settings(&flags).is_ok());
+    }
+}
