@@ -93,13 +93,12 @@ impl SuccessWindow {
             return;
         };
         // Admissions are pushed in id order, so the deque is sorted by id.
-        if let Ok(i) = self.admissions.binary_search_by_key(&id, |a| a.id) {
-            if let Some(admission) = self.admissions.get_mut(i) {
-                if admission.live {
-                    admission.live = false;
-                    self.live -= 1;
-                }
-            }
+        if let Ok(i) = self.admissions.binary_search_by_key(&id, |a| a.id)
+            && let Some(admission) = self.admissions.get_mut(i)
+            && admission.live
+        {
+            admission.live = false;
+            self.live -= 1;
         }
     }
 }

@@ -129,10 +129,10 @@ async fn apply(held: &mut HashMap<u64, Held>, event: Event) {
             );
         }
         Event::Resolve(key, kind) => {
-            if let Some(message) = held.remove(&key) {
-                if let Err(error) = message.acker.ack_with(kind).await {
-                    tracing::warn!(%error, ?kind, "cannot acknowledge a JetStream message");
-                }
+            if let Some(message) = held.remove(&key)
+                && let Err(error) = message.acker.ack_with(kind).await
+            {
+                tracing::warn!(%error, ?kind, "cannot acknowledge a JetStream message");
             }
         }
     }

@@ -207,10 +207,10 @@ impl Coordinator {
                 last_renewal = tokio::time::Instant::now();
                 self.renew().await;
             }
-            if tokio::time::Instant::now() >= first_claim {
-                if let Err(error) = self.claim_share().await {
-                    tracing::warn!(%error, "cannot look for free partitions; trying again");
-                }
+            if tokio::time::Instant::now() >= first_claim
+                && let Err(error) = self.claim_share().await
+            {
+                tracing::warn!(%error, "cannot look for free partitions; trying again");
             }
         }
         self.shut_down(acker_task).await;

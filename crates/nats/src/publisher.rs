@@ -111,11 +111,11 @@ impl JetStreamPublisher {
         let mut pending = VecDeque::with_capacity(IN_FLIGHT);
         let mut count = 0;
         for (stream, partition, line) in records {
-            if pending.len() >= IN_FLIGHT {
-                if let Some(oldest) = pending.pop_front() {
-                    stored(oldest).await?;
-                    count += 1;
-                }
+            if pending.len() >= IN_FLIGHT
+                && let Some(oldest) = pending.pop_front()
+            {
+                stored(oldest).await?;
+                count += 1;
             }
             pending.push_back(self.send(stream.as_ref(), partition, line.into()).await?);
         }

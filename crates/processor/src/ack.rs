@@ -87,10 +87,10 @@ fn tell(receiver: Box<dyn Acknowledge>, resolution: Resolution<'_>) -> Result<()
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        if let Some(receiver) = self.0.take() {
-            if let Err(message) = tell(receiver, Resolution::NotProcessed) {
-                tracing::error!(%message, "an acknowledgement receiver panicked");
-            }
+        if let Some(receiver) = self.0.take()
+            && let Err(message) = tell(receiver, Resolution::NotProcessed)
+        {
+            tracing::error!(%message, "an acknowledgement receiver panicked");
         }
     }
 }

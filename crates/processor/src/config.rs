@@ -119,10 +119,10 @@ impl ProcessorConfig {
                 ));
             }
         }
-        if let RateLimit::Adaptive { window } = self.rate_limit {
-            if window.is_zero() {
-                return Err(ConfigError::new("rate_limit.window", "must be above 0"));
-            }
+        if let RateLimit::Adaptive { window } = self.rate_limit
+            && window.is_zero()
+        {
+            return Err(ConfigError::new("rate_limit.window", "must be above 0"));
         }
         if self.call_timeout.is_zero() {
             return Err(ConfigError::new("call_timeout", "must be above 0"));

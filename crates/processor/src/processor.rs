@@ -456,11 +456,11 @@ async fn join_until(
             () = Watchdog::passed(watchdog, deadline) => return panicked,
         };
         tasks.pop();
-        if let Err(error) = outcome {
-            if error.is_panic() {
-                tracing::error!(%error, "a processor task panicked");
-                panicked += 1;
-            }
+        if let Err(error) = outcome
+            && error.is_panic()
+        {
+            tracing::error!(%error, "a processor task panicked");
+            panicked += 1;
         }
     }
     panicked

@@ -140,10 +140,10 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
 
     /// Tells a source what became of its record.
     pub(crate) fn resolve(&self, ack: Option<Ack>, resolution: Resolution<'_>) {
-        if let Some(ack) = ack {
-            if let Err(message) = ack.resolve(resolution) {
-                self.failed(FaultyTask::Acknowledgement, message);
-            }
+        if let Some(ack) = ack
+            && let Err(message) = ack.resolve(resolution)
+        {
+            self.failed(FaultyTask::Acknowledgement, message);
         }
     }
 

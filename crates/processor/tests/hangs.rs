@@ -13,7 +13,7 @@ use common::{Act, End, Outlet, Setup, Verdict, run};
 use sluice_processor::{DeadLetterKind, FaultyTask, HandBackReason, Quota, RateLimit};
 
 fn every_third_rejected(sequence: u64) -> Verdict {
-    if sequence % 3 == 0 {
+    if sequence.is_multiple_of(3) {
         Verdict::Reject
     } else {
         Verdict::Accept
@@ -21,7 +21,7 @@ fn every_third_rejected(sequence: u64) -> Verdict {
 }
 
 fn every_fifth_hangs(sequence: u64, _attempt: u32) -> Act {
-    if sequence % 5 == 0 {
+    if sequence.is_multiple_of(5) {
         Act::Hang
     } else {
         Act::Accept

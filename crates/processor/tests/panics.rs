@@ -64,7 +64,7 @@ async fn a_panicking_source_loses_nothing_and_is_named() {
 }
 
 fn every_seventh_panics(sequence: u64) -> Verdict {
-    if sequence % 7 == 0 {
+    if sequence.is_multiple_of(7) {
         Verdict::Panic
     } else {
         Verdict::Accept
@@ -167,7 +167,7 @@ async fn a_sink_that_panics_inside_its_future_is_caught_and_named() {
 }
 
 fn every_third_rejected(sequence: u64) -> Verdict {
-    if sequence % 3 == 0 {
+    if sequence.is_multiple_of(3) {
         Verdict::Reject
     } else {
         Verdict::Accept

@@ -407,7 +407,7 @@ fn publish_uneven(jet: &Jet, records: u64) -> BTreeSet<Identity> {
         let mut record: serde_json::Value = serde_json::from_str(line).unwrap();
         let source = record["source"].as_str().unwrap().to_owned();
         let turn = turns.entry(source.clone()).or_default();
-        let partition = if *turn % 2 == 0 {
+        let partition = if (*turn).is_multiple_of(2) {
             0
         } else {
             1 + (*turn / 2) % 7

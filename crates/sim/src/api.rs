@@ -173,15 +173,15 @@ impl SimulatedApi {
             }
             state.window.pop_front();
         }
-        if let Some(limit) = self.config.rate_limit {
-            if state.live >= limit as usize {
-                state.ledger.rate_limit_hits += 1;
-                let retry_after = self.config.retry_after_hint.then(|| {
-                    let oldest_live = state.window.iter().find(|a| a.live).map_or(now, |a| a.at);
-                    (oldest_live + self.config.window).saturating_duration_since(now)
-                });
-                return Err(SinkError::RateLimited { retry_after });
-            }
+        if let Some(limit) = self.config.rate_limit
+            && state.live >= limit as usize
+        {
+            state.ledger.rate_limit_hits += 1;
+            let retry_after = self.config.retry_after_hint.then(|| {
+                let oldest_live = state.window.iter().find(|a| a.live).map_or(now, |a| a.at);
+                (oldest_live + self.config.window).saturating_duration_since(now)
+            });
+            return Err(SinkError::RateLimited { retry_after });
         }
         let id = state.next_id;
         state.next_id += 1;
@@ -207,11 +207,11 @@ impl SimulatedApi {
 
     /// Frees the slot of admission `id`, if it is still in the window.
     fn release(state: &mut State, id: u64) {
-        if let Ok(i) = state.window.binary_search_by_key(&id, |a| a.id) {
-            if state.window[i].live {
-                state.window[i].live = false;
-                state.live -= 1;
-            }
+        if let Ok(i) = state.window.binary_search_by_key(&id, |a| a.id)
+            && state.window[i].live
+        {
+            state.window[i].live = false;
+            state.live -= 1;
         }
     }
 }

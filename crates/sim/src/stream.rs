@@ -397,11 +397,11 @@ impl Stream for SourceStream {
                 now + this.period
             };
             let rng = &mut this.generator.rng;
-            if let Some(burst) = this.burst {
-                if rng.random_bool(burst.probability) {
-                    this.pending_burst = burst.size;
-                    continue;
-                }
+            if let Some(burst) = this.burst
+                && rng.random_bool(burst.probability)
+            {
+                this.pending_burst = burst.size;
+                continue;
             }
             if rng.random_bool(this.emit_probability) {
                 return Poll::Ready(Some(this.generator.next_record()));

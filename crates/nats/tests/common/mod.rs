@@ -187,7 +187,10 @@ impl Sink<JsonRecord> for TestSink {
         let mut accepted = self.accepted.lock().unwrap();
         for envelope in batch {
             let n = number(&envelope.record);
-            if self.reject_every.is_some_and(|every| n % every == 0) {
+            if self
+                .reject_every
+                .is_some_and(|every| n.is_multiple_of(every))
+            {
                 outcomes.push(Err(SinkError::Rejected(format!("{n} is refused"))));
             } else {
                 accepted.push((envelope.id, n));

@@ -121,12 +121,12 @@ impl TestWindow {
 
 impl Drop for TestWindow {
     fn drop(&mut self) {
-        if let Ok(client) = redis::Client::open(format!("redis://{ADDRESS}/")) {
-            if let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1)) {
-                let _ = redis::cmd("DEL")
-                    .arg(&self.key)
-                    .query::<i64>(&mut connection);
-            }
+        if let Ok(client) = redis::Client::open(format!("redis://{ADDRESS}/"))
+            && let Ok(mut connection) = client.get_connection_with_timeout(Duration::from_secs(1))
+        {
+            let _ = redis::cmd("DEL")
+                .arg(&self.key)
+                .query::<i64>(&mut connection);
         }
     }
 }
