@@ -13,6 +13,7 @@ use std::time::Duration;
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker;
 use sluice_processor::{Ack, Resolution};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
@@ -20,7 +21,7 @@ use tokio::time::{Instant, MissedTickBehavior, interval};
 /// What the source and the acks tell the acker task.
 pub(crate) enum Event {
     /// A message handed to the pipeline, under this key.
-    Hold(u64, Box<Acker>),
+    Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>),
     /// The fate of the message under this key.
     Resolve(u64, AckKind),
 }
@@ -55,13 +56,13 @@ impl AckerHandle {
     }
 
     /// Hands `acker` to the task and returns the record's [`Ack`], which
-    /// resolves it and then drops `place`.
-    pub(crate) fn hold<P: Send + 'static>(&self, acker: Acker, place: P) -> Ack {
+    /// resolves it. `place` is given back once JetStream has been told.
+    pub(crate) fn hold(&self, acker: Acker, place: Option<OwnedSemaphorePermit>) -> Ack {
         let key = self.next_key.fetch_add(1, Relaxed);
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
-        let _ = self.events.send(Event::Hold(key, Box::new(acker)));
+        let _ = self.events.send(Event::Hold(key, Box::new(acker), place));
         let events = self.events.clone();
         let nak_delay = self.nak_delay;
         Ack::new(move |resolution: Resolution<'_>| {
@@ -71,7 +72,6 @@ impl AckerHandle {
                 Resolution::NotProcessed => AckKind::Nak(Some(nak_delay)),
             };
             let _ = events.send(Event::Resolve(key, kind));
-            drop(place);
         })
     }
 }
@@ -79,6 +79,9 @@ impl AckerHandle {
 /// A message held for the pipeline.
 struct Held {
     acker: Box<Acker>,
+    /// Its place among the messages pending, free once JetStream is told
+    /// its fate (so that the server never counts more pending).
+    _place: Option<OwnedSemaphorePermit>,
     /// When JetStream last heard of it: delivery, or the last progress.
     since: Instant,
 }
@@ -119,11 +122,12 @@ async fn run(
 
 async fn apply(held: &mut HashMap<u64, Held>, event: Event) {
     match event {
-        Event::Hold(key, acker) => {
+        Event::Hold(key, acker, place) => {
             held.insert(
                 key,
                 Held {
                     acker,
+                    _place: place,
                     since: Instant::now(),
                 },
             );

@@ -2,6 +2,11 @@
 
 use std::time::Duration;
 
+use async_nats::jetstream;
+use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use sluice_processor::StreamName;
+
 /// The first token of every record subject: `records.<stream>.<partition>`.
 pub const SUBJECT_PREFIX: &str = "records";
 
@@ -95,6 +100,61 @@ impl JetStreamConfig {
             return invalid("fetch_wait must be more than zero");
         }
         Ok(())
+    }
+}
+
+/// What a source holds of the server: the connection, its JetStream
+/// context, the stream, and the records' stream when a subject names none.
+pub(crate) struct Connection {
+    pub(crate) client: async_nats::Client,
+    pub(crate) context: jetstream::Context,
+    pub(crate) stream: jetstream::stream::Stream,
+    pub(crate) default_stream: StreamName,
+}
+
+impl JetStreamConfig {
+    /// Checks the configuration, connects and finds the stream.
+    pub(crate) async fn open(&self) -> Result<Connection, NatsError> {
+        self.validate()?;
+        let default_stream =
+            StreamName::new(&self.stream).map_err(|error| NatsError::StreamName {
+                stream: self.stream.clone(),
+                error,
+            })?;
+        let client = async_nats::connect(&self.url)
+            .await
+            .map_err(|error| NatsError::nats(format!("connect to {}", self.url), error))?;
+        let context = jetstream::new(client.clone());
+        let stream = context
+            .get_stream(&self.stream)
+            .await
+            .map_err(|error| NatsError::nats(format!("find stream `{}`", self.stream), error))?;
+        Ok(Connection {
+            client,
+            context,
+            stream,
+            default_stream,
+        })
+    }
+
+    /// The durable pull consumer `durable` of the subjects `filter`, from
+    /// `deliver` on, with explicit acknowledgements and this configuration's
+    /// ack wait and bound.
+    pub(crate) fn consumer(
+        &self,
+        durable: &str,
+        filter: String,
+        deliver: DeliverPolicy,
+    ) -> ConsumerConfig {
+        ConsumerConfig {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: filter,
+            deliver_policy: deliver,
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: self.ack_wait,
+            max_ack_pending: i64::try_from(self.max_ack_pending).unwrap_or(i64::MAX),
+            ..ConsumerConfig::default()
+        }
     }
 }
 

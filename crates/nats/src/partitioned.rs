@@ -28,11 +28,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::Config as ConsumerConfig;
-use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy, PullConsumer};
+use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream::Stream as JetStream;
-use async_nats::jetstream::{self};
 use futures::{Stream, TryStreamExt};
 use sluice_processor::{Incoming, StreamName};
 use sluice_profiles::json::JsonInput;
@@ -41,7 +39,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::acker::AckerHandle;
-use crate::config::{JetStreamConfig, NatsError, SUBJECT_PREFIX};
+use crate::config::{Connection, JetStreamConfig, NatsError, SUBJECT_PREFIX};
 use crate::leases::Leases;
 use crate::source::Pulling;
 
@@ -113,7 +111,6 @@ impl PartitionedSource {
         config: JetStreamConfig,
         lease_time: Duration,
     ) -> Result<(PartitionedSource, PartitionLeases), NatsError> {
-        config.validate()?;
         if partition_filter(&config.subject_filter, "0").is_none() {
             return Err(NatsError::Config(format!(
                 "with partitions shared by leases the subject filter must be `{SUBJECT_PREFIX}.>` \
@@ -126,19 +123,12 @@ impl PartitionedSource {
                 "the lease time must be at least 1 s".into(),
             ));
         }
-        let default_stream =
-            StreamName::new(&config.stream).map_err(|error| NatsError::StreamName {
-                stream: config.stream.clone(),
-                error,
-            })?;
-        let client = async_nats::connect(&config.url)
-            .await
-            .map_err(|error| NatsError::nats(format!("connect to {}", config.url), error))?;
-        let context = jetstream::new(client.clone());
-        let stream = context
-            .get_stream(&config.stream)
-            .await
-            .map_err(|error| NatsError::nats(format!("find stream `{}`", config.stream), error))?;
+        let Connection {
+            client,
+            context,
+            stream,
+            default_stream,
+        } = config.open().await?;
         let member = member_name();
         let bucket = format!("{}-leases", config.durable);
         let leases = Leases::open(&context, &bucket, lease_time, member.clone()).await?;
@@ -319,19 +309,12 @@ impl Coordinator {
         };
         let filter = partition_filter(&self.config.subject_filter, partition)
             .ok_or_else(|| NatsError::Config("no partition filter".into()))?;
+        let deliver = DeliverPolicy::ByStartSequence {
+            start_sequence: start,
+        };
         let consumer = self
             .stream
-            .create_consumer(ConsumerConfig {
-                durable_name: Some(name.clone()),
-                filter_subject: filter,
-                deliver_policy: DeliverPolicy::ByStartSequence {
-                    start_sequence: start,
-                },
-                ack_policy: AckPolicy::Explicit,
-                ack_wait: self.config.ack_wait,
-                max_ack_pending: i64::try_from(self.config.max_ack_pending).unwrap_or(i64::MAX),
-                ..ConsumerConfig::default()
-            })
+            .create_consumer(self.config.consumer(&name, filter, deliver))
             .await
             .map_err(|e| NatsError::nats(format!("create consumer `{name}`"), e))?;
         Ok((consumer, start))

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull::{Batch, Config as ConsumerConfig};
-use async_nats::jetstream::consumer::{AckPolicy, PullConsumer};
-use async_nats::jetstream::{self, Message};
+use async_nats::jetstream::Message;
+use async_nats::jetstream::consumer::pull::Batch;
+use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use sluice_processor::{Incoming, StreamName};
@@ -18,7 +18,7 @@ use sluice_profiles::json::JsonInput;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::acker::AckerHandle;
-use crate::config::{JetStreamConfig, NatsError};
+use crate::config::{Connection, JetStreamConfig, NatsError};
 
 /// A durable JetStream pull consumer as a source for a
 /// [`StreamProcessor`](sluice_processor::StreamProcessor), over the `json`
@@ -71,32 +71,19 @@ impl JetStreamSource {
     /// sluice stream name, [`NatsError::Nats`] when the server cannot be
     /// reached, has no such stream, or refuses the consumer.
     pub async fn connect(config: JetStreamConfig) -> Result<JetStreamSource, NatsError> {
-        config.validate()?;
-        let default_stream =
-            StreamName::new(&config.stream).map_err(|error| NatsError::StreamName {
-                stream: config.stream.clone(),
-                error,
-            })?;
-        let client = async_nats::connect(&config.url)
-            .await
-            .map_err(|error| NatsError::nats(format!("connect to {}", config.url), error))?;
-        let context = jetstream::new(client.clone());
-        let stream = context
-            .get_stream(&config.stream)
-            .await
-            .map_err(|error| NatsError::nats(format!("find stream `{}`", config.stream), error))?;
+        let Connection {
+            client,
+            stream,
+            default_stream,
+            ..
+        } = config.open().await?;
+        let consumer_config = config.consumer(
+            &config.durable,
+            config.subject_filter.clone(),
+            DeliverPolicy::All,
+        );
         let consumer: PullConsumer = stream
-            .get_or_create_consumer(
-                &config.durable,
-                ConsumerConfig {
-                    durable_name: Some(config.durable.clone()),
-                    filter_subject: config.subject_filter.clone(),
-                    ack_policy: AckPolicy::Explicit,
-                    ack_wait: config.ack_wait,
-                    max_ack_pending: i64::try_from(config.max_ack_pending).unwrap_or(i64::MAX),
-                    ..ConsumerConfig::default()
-                },
-            )
+            .get_or_create_consumer(&config.durable, consumer_config)
             .await
             .map_err(|error| {
                 NatsError::nats(format!("create consumer `{}`", config.durable), error)

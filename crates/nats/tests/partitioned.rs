@@ -277,5 +277,8 @@ async fn messages_pending_across_partitions_stay_within_the_bound() {
     leases.release().await;
     assert!(report.is_conserved(), "{}", report.conservation());
     assert!(most > 0, "messages were pending");
-    assert!(most <= 40, "{most} messages pending, 40 allowed");
+    // The six consumers are read one after another, not at one instant: a
+    // place freed on one and taken on another between two reads counts
+    // twice. Without the shared bound this reads well over 100.
+    assert!(most <= 40 + 6, "{most} messages pending, 40 allowed");
 }
