@@ -1,0 +1,143 @@
+//! The targets of the benchmark suite (issue 10 and before) and their
+//! verdicts.
+
+use serde_json::Value;
+
+use super::number;
+
+/// Records per second a scenario must reach: (scenario, target).
+const RATE_TARGETS: [(&str, f64); 6] = [
+    ("throughput", 2_000_000.0),
+    ("throughput-unordered", 2_000_000.0),
+    ("many-partitions", 1_000_000.0),
+    ("ndjson-json", 1_000_000.0),
+    ("ndjson-json-schema", 500_000.0),
+    ("http-batch", 300_000.0),
+];
+
+/// The share of the bare client loop's rate `http-single` must reach.
+const HTTP_SINGLE_SHARE: f64 = 0.8;
+
+/// The most RSS an overload may reach, MiB.
+const OVERLOAD_PEAK_MIB: f64 = 64.0;
+
+/// How far RSS over an overload's last 30 s may spread, percent of its
+/// maximum there.
+const OVERLOAD_SPREAD_PCT: f64 = 5.0;
+
+/// The targets of the benchmark suite: (met, name, measured), for the
+/// scenarios in `results`.
+pub fn targets(results: &Value) -> Vec<(bool, String, String)> {
+    let s = &results["scenarios"];
+    let mut targets = Vec::new();
+    for (scenario, target) in RATE_TARGETS {
+        if scenario == "http-batch" {
+            http_single(s, &mut targets);
+        }
+        if s[scenario].is_null() {
+            continue;
+        }
+        let rate = number(&s[scenario]["records_per_second"]);
+        targets.push((
+            rate >= target,
+            format!("{scenario}: >= {} records/s", thousands(target)),
+            format!("{} records/s", thousands(rate)),
+        ));
+    }
+    for scenario in ["latency-bound-virtual", "latency-bound-real"] {
+        if s[scenario].is_null() {
+            continue;
+        }
+        let utilization = number(&s[scenario]["ceiling_utilization"]);
+        targets.push((
+            utilization >= 0.95,
+            format!("{scenario}: ceiling utilization >= 0.95"),
+            format!("{utilization:.3}"),
+        ));
+    }
+    for scenario in ["overload", "overload-real"] {
+        let overload = &s[scenario];
+        if overload.is_null() {
+            continue;
+        }
+        let spread = number(&overload["last_half_spread_pct"]);
+        let peak = number(&overload["peak_rss_mib"]);
+        targets.push((
+            spread <= OVERLOAD_SPREAD_PCT,
+            format!("{scenario}: memory flat (RSS over the last 30 s within 5 % of its maximum)"),
+            format!(
+                "{spread:.1} % ({:.1} to {:.1} MiB)",
+                number(&overload["last_half_min_rss_mib"]),
+                number(&overload["last_half_max_rss_mib"])
+            ),
+        ));
+        targets.push((
+            peak < OVERLOAD_PEAK_MIB,
+            format!("{scenario}: peak RSS < 64 MiB"),
+            format!("{peak:.1} MiB"),
+        ));
+    }
+    targets
+}
+
+/// `http-single` against 0.8 x `http-baseline` (medians of their runs),
+/// with the range of the per-run ratios.
+fn http_single(s: &Value, targets: &mut Vec<(bool, String, String)>) {
+    let (single, baseline) = (&s["http-single"], &s["http-baseline"]);
+    if single.is_null() || baseline.is_null() {
+        return;
+    }
+    let rate = number(&single["records_per_second"]);
+    let base = number(&baseline["records_per_second"]);
+    let ratios: Vec<f64> = baseline["runs_ratio_to_baseline"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(number)
+        .collect();
+    let range = match (ratios.first(), ratios.last()) {
+        (Some(low), Some(high)) => format!("; per run {low:.2} to {high:.2}"),
+        _ => String::new(),
+    };
+    targets.push((
+        rate >= HTTP_SINGLE_SHARE * base,
+        "http-single: >= 0.8 x http-baseline (records/s)".to_owned(),
+        format!(
+            "{} of {} records/s = {:.2}{range}",
+            thousands(rate),
+            thousands(base),
+            rate / base
+        ),
+    ));
+}
+
+/// `n` rounded, with a space between groups of three digits.
+pub fn thousands(n: f64) -> String {
+    if !n.is_finite() {
+        return "?".to_owned();
+    }
+    let digits = format!("{:.0}", n.abs());
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(' ');
+        }
+        out.push(digit);
+    }
+    if n < 0.0 { format!("-{out}") } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped() {
+        assert_eq!(thousands(0.0), "0");
+        assert_eq!(thousands(999.4), "999");
+        assert_eq!(thousands(1_000.0), "1 000");
+        assert_eq!(thousands(1_568_258.2), "1 568 258");
+        assert_eq!(thousands(-12_345.0), "-12 345");
+        assert_eq!(thousands(f64::NAN), "?");
+    }
+}
