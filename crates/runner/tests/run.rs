@@ -16,7 +16,6 @@ use common::{
     MockApi, delivered_counts, eventually, expected, generate, report, signal, sluice, start_run,
     wait_bounded,
 };
-use sluice_processor::{RecordId, StreamName};
 
 #[test]
 fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_keys_already_sent() {
@@ -74,19 +73,7 @@ fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_k
         "{} duplicates, queue capacity 1000",
         duplicated.len()
     );
-    let keys = api.ledger().idempotency_keys;
-    for (stream, partition, sequence) in duplicated {
-        let id = RecordId {
-            stream: StreamName::new(stream).unwrap(),
-            partition: u32::try_from(*partition).unwrap(),
-            sequence: *sequence,
-        };
-        let key = sluice_http::idempotency_key([&id]);
-        assert!(
-            keys.get(&key).copied().unwrap_or(0) >= 2,
-            "{id} was sent again under a new key"
-        );
-    }
+    common::sent_again_under_the_same_key(&api, duplicated);
 }
 
 #[test]

@@ -18,7 +18,6 @@ use std::time::{Duration, SystemTime};
 
 use common::services::{self, Jet, NATS, REDIS, RedisKey, Server};
 use common::{Identity, MockApi, delivered_counts, eventually, expected, report, sluice};
-use sluice_processor::{RecordId, StreamName};
 
 /// One test at a time: each starts several processes and measures rates.
 static TURN: Mutex<()> = Mutex::new(());
@@ -325,23 +324,13 @@ fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
         duplicated.len()
     );
     assert!(duplicated.len() <= 200, "{} duplicates", duplicated.len());
-    let keys = api.ledger().idempotency_keys;
-    for (stream, partition, sequence) in duplicated {
+    for (stream, partition, _) in &duplicated {
         assert!(
             orphaned.contains(&partition.to_string()),
             "{stream}/{partition} was not orphaned"
         );
-        let id = RecordId {
-            stream: StreamName::new(stream).unwrap(),
-            partition: u32::try_from(*partition).unwrap(),
-            sequence: *sequence,
-        };
-        let key = sluice_http::idempotency_key([&id]);
-        assert!(
-            keys.get(&key).copied().unwrap_or(0) >= 2,
-            "{id} sent again under a new key"
-        );
     }
+    common::sent_again_under_the_same_key(&api, duplicated);
 }
 
 #[test]

@@ -232,3 +232,24 @@ pub fn delivered_counts(api: &MockApi) -> BTreeMap<Identity, u64> {
     }
     counts
 }
+
+/// Checks that each record of `duplicated` was sent again under the same
+/// `Idempotency-Key`: the API saw its key at least twice.
+pub fn sent_again_under_the_same_key<'a>(
+    api: &MockApi,
+    duplicated: impl IntoIterator<Item = &'a Identity>,
+) {
+    let keys = api.ledger().idempotency_keys;
+    for (stream, partition, sequence) in duplicated {
+        let id = sluice_processor::RecordId {
+            stream: sluice_processor::StreamName::new(stream).unwrap(),
+            partition: u32::try_from(*partition).unwrap(),
+            sequence: *sequence,
+        };
+        let key = sluice_http::idempotency_key([&id]);
+        assert!(
+            keys.get(&key).copied().unwrap_or(0) >= 2,
+            "{id} was sent again under a new key"
+        );
+    }
+}
