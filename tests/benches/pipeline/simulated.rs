@@ -61,7 +61,8 @@ pub fn raw_throughput(
     transform: Transform,
     threads: usize,
 ) -> Value {
-    const RECORDS: usize = 1_000_000;
+    // 1 000 000 unless $SLUICE_BENCH_RECORDS says otherwise (a profiler's run).
+    let records = crate::data::records(1_000_000) as usize;
     let runtime = multi_thread_runtime(threads);
     let clock = runtime.block_on(async { EpochClock::system() });
     let stream = StreamConfig {
@@ -71,7 +72,7 @@ pub fn raw_throughput(
     };
     let inputs = StreamSimulator::new(stream, clock)
         .unwrap()
-        .generate(RECORDS / 4);
+        .generate(records / 4);
     let (rss_inputs, _) = rss_mib();
     let config = ProcessorConfig {
         max_in_flight: 8,
@@ -86,7 +87,7 @@ pub fn raw_throughput(
     let report = runtime.block_on(async {
         let sources = inputs
             .into_iter()
-            .map(|records| futures::stream::iter(records.into_iter().map(Incoming::new)));
+            .map(|source| futures::stream::iter(source.into_iter().map(Incoming::new)));
         match transform {
             Transform::Standard => {
                 StreamProcessor::new(SeedProfile::new().unwrap(), InstantSink, config)
@@ -111,20 +112,20 @@ pub fn raw_throughput(
     let (_, rss_peak) = rss_mib();
     assert_eq!(
         report.metrics.delivered as usize,
-        RECORDS,
+        records,
         "{}",
         report.conservation()
     );
     assert!(report.is_conserved());
     json!({
-        "records": RECORDS,
+        "records": records,
         "partitions": partitions * 4,
         "ordering": format!("{ordering:?}").to_lowercase(),
         "transform": format!("{transform:?}").to_lowercase(),
         "threads": threads,
         "seconds": elapsed.as_secs_f64(),
-        "records_per_second": RECORDS as f64 / elapsed.as_secs_f64(),
-        "cpu_ns_per_record": cpu.as_nanos() as f64 / RECORDS as f64,
+        "records_per_second": records as f64 / elapsed.as_secs_f64(),
+        "cpu_ns_per_record": cpu.as_nanos() as f64 / records as f64,
         "rss_with_inputs_mib": rss_inputs,
         "rss_peak_mib": rss_peak,
     })
