@@ -67,3 +67,30 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
         .unwrap_or("non-text panic payload")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_task_is_named_in_words() {
+        let names = [
+            (FaultyTask::Source(2), "source 2"),
+            (FaultyTask::Transform, "transform"),
+            (FaultyTask::Sink, "sink"),
+            (FaultyTask::DeadLetterOutlet, "dead-letter outlet"),
+            (FaultyTask::Acknowledgement, "acknowledgement receiver"),
+            (FaultyTask::SharedLimit, "shared limit"),
+            (FaultyTask::Stuck, "stuck task"),
+            (FaultyTask::Processor, "processor task"),
+        ];
+        for (task, name) in names {
+            assert_eq!(task.to_string(), name);
+        }
+        let failure = TaskFailure {
+            task: FaultyTask::SharedLimit,
+            message: "boom".into(),
+        };
+        assert_eq!(failure.to_string(), "shared limit failed: boom");
+    }
+}

@@ -59,6 +59,8 @@ struct MemoryWindow {
     down: AtomicBool,
     panics: AtomicBool,
     asked_while_down: AtomicU64,
+    /// Where each settled reservation's window started, in order.
+    starts: Mutex<Vec<WindowStart>>,
 }
 
 #[async_trait]
@@ -91,6 +93,7 @@ impl SharedLimit for MemoryWindow {
         kept: usize,
         from: WindowStart,
     ) -> Result<(), SharedLimitError> {
+        self.starts.lock().unwrap().push(from);
         let now = Instant::now();
         let mut slots = self.slots.lock().unwrap();
         let mut keep = kept;
@@ -271,4 +274,64 @@ async fn a_panicking_shared_limit_is_named_and_its_records_handed_back() {
     assert_eq!(accounts.handed_back.len(), 20);
     assert!(common::names(&report, FaultyTask::SharedLimit));
     assert!(sink.admitted.lock().unwrap().is_empty());
+}
+
+/// Runs 30 records through a processor with `config` and a shared window;
+/// returns where each settled window started.
+async fn window_starts(config: ProcessorConfig) -> Vec<WindowStart> {
+    let sink = Arc::new(QuotaSink::default());
+    let window = Arc::new(MemoryWindow::default());
+    let harness = Harness::default();
+    let source = harness.source(common::inputs(1, 30), Tail::End);
+    let processor = StreamProcessor::new(
+        common::transform(|_| Verdict::Accept),
+        Arc::clone(&sink),
+        config,
+    )
+    .unwrap()
+    .with_shared_limit(Arc::clone(&window));
+    let report = common::end(processor.start([source]), End::Finish, Duration::ZERO).await;
+    assert_eq!(report.metrics.delivered, 30);
+    let starts = window.starts.lock().unwrap().clone();
+    assert_eq!(starts.len(), 30);
+    starts
+}
+
+#[tokio::test(start_paused = true)]
+async fn windows_count_from_answers_only_while_the_local_limiter_does() {
+    use WindowStart::{Answer, Reservation};
+    use sluice_processor::CountedFrom;
+
+    // Counted from calls then answers: the first window's ten successes
+    // (new connections) from their answers, the rest from reservations.
+    let config = ProcessorConfig {
+        counted_from: CountedFrom::CallThenAnswer,
+        ..self::config()
+    };
+    let starts = window_starts(config).await;
+    assert!(
+        starts[..LIMIT].iter().all(|&start| start == Answer),
+        "{starts:?}"
+    );
+    assert!(
+        starts[LIMIT..].iter().all(|&start| start == Reservation),
+        "{starts:?}"
+    );
+
+    // Without a local limiter, as `counted_from` says.
+    for (counted_from, expected) in [
+        (CountedFrom::Call, Reservation),
+        (CountedFrom::Answer, Answer),
+    ] {
+        let config = ProcessorConfig {
+            rate_limit: RateLimit::Unlimited,
+            counted_from,
+            ..self::config()
+        };
+        let starts = window_starts(config).await;
+        assert!(
+            starts.iter().all(|&start| start == expected),
+            "{counted_from:?}: {starts:?}"
+        );
+    }
 }
