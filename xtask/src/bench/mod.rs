@@ -118,6 +118,8 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         }
     }
 
+    results["machine"]["finished"] = json!(now());
+    results["machine"]["load_average_at_end"] = load_average();
     let text = serde_json::to_string_pretty(&results)?;
     std::fs::write(root().join("benchmarks.json"), format!("{text}\n"))
         .context("could not write benchmarks.json")?;
@@ -333,7 +335,26 @@ fn machine() -> anyhow::Result<Value> {
         "memory_gib": (memory_gib * 10.0).round() / 10.0,
         "kernel": read("/proc/sys/kernel/osrelease").trim(),
         "rustc": command_output("rustc", &["--version"]),
+        "load_average_at_start": load_average(),
     }))
+}
+
+/// The 1-minute load average, from /proc/loadavg: how busy the machine
+/// was with other work (this 2-core machine is shared).
+fn load_average() -> Value {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(Value::Null, |load| json!(load))
+}
+
+/// The time now, UTC, to the minute.
+fn now() -> String {
+    Command::new("date")
+        .args(["-u", "+%H:%M UTC"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
 }
 
 fn number(value: &Value) -> f64 {

@@ -11,13 +11,17 @@ use super::{RUNS, number};
 pub fn render(results: &Value) -> String {
     let m = &results["machine"];
     let mut out = format!(
-        "Measured {} on {} ({} cores, {} GiB), Linux {}, {}; bench profile (release), mimalloc.\n\n",
+        "Measured {} to {} on {} ({} cores, {} GiB), Linux {}, {}; bench profile (release), mimalloc. \
+         Load average (1 min) at the start {}, at the end {}.\n\n",
         text(&m["date"]),
+        text(&m["finished"]),
         text(&m["cpu"]),
         m["cores"],
         m["memory_gib"],
         text(&m["kernel"]),
         text(&m["rustc"]),
+        m["load_average_at_start"],
+        m["load_average_at_end"],
     );
     out.push_str("### Targets\n\n| target | measured | verdict |\n| --- | --- | --- |\n");
     for (met, name, measured) in targets(results) {

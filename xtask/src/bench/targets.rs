@@ -103,7 +103,7 @@ fn http_single(s: &Value, targets: &mut Vec<(bool, String, String)>) {
         rate >= HTTP_SINGLE_SHARE * base,
         "http-single: >= 0.8 x http-baseline (records/s)".to_owned(),
         format!(
-            "{} of {} records/s = {:.2}{range}",
+            "{} of {} records/s = {:.3}{range}",
             thousands(rate),
             thousands(base),
             rate / base
