@@ -213,18 +213,23 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         } else {
             usize::from(delivered > 0)
         };
-        let from = match &shared.limiter {
-            Some(limiter) if limiter.counts_from_answers() => WindowStart::Answer,
-            Some(_) => WindowStart::Reservation,
-            None if settings.window_from_answer => WindowStart::Answer,
-            None => WindowStart::Reservation,
-        };
+        // Read before the permit settles (it may end the warm-up), and only
+        // with a shared limit: it takes the limiter's lock.
+        let shared_settlement = reservation.map(|(limit, reservation)| {
+            let from = match &shared.limiter {
+                Some(limiter) if limiter.counts_from_answers() => WindowStart::Answer,
+                Some(_) => WindowStart::Reservation,
+                None if settings.window_from_answer => WindowStart::Answer,
+                None => WindowStart::Reservation,
+            };
+            (limit, reservation, from)
+        });
         match (permit, &refused) {
             (Some(permit), Some(retry_after)) if delivered == 0 => permit.refused(*retry_after),
             (Some(permit), _) => permit.succeeded(kept),
             (None, _) => {}
         }
-        if let Some((limit, reservation)) = reservation {
+        if let Some((limit, reservation, from)) = shared_settlement {
             shared_limit::settle(shared, limit, reservation, kept, from).await;
         }
         if refused.is_some() {
