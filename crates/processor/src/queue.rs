@@ -80,7 +80,18 @@ struct State<R> {
     closed: bool,
     /// No more input: workers finish once the queue is empty.
     sealed: bool,
+    /// Empty lane buffers given back by workers, for lanes to come: with
+    /// many partitions most lanes hold a record or two and are forgotten
+    /// once delivered, and without these each would allocate a buffer on
+    /// the intake's thread and free it on a worker's.
+    spare: Vec<VecDeque<Queued<R>>>,
 }
+
+/// The most empty lane buffers kept for reuse.
+const SPARE_BUFFERS: usize = 64;
+/// The largest buffer kept for reuse, in records; a larger one (a lane
+/// that held a backlog) is freed, so that spare memory stays small.
+const SPARE_BUFFER_RECORDS: usize = 256;
 
 impl<R> Default for State<R> {
     fn default() -> Self {
@@ -92,6 +103,26 @@ impl<R> Default for State<R> {
             high_water: 0,
             closed: false,
             sealed: false,
+            spare: Vec::new(),
+        }
+    }
+}
+
+impl<R> State<R> {
+    /// An empty buffer for a lane: a spare one when there is one.
+    fn buffer(&mut self) -> VecDeque<Queued<R>> {
+        self.spare.pop().unwrap_or_default()
+    }
+
+    /// Keeps the empty `buffer` for reuse, if it is worth keeping.
+    fn recycle(&mut self, buffer: VecDeque<Queued<R>>) {
+        let capacity = buffer.capacity();
+        if buffer.is_empty()
+            && capacity > 0
+            && capacity <= SPARE_BUFFER_RECORDS
+            && self.spare.len() < SPARE_BUFFERS
+        {
+            self.spare.push(buffer);
         }
     }
 }
@@ -158,8 +189,12 @@ impl<R> DeliveryQueue<R> {
                 }
                 DeliveryOrder::Partition => {
                     let key = item.envelope.id.partition_id();
+                    let state = &mut *state;
                     let lane = state.lanes.entry(key).or_default();
                     let was_idle = lane.items.is_empty() && !lane.checked_out;
+                    if lane.items.capacity() == 0 {
+                        lane.items = state.spare.pop().unwrap_or_default();
+                    }
                     lane.items.push_back(item);
                     if was_idle {
                         state.ready.push_back(key);
@@ -209,14 +244,24 @@ impl<R> DeliveryQueue<R> {
                 if n == 0 {
                     return None;
                 }
-                (None, state.fifo.drain(..n).collect::<VecDeque<_>>())
+                let mut items = state.buffer();
+                items.extend(state.fifo.drain(..n));
+                (None, items)
             }
             DeliveryOrder::Partition => {
                 let key = state.ready.pop_front()?;
+                let state = &mut *state;
                 let lane = state.lanes.entry(key).or_default();
                 lane.checked_out = true;
-                let n = lane.items.len().min(self.take_size);
-                (Some(key), lane.items.drain(..n).collect())
+                let items = if lane.items.len() <= self.take_size {
+                    // The whole lane: its buffer goes, no copy.
+                    std::mem::take(&mut lane.items)
+                } else {
+                    let mut items = state.spare.pop().unwrap_or_default();
+                    items.extend(lane.items.drain(..self.take_size));
+                    items
+                };
+                (Some(key), items)
             }
         };
         state.len -= items.len();
@@ -244,18 +289,24 @@ impl<R> DeliveryQueue<R> {
         state.len -= n;
     }
 
-    /// Gives a lane back after its batch is done.
-    pub(crate) fn checkin(&self, lane: Option<PartitionId>) {
-        let Some(key) = lane else { return };
+    /// Gives a lane back after its batch is done, with the batch's buffer
+    /// for reuse.
+    pub(crate) fn checkin(&self, batch: Batch<R>) {
+        let Batch { lane, items } = batch;
         let mut state = self.lock();
+        state.recycle(items);
+        let Some(key) = lane else { return };
         let Some(lane) = state.lanes.get_mut(&key) else {
             return;
         };
         lane.checked_out = false;
         if lane.items.is_empty() {
             // An idle lane is forgotten, so that memory follows the
-            // partitions in use, not every partition ever seen.
-            state.lanes.remove(&key);
+            // partitions in use, not every partition ever seen; its buffer
+            // is kept for the next.
+            if let Some(idle) = state.lanes.remove(&key) {
+                state.recycle(idle.items);
+            }
             return;
         }
         state.ready.push_back(key);
@@ -356,7 +407,7 @@ mod tests {
         );
         let third = tokio::time::timeout(Duration::from_secs(1), queue.checkout()).await;
         assert!(third.is_err(), "partition 0 must wait for its checkin");
-        queue.checkin(first.lane);
+        queue.checkin(first);
         let fourth = queue.checkout().await.unwrap();
         assert_eq!(sequence_ids(&fourth), vec![3]);
     }
@@ -400,7 +451,7 @@ mod tests {
         push(&queue, 0, 1).await;
         queue.seal();
         let batch = queue.checkout().await.unwrap();
-        queue.checkin(batch.lane);
+        queue.checkin(batch);
         assert!(queue.checkout().await.is_none());
 
         let queue = DeliveryQueue::new(4, 4, DeliveryOrder::Partition);
@@ -409,6 +460,57 @@ mod tests {
         assert!(queue.checkout().await.is_none());
         let drained = queue.drain();
         assert_eq!(drained.len(), 1);
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn lane_buffers_are_reused_and_their_pool_stays_small() {
+        let queue = DeliveryQueue::new(1_000, 1_000, DeliveryOrder::Partition);
+        for partition in 0..100 {
+            push(&queue, partition, 1).await;
+        }
+        for _ in 0..100 {
+            let mut batch = queue.checkout().await.unwrap();
+            batch.items.clear();
+            queue.checkin(batch);
+        }
+        assert!(queue.lock().lanes.is_empty(), "idle lanes are forgotten");
+        assert_eq!(queue.lock().spare.len(), SPARE_BUFFERS);
+        push(&queue, 7, 1).await;
+        assert_eq!(
+            queue.lock().spare.len(),
+            SPARE_BUFFERS - 1,
+            "a new lane takes a spare"
+        );
+
+        // A buffer that grew with a backlog is freed, not kept.
+        let queue = DeliveryQueue::new(1_000, 1_000, DeliveryOrder::Partition);
+        for sequence in 0..=SPARE_BUFFER_RECORDS as u64 {
+            push(&queue, 0, sequence).await;
+        }
+        let mut batch = queue.checkout().await.unwrap();
+        assert_eq!(batch.items.len(), SPARE_BUFFER_RECORDS + 1);
+        batch.items.clear();
+        queue.checkin(batch);
+        assert!(queue.lock().spare.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lane_longer_than_a_take_keeps_its_rest_in_order() {
+        let queue = DeliveryQueue::new(10, 2, DeliveryOrder::Partition);
+        for sequence in 1..=5 {
+            push(&queue, 0, sequence).await;
+        }
+        let mut seen = Vec::new();
+        while let Ok(Some(mut batch)) =
+            tokio::time::timeout(Duration::from_secs(1), queue.checkout()).await
+        {
+            assert!(batch.items.len() <= 2);
+            seen.extend(sequence_ids(&batch));
+            batch.items.clear();
+            queue.checkin(batch);
+        }
+        assert_eq!(seen, vec![1, 2, 3, 4, 5]);
         assert_eq!(queue.len(), 0);
     }
 
@@ -423,7 +525,7 @@ mod tests {
         queue.top_up(&mut batch, 5);
         assert_eq!(sequence_ids(&batch), vec![1, 2, 3]);
         assert_eq!(queue.len(), 1);
-        queue.checkin(batch.lane);
+        queue.checkin(batch);
         let other = queue.checkout().await.unwrap();
         assert_eq!(other.lane.unwrap().partition, 1);
     }

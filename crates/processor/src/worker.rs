@@ -1,6 +1,7 @@
 //! Delivery: takes records from the queue and sends them downstream in
 //! batches, within the rate limit, retrying what failed, in order.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::pin;
@@ -79,7 +80,7 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
                 shared.queue.finished(rest);
             }
         }
-        shared.queue.checkin(batch.lane);
+        shared.queue.checkin(batch);
     }
 }
 
@@ -134,7 +135,9 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     let deadline = later(Instant::now(), settings.retry.max_elapsed);
     let mut attempted = false;
     let mut refusals: u32 = 0;
-    let mut last_error = "waiting for the rate limiter".to_owned();
+    // Borrowed until a failure gives a message of its own: most chunks are
+    // delivered at the first try, and need no allocation for it.
+    let mut last_error = Cow::Borrowed("waiting for the rate limiter");
     while !chunk.is_empty() {
         let not_yet_sent = if attempted {
             HandBackReason::AwaitingRetry
@@ -181,7 +184,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
                 }
                 Err(NotReserved::TimedOut) => {
                     drop(permit);
-                    last_error = "waiting for the shared limit".to_owned();
+                    last_error = Cow::Borrowed("waiting for the shared limit");
                     time_out_all(shared, shard, chunk, &last_error).await;
                     return Flow::Continue;
                 }
@@ -247,7 +250,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
                     shard.failed_attempt(envelope.id.stream);
                     meta.failures += 1;
                     if settings.retry.allows_retry(meta.failures) {
-                        last_error = message.clone();
+                        last_error = Cow::Owned(message.clone());
                         spare.push(envelope, meta);
                     } else {
                         let reason = DeadLetterReason::RetriesExhausted {
@@ -274,7 +277,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         let wait = match refused {
             Some(retry_after) => {
                 refusals += 1;
-                last_error = "rate limited".to_owned();
+                last_error = Cow::Borrowed("rate limited");
                 // Not a failure of the records: it does not use up attempts.
                 // Wait before trying again so that a refusal the limiter did
                 // not foresee cannot turn into a burst of calls.
