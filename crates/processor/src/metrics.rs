@@ -8,7 +8,9 @@
 //! (uncontended but for snapshots).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicI64, AtomicU64, Ordering::Acquire, Ordering::Relaxed, Ordering::Release,
+};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -155,12 +157,26 @@ impl Metrics {
         let mut latency_sum_us = 0;
         let mut by_reason = [0; DeadLetterKind::ALL.len()];
         let fast_names = StreamName::first(FAST_STREAMS);
-        for shard in self
-            .shards
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        let shards = self.shards.lock().unwrap_or_else(PoisonError::into_inner);
+        // Arrivals are read before departures. Read shard by shard, a
+        // worker's deliveries could be read before an intake's arrivals
+        // and miss records that left in between, so that the backlog read
+        // more than the queue holds. A record's outcome is counted before
+        // its place is freed, and a place is taken before the next arrival
+        // is counted (with release, read here with acquire), so every
+        // departure that made room for an arrival read here is read below.
+        for shard in shards.iter() {
+            for (stream, fast) in fast_names.iter().zip(&shard.fast) {
+                let ingested = fast.ingested.load(Acquire);
+                if ingested > 0 {
+                    snapshot.by_stream.entry(*stream).or_default().ingested += ingested;
+                }
+            }
+            for (stream, stats) in shard.lock().streams.iter().flatten() {
+                snapshot.by_stream.entry(*stream).or_default().ingested += stats.ingested;
+            }
+        }
+        for shard in shards.iter() {
             snapshot.attempts += shard.attempts.load(Relaxed);
             snapshot.failed_calls += shard.failed_calls.load(Relaxed);
             snapshot.timed_out_calls += shard.timed_out_calls.load(Relaxed);
@@ -168,12 +184,9 @@ impl Metrics {
             in_flight += shard.in_flight.load(Relaxed);
             latency_sum_us += shard.latency_sum_us.load(Relaxed);
             for (stream, fast) in fast_names.iter().zip(&shard.fast) {
-                let (ingested, delivered) =
-                    (fast.ingested.load(Relaxed), fast.delivered.load(Relaxed));
-                if ingested + delivered > 0 {
-                    let stats = snapshot.by_stream.entry(*stream).or_default();
-                    stats.ingested += ingested;
-                    stats.delivered += delivered;
+                let delivered = fast.delivered.load(Relaxed);
+                if delivered > 0 {
+                    snapshot.by_stream.entry(*stream).or_default().delivered += delivered;
                 }
             }
             for (priority, count) in (0..=u8::MAX).zip(&shard.fast_priorities) {
@@ -184,7 +197,11 @@ impl Metrics {
             }
             let counts = shard.lock();
             for (stream, stats) in counts.streams.iter().flatten() {
-                snapshot.by_stream.entry(*stream).or_default().add(stats);
+                snapshot
+                    .by_stream
+                    .entry(*stream)
+                    .or_default()
+                    .add_outcomes(stats);
             }
             for (priority, &count) in (0..=u8::MAX).zip(&counts.delivered_by_priority) {
                 if count > 0 {
@@ -256,7 +273,8 @@ impl Shard {
 
     pub(crate) fn ingested(&self, stream: StreamName) {
         match self.fast.get(stream.index()) {
-            Some(fast) => _ = fast.ingested.fetch_add(1, Relaxed),
+            // Release: see `Metrics::snapshot`.
+            Some(fast) => _ = fast.ingested.fetch_add(1, Release),
             None => self.lock().stream(stream).ingested += 1,
         }
     }
@@ -347,8 +365,8 @@ pub struct StreamStats {
 }
 
 impl StreamStats {
-    fn add(&mut self, other: &StreamStats) {
-        self.ingested += other.ingested;
+    /// Adds everything of `other` but its arrivals (`ingested`).
+    fn add_outcomes(&mut self, other: &StreamStats) {
         self.delivered += other.delivered;
         self.dead_lettered += other.dead_lettered;
         self.handed_back += other.handed_back;
