@@ -1,7 +1,5 @@
 //! The `Idempotency-Key` of a batch.
 
-use std::fmt::Write as _;
-
 use sluice_processor::RecordId;
 
 /// The request header that carries the batch's key.
@@ -45,21 +43,20 @@ pub const IDEMPOTENCY_KEY_HEX_LEN: usize = 32;
 /// assert!(key.starts_with("sluice-") && key.len() == 7 + 32);
 /// ```
 pub fn idempotency_key<'a>(ids: impl IntoIterator<Item = &'a RecordId>) -> String {
-    let mut hasher = blake3::Hasher::new();
-    let mut line = String::new();
+    // The lines are gathered in one buffer and hashed at once, the numbers
+    // written by `itoa` rather than `fmt`: a key is made for every call,
+    // and with one record per call this was a tenth of the sink's own work.
+    let mut lines = Vec::with_capacity(64);
+    let mut numbers = itoa::Buffer::new();
     for id in ids {
-        line.clear();
-        // Writing to a String cannot fail.
-        let _ = writeln!(
-            line,
-            "{}\0{}\0{}",
-            id.stream.as_str(),
-            id.partition,
-            id.sequence
-        );
-        hasher.update(line.as_bytes());
+        lines.extend_from_slice(id.stream.as_str().as_bytes());
+        lines.push(0);
+        lines.extend_from_slice(numbers.format(id.partition).as_bytes());
+        lines.push(0);
+        lines.extend_from_slice(numbers.format(id.sequence).as_bytes());
+        lines.push(b'\n');
     }
-    let hash = hasher.finalize().to_hex();
+    let hash = blake3::hash(&lines).to_hex();
     let mut key = String::with_capacity(IDEMPOTENCY_KEY_PREFIX.len() + IDEMPOTENCY_KEY_HEX_LEN);
     key.push_str(IDEMPOTENCY_KEY_PREFIX);
     key.push_str(&hash[..IDEMPOTENCY_KEY_HEX_LEN]);
@@ -90,6 +87,18 @@ mod tests {
             &blake3::hash(b"s\x000\x007\ns\x000\x008\n").to_hex()[..32]
         );
         assert_eq!(idempotency_key(&[id("s", 0, 7), id("s", 0, 8)]), expected);
+    }
+
+    #[test]
+    fn numbers_are_written_in_full_decimal() {
+        let expected = format!(
+            "sluice-{}",
+            &blake3::hash("ström\04294967295\018446744073709551615\n".as_bytes()).to_hex()[..32]
+        );
+        assert_eq!(
+            idempotency_key(&[id("ström", u32::MAX, u64::MAX)]),
+            expected
+        );
     }
 
     #[test]
