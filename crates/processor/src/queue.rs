@@ -48,7 +48,7 @@ pub(crate) struct Meta {
 /// Records lent to one worker: the head of one lane, or of the FIFO.
 #[derive(Debug)]
 pub(crate) struct Batch<R> {
-    /// The lane to give back with [`DeliveryQueue::checkin`]; `None` without ordering.
+    /// The lane to give back with [`DeliveryQueue::checkin_and_take`]; `None` without ordering.
     pub(crate) lane: Option<PartitionId>,
     pub(crate) items: VecDeque<Queued<R>>,
 }
@@ -65,9 +65,16 @@ pub(crate) struct DeliveryQueue<R> {
     take_size: usize,
 }
 
+/// Lanes by partition. foldhash rather than the standard SipHash: with
+/// many partitions a lane is looked up three times per record, and SipHash
+/// was the larger part of that. Its seed is random per process, and the
+/// map never holds more lanes than the queue holds records, so keys chosen
+/// to collide can cost at most a slow lookup among `capacity`.
+type Lanes<R> = HashMap<PartitionId, Lane<R>, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 struct State<R> {
-    lanes: HashMap<PartitionId, Lane<R>>,
+    lanes: Lanes<R>,
     /// Lanes with records that no worker holds, oldest first.
     ready: VecDeque<PartitionId>,
     /// The single FIFO used without ordering.
@@ -96,7 +103,7 @@ const SPARE_BUFFER_RECORDS: usize = 256;
 impl<R> Default for State<R> {
     fn default() -> Self {
         State {
-            lanes: HashMap::new(),
+            lanes: Lanes::default(),
             ready: VecDeque::new(),
             fifo: VecDeque::new(),
             len: 0,
@@ -290,10 +297,33 @@ impl<R> DeliveryQueue<R> {
     }
 
     /// Gives a lane back after its batch is done, with the batch's buffer
-    /// for reuse.
-    pub(crate) fn checkin(&self, batch: Batch<R>) {
-        let Batch { lane, items } = batch;
+    /// for reuse, and, under the same lock, takes the next batch if one is
+    /// ready now: a worker that goes on working pays one lock per batch
+    /// instead of two, and wakes nobody. `None` when nothing is ready or the
+    /// queue is closed: then [`checkout`](Self::checkout) waits or says so.
+    pub(crate) fn checkin_and_take(&self, batch: Batch<R>) -> Option<Batch<R>> {
         let mut state = self.lock();
+        // A lane given back ready again leaves a ready lane taken in its
+        // stead (the queue is closed otherwise), so as many lanes are ready
+        // as before and no other worker needs waking for it.
+        Self::give_back(&mut state, batch);
+        let next = if state.closed {
+            None
+        } else {
+            self.take_batch(&mut state)
+        };
+        let ran_dry = next.is_some() && state.sealed && state.len == 0;
+        drop(state);
+        if ran_dry {
+            self.work.notify_waiters();
+        }
+        next
+    }
+
+    /// Returns `batch`'s lane (ready again when it has records, forgotten
+    /// when idle) and keeps its buffer.
+    fn give_back(state: &mut State<R>, batch: Batch<R>) {
+        let Batch { lane, items } = batch;
         state.recycle(items);
         let Some(key) = lane else { return };
         let Some(lane) = state.lanes.get_mut(&key) else {
@@ -310,8 +340,6 @@ impl<R> DeliveryQueue<R> {
             return;
         }
         state.ready.push_back(key);
-        drop(state);
-        self.work.notify_one();
     }
 
     /// Stops lending records: every waiting and later checkout returns `None`.
@@ -407,9 +435,9 @@ mod tests {
         );
         let third = tokio::time::timeout(Duration::from_secs(1), queue.checkout()).await;
         assert!(third.is_err(), "partition 0 must wait for its checkin");
-        queue.checkin(first);
-        let fourth = queue.checkout().await.unwrap();
+        let fourth = queue.checkin_and_take(first).unwrap();
         assert_eq!(sequence_ids(&fourth), vec![3]);
+        assert!(queue.checkin_and_take(second).is_none(), "nothing is ready");
     }
 
     #[tokio::test(start_paused = true)]
@@ -451,7 +479,7 @@ mod tests {
         push(&queue, 0, 1).await;
         queue.seal();
         let batch = queue.checkout().await.unwrap();
-        queue.checkin(batch);
+        assert!(queue.checkin_and_take(batch).is_none());
         assert!(queue.checkout().await.is_none());
 
         let queue = DeliveryQueue::new(4, 4, DeliveryOrder::Partition);
@@ -469,11 +497,16 @@ mod tests {
         for partition in 0..100 {
             push(&queue, partition, 1).await;
         }
-        for _ in 0..100 {
-            let mut batch = queue.checkout().await.unwrap();
+        let mut batch = queue.checkout().await.unwrap();
+        let mut batches = 1;
+        loop {
             batch.items.clear();
-            queue.checkin(batch);
+            match queue.checkin_and_take(batch) {
+                Some(next) => (batch, batches) = (next, batches + 1),
+                None => break,
+            }
         }
+        assert_eq!(batches, 100);
         assert!(queue.lock().lanes.is_empty(), "idle lanes are forgotten");
         assert_eq!(queue.lock().spare.len(), SPARE_BUFFERS);
         push(&queue, 7, 1).await;
@@ -491,7 +524,7 @@ mod tests {
         let mut batch = queue.checkout().await.unwrap();
         assert_eq!(batch.items.len(), SPARE_BUFFER_RECORDS + 1);
         batch.items.clear();
-        queue.checkin(batch);
+        assert!(queue.checkin_and_take(batch).is_none());
         assert!(queue.lock().spare.is_empty());
     }
 
@@ -502,13 +535,12 @@ mod tests {
             push(&queue, 0, sequence).await;
         }
         let mut seen = Vec::new();
-        while let Ok(Some(mut batch)) =
-            tokio::time::timeout(Duration::from_secs(1), queue.checkout()).await
-        {
+        let mut next = queue.checkout().await;
+        while let Some(mut batch) = next {
             assert!(batch.items.len() <= 2);
             seen.extend(sequence_ids(&batch));
             batch.items.clear();
-            queue.checkin(batch);
+            next = queue.checkin_and_take(batch);
         }
         assert_eq!(seen, vec![1, 2, 3, 4, 5]);
         assert_eq!(queue.len(), 0);
@@ -525,8 +557,7 @@ mod tests {
         queue.top_up(&mut batch, 5);
         assert_eq!(sequence_ids(&batch), vec![1, 2, 3]);
         assert_eq!(queue.len(), 1);
-        queue.checkin(batch);
-        let other = queue.checkout().await.unwrap();
+        let other = queue.checkin_and_take(batch).unwrap();
         assert_eq!(other.lane.unwrap().partition, 1);
     }
 }

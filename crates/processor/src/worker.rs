@@ -61,7 +61,8 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
     let shard = shared.metrics.shard();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut chunk, mut spare) = (Chunk::new(), Chunk::new());
-    while let Some(mut batch) = shared.queue.checkout().await {
+    let mut next = shared.queue.checkout().await;
+    while let Some(mut batch) = next {
         linger(&shared, &mut batch).await;
         while !batch.items.is_empty() {
             // Yield now and then: with a sink that answers at once, nothing
@@ -80,7 +81,10 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
                 shared.queue.finished(rest);
             }
         }
-        shared.queue.checkin(batch);
+        next = match shared.queue.checkin_and_take(batch) {
+            Some(batch) => Some(batch),
+            None => shared.queue.checkout().await,
+        };
     }
 }
 
