@@ -10,6 +10,10 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
 
+use fields::{Field, Keys, Record, mistyped};
+
+mod fields;
+
 /// The most bytes of a rejected record's text kept in its dead letter
 /// ([`Rejected::raw`]); longer text is cut on a char boundary.
 pub const MAX_RAW_BYTES: usize = 4096;
@@ -222,10 +226,12 @@ pub enum JsonProfileError {
 /// ```
 #[derive(Debug)]
 pub struct JsonProfile {
-    stream: Option<String>,
-    partition: Option<String>,
-    sequence: Option<String>,
-    priority: Option<String>,
+    stream: Option<Field>,
+    partition: Option<Field>,
+    sequence: Option<Field>,
+    priority: Option<Field>,
+    /// The top-level keys the fields begin with.
+    keys: Keys,
     schema: Option<jsonschema::Validator>,
 }
 
@@ -236,59 +242,68 @@ impl JsonProfile {
     /// [`JsonProfileError::InvalidSchema`] naming the problem, or
     /// [`JsonProfileError::EmptyField`].
     pub fn new(config: JsonProfileConfig) -> Result<JsonProfile, JsonProfileError> {
-        let field = |role: &'static str, spec: Option<String>| match spec {
-            Some(spec) if spec.is_empty() => Err(JsonProfileError::EmptyField(role)),
-            spec => Ok(spec),
-        };
         let schema = match &config.schema {
             Some(schema) => Some(compile(schema).map_err(JsonProfileError::InvalidSchema)?),
             None => None,
         };
+        let mut keys = Keys::default();
+        let mut field = |role: &'static str, spec: Option<String>| match spec {
+            Some(spec) if spec.is_empty() => Err(JsonProfileError::EmptyField(role)),
+            spec => Ok(spec.map(|spec| keys.field(spec))),
+        };
+        let stream = field("stream", config.stream_field)?;
+        let partition = field("partition", config.partition_field)?;
+        let sequence = field("sequence", config.sequence_field)?;
+        let priority = field("priority", config.priority_field)?;
         Ok(JsonProfile {
-            stream: field("stream", config.stream_field)?,
-            partition: field("partition", config.partition_field)?,
-            sequence: field("sequence", config.sequence_field)?,
-            priority: field("priority", config.priority_field)?,
+            stream,
+            partition,
+            sequence,
+            priority,
+            keys,
             schema,
         })
     }
 
-    /// Whether records must be parsed beyond a syntax check.
-    fn reads_fields(&self) -> bool {
-        self.schema.is_some()
-            || [
-                &self.stream,
-                &self.partition,
-                &self.sequence,
-                &self.priority,
-            ]
-            .iter()
-            .any(|spec| spec.is_some())
+    /// What the fields of the JSON object `text` are read from: the whole
+    /// record when there is a schema, else only the fields' top-level keys
+    /// (read in one pass, nothing else kept), or nothing when no field is
+    /// configured (the syntax check was enough).
+    fn record(&self, text: &str) -> Result<Record, serde_json::Error> {
+        if self.schema.is_none() {
+            if self.keys.is_empty() {
+                return Ok(Record::Nothing);
+            }
+            if let Some(kept) = self.keys.read(text)? {
+                return Ok(Record::TopLevel(kept));
+            }
+        }
+        serde_json::from_str(text).map(Record::Whole)
     }
 
     /// The record's identity: every configured field, or the position
     /// when one of them is missing or mistyped.
     fn identity(
         &self,
-        record: &Value,
+        record: &Record,
         position: RecordId,
         context: &mut Context,
     ) -> Result<RecordId, String> {
-        let stream = match self.stream.as_deref() {
-            Some(spec) => match read(spec, record)? {
+        let stream = match &self.stream {
+            Some(field) => match record.find(field)? {
                 Value::String(name) if !name.is_empty() => context
                     .stream(name)
-                    .map_err(|error| format!("field `{spec}`: {error}"))?,
-                other => return Err(mistyped(spec, "a non-empty string", other)),
+                    .map_err(|error| format!("field `{}`: {error}", field.spec()))?,
+                other => return Err(mistyped(field, "a non-empty string", other)),
             },
             None => position.stream,
         };
-        let partition = match self.partition.as_deref() {
-            Some(spec) => integer(spec, record, "an integer in 0..=4294967295")?,
+        let partition = match &self.partition {
+            Some(field) => record.integer(field, "an integer in 0..=4294967295")?,
             None => position.partition,
         };
-        let sequence = match self.sequence.as_deref() {
-            Some(spec) => integer(spec, record, "an integer in 0..=18446744073709551615")?,
+        let sequence = match &self.sequence {
+            Some(field) => record.integer(field, "an integer in 0..=18446744073709551615")?,
             None => position.sequence,
         };
         Ok(RecordId {
@@ -299,8 +314,10 @@ impl JsonProfile {
     }
 
     /// Every schema problem of `record`, when it has any.
-    fn schema_problems(&self, record: &Value) -> Option<String> {
+    fn schema_problems(&self, record: &Record) -> Option<String> {
         let schema = self.schema.as_ref()?;
+        // With a schema, the record is read whole.
+        let record = record.whole()?;
         if schema.is_valid(record) {
             return None;
         }
@@ -360,16 +377,14 @@ impl Transform<JsonInput> for JsonProfile {
                 format!("not a JSON object: found {found}"),
             ));
         }
-        // Only read when something is configured; `Null` has no fields.
-        let record: Value = if self.reads_fields() {
-            serde_json::from_str(text)
-                .map_err(|error| reject(position, format!("not JSON: {error}")))?
-        } else {
-            Value::Null
-        };
+        // Reading values checks more than the syntax (numbers in range,
+        // unicode escapes, nesting), as a whole `Value` would.
+        let record = self
+            .record(text)
+            .map_err(|error| reject(position, format!("not JSON: {error}")))?;
         let identity = self.identity(&record, position, context);
-        let priority = match self.priority.as_deref() {
-            Some(spec) => integer(spec, &record, "an integer in 0..=255"),
+        let priority = match &self.priority {
+            Some(field) => record.integer(field, "an integer in 0..=255"),
             None => Ok(0),
         };
         match (identity, priority, self.schema_problems(&record)) {
@@ -395,39 +410,6 @@ fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
         "" => error.to_string(),
         path => format!("{path}: {error}"),
     })
-}
-
-/// The value of field `spec` of `record`.
-fn read<'v>(spec: &str, record: &'v Value) -> Result<&'v Value, String> {
-    let found = if spec.starts_with('/') {
-        record.pointer(spec)
-    } else {
-        record.get(spec)
-    };
-    found.ok_or_else(|| format!("field `{spec}` is missing"))
-}
-
-/// The integer in field `spec` of `record`, when it fits a `T`.
-fn integer<T: TryFrom<u64>>(spec: &str, record: &Value, expected: &str) -> Result<T, String> {
-    let value = read(spec, record)?;
-    value
-        .as_u64()
-        .and_then(|n| T::try_from(n).ok())
-        .ok_or_else(|| mistyped(spec, expected, value))
-}
-
-/// Says that field `spec` holds `found` where `expected` was expected.
-fn mistyped(spec: &str, expected: &str, found: &Value) -> String {
-    let found = match found {
-        Value::Null => "null".to_owned(),
-        Value::Bool(_) => "a boolean".to_owned(),
-        Value::Number(n) => format!("the number {n}"),
-        Value::String(s) if s.is_empty() => "an empty string".to_owned(),
-        Value::String(_) => "a string".to_owned(),
-        Value::Array(_) => "an array".to_owned(),
-        Value::Object(_) => "an object".to_owned(),
-    };
-    format!("field `{spec}` must be {expected}, found {found}")
 }
 
 /// What valid JSON `text` is, from its first character.
