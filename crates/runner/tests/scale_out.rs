@@ -196,8 +196,8 @@ fn assert_quota_kept_and_used(api: &MockApi, floor: f64) {
     let span = (ledger.last_success_ms.unwrap() - ledger.first_success_ms.unwrap()) as f64 / 1e3;
     let utilization = ledger.successes as f64 / (100.0 * (span + 1.0));
     eprintln!(
-        "{utilization:.3} of the ceiling ({} in {span:.1}s)",
-        ledger.successes
+        "{utilization:.3} of the ceiling ({} in {span:.1}s; {} of {} calls refused)",
+        ledger.successes, ledger.rate_limit_hits, ledger.calls
     );
     assert!(
         utilization >= floor,
