@@ -11,35 +11,12 @@
 
 use proptest::prelude::*;
 use serde_json::json;
-use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
-use sluice_profiles::json::{JsonInput, JsonProfile, JsonProfileConfig, JsonRecord};
+use sluice_processor::RecordId;
+use sluice_profiles::json::{JsonProfile, JsonProfileConfig};
 
-type Outcome = Result<Transformed<JsonRecord>, Rejected<JsonRecord>>;
+mod common;
 
-fn file() -> StreamName {
-    StreamName::new("input.jsonl").unwrap()
-}
-
-fn position(line: u64) -> RecordId {
-    RecordId {
-        stream: file(),
-        partition: 0,
-        sequence: line,
-    }
-}
-
-fn id(stream: &str, partition: u32, sequence: u64) -> RecordId {
-    RecordId {
-        stream: StreamName::new(stream).unwrap(),
-        partition,
-        sequence,
-    }
-}
-
-fn run(profile: &JsonProfile, text: &str, line: u64) -> Outcome {
-    let mut context = Context::new(0.0);
-    profile.transform(JsonInput::new(text, file(), 0, line), &mut context)
-}
+use common::{Outcome, id, position, run};
 
 /// The fields, each `None` when not configured.
 type Specs = [Option<&'static str>; 4];

@@ -4,38 +4,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
-use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
+use sluice_processor::{Context, RecordId, Transform};
 use sluice_profiles::json::{
     JsonInput, JsonProfile, JsonProfileConfig, JsonProfileError, JsonRecord, MAX_RAW_BYTES,
     MAX_SCHEMA_ERRORS,
 };
 
-type Outcome = Result<Transformed<JsonRecord>, Rejected<JsonRecord>>;
+mod common;
 
-fn file() -> StreamName {
-    StreamName::new("input.jsonl").unwrap()
-}
-
-fn position(line: u64) -> RecordId {
-    RecordId {
-        stream: file(),
-        partition: 0,
-        sequence: line,
-    }
-}
-
-fn id(stream: &str, partition: u32, sequence: u64) -> RecordId {
-    RecordId {
-        stream: StreamName::new(stream).unwrap(),
-        partition,
-        sequence,
-    }
-}
-
-fn run(profile: &JsonProfile, text: &str, line: u64) -> Outcome {
-    let mut context = Context::new(0.0);
-    profile.transform(JsonInput::new(text, file(), 0, line), &mut context)
-}
+use common::{Outcome, file, id, position, run};
 
 fn fields(stream: &str, partition: &str, sequence: &str, priority: &str) -> JsonProfile {
     JsonProfile::new(JsonProfileConfig {
