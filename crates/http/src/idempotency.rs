@@ -93,7 +93,8 @@ mod tests {
     fn numbers_are_written_in_full_decimal() {
         let expected = format!(
             "sluice-{}",
-            &blake3::hash("ström\x004294967295\x0018446744073709551615\n".as_bytes()).to_hex()[..32]
+            &blake3::hash("ström\x004294967295\x0018446744073709551615\n".as_bytes()).to_hex()
+                [..32]
         );
         assert_eq!(
             idempotency_key(&[id("ström", u32::MAX, u64::MAX)]),
