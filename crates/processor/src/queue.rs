@@ -529,6 +529,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn without_ordering_a_take_reuses_a_spare_buffer() {
+        let queue = DeliveryQueue::new(10, 4, DeliveryOrder::None);
+        push(&queue, 0, 1).await;
+        let mut batch = queue.checkout().await.unwrap();
+        batch.items.clear();
+        assert!(queue.checkin_and_take(batch).is_none());
+        assert_eq!(queue.lock().spare.len(), 1, "the emptied batch is kept");
+        push(&queue, 0, 2).await;
+        let batch = queue.checkout().await.unwrap();
+        assert_eq!(sequence_ids(&batch), vec![2]);
+        assert!(queue.lock().spare.is_empty(), "and taken for the next");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_lane_longer_than_a_take_keeps_its_rest_in_order() {
         let queue = DeliveryQueue::new(10, 2, DeliveryOrder::Partition);
         for sequence in 1..=5 {
