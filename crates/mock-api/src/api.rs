@@ -9,7 +9,7 @@ use rand::{RngExt, SeedableRng};
 use tokio::time::Instant;
 
 use crate::config::{ConfigError, MockApiConfig};
-use crate::ledger::{Ledger, Recorder};
+use crate::ledger::{Ledger, LedgerCounts, Recorder};
 use crate::record::RecordIdentity;
 use crate::window::{Slot, SuccessWindow};
 
@@ -63,6 +63,12 @@ impl Api {
     /// A copy of the ledger as it stands.
     pub(crate) fn ledger(&self) -> Ledger {
         self.lock().recorder.snapshot()
+    }
+
+    /// The ledger's counters as they stand: no list is copied, so the
+    /// calls in flight wait for the lock no longer than a few loads.
+    pub(crate) fn counts(&self) -> LedgerCounts {
+        self.lock().recorder.counts()
     }
 
     /// Notes a body that was refused with `400`.

@@ -53,6 +53,51 @@ pub struct Ledger {
     pub order_violations: u64,
 }
 
+/// The ledger's counters without its lists, as `GET /ledger/counts`
+/// serves it: cheap to ask for while a run goes on, whatever its length.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LedgerCounts {
+    /// Well-formed calls, refused ones included.
+    pub calls: u64,
+    /// Calls that succeeded (`200`).
+    pub successes: u64,
+    /// Calls that failed as the configuration asked (`503`).
+    pub failures: u64,
+    /// Calls refused because the window was full (`429`).
+    pub rate_limit_hits: u64,
+    /// Bodies that were not one record or an array of records (`400`).
+    pub bad_requests: u64,
+    /// Admitted calls whose client went away before they completed.
+    pub cancelled: u64,
+    /// Records delivered by successful calls, duplicates included.
+    pub records_delivered: u64,
+    /// Deliveries of a record delivered before.
+    pub duplicates: u64,
+    /// Deliveries of a record after a higher sequence of its partition.
+    pub order_violations: u64,
+    /// The earliest admission time of a success.
+    pub first_success_ms: Option<u64>,
+    /// The latest admission time of a success.
+    pub last_success_ms: Option<u64>,
+}
+
+impl LedgerCounts {
+    /// Distinct records delivered: deliveries less the repeated ones.
+    ///
+    /// ```
+    /// let counts = sluice_mock_api::LedgerCounts {
+    ///     records_delivered: 10,
+    ///     duplicates: 3,
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(counts.distinct_records_delivered(), 7);
+    /// ```
+    pub fn distinct_records_delivered(&self) -> u64 {
+        self.records_delivered.saturating_sub(self.duplicates)
+    }
+}
+
 /// The deliveries to one (stream, partition).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -218,6 +263,24 @@ impl Recorder {
             self.ledger.order_violations += 1;
         }
         seen.highest = seen.highest.max(*sequence);
+    }
+
+    /// The counters as they stand, without copying any list.
+    pub(crate) fn counts(&self) -> LedgerCounts {
+        let ledger = &self.ledger;
+        LedgerCounts {
+            calls: ledger.calls,
+            successes: ledger.successes,
+            failures: ledger.failures,
+            rate_limit_hits: ledger.rate_limit_hits,
+            bad_requests: ledger.bad_requests,
+            cancelled: ledger.cancelled,
+            records_delivered: ledger.records_delivered,
+            duplicates: ledger.duplicates,
+            order_violations: ledger.order_violations,
+            first_success_ms: ledger.first_success_ms,
+            last_success_ms: ledger.last_success_ms,
+        }
     }
 
     /// A copy of the ledger as it stands.

@@ -20,6 +20,9 @@
 //!   successes, every delivered record by identity ([`RecordIdentity`]:
 //!   `stream` or `source`, `partition`, `sequence` or `sequence_id`),
 //!   `Idempotency-Key` counts, duplicates and order violations.
+//! - `GET /ledger/counts`: its counters alone ([`LedgerCounts`]), cheap
+//!   to poll while a run goes on: the whole ledger grows with every
+//!   record, and copying it holds up the calls in flight.
 //!
 //! The listener is the caller's; our servers listen on `127.0.0.1`
 //! ([`DEFAULT_ADDR`]) unless told otherwise.
@@ -56,7 +59,7 @@ mod server;
 mod window;
 
 pub use config::{ConfigError, MockApiConfig, Quota};
-pub use ledger::{Ledger, PartitionDeliveries, SUCCESS_TIMES_CAP};
+pub use ledger::{Ledger, LedgerCounts, PartitionDeliveries, SUCCESS_TIMES_CAP};
 pub use record::{RecordIdentity, UNNAMED_STREAM};
 pub use server::{
     DEFAULT_ADDR, IDEMPOTENCY_KEY, MAX_BODY_BYTES, MockApiError, MockApiHandle, SHUTDOWN_GRACE,

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::{Api, Outcome};
 use crate::config::{ConfigError, MockApiConfig};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, LedgerCounts};
 use crate::record::{BadBody, parse_body};
 
 /// Where our servers listen unless told otherwise: the loopback interface
@@ -189,6 +189,7 @@ fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/records", post(records))
         .route("/ledger", get(ledger))
+        .route("/ledger/counts", get(counts))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(api)
 }
@@ -234,6 +235,10 @@ async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
 
 async fn ledger(State(api): State<Arc<Api>>) -> axum::Json<Ledger> {
     axum::Json(api.ledger())
+}
+
+async fn counts(State(api): State<Arc<Api>>) -> axum::Json<LedgerCounts> {
+    axum::Json(api.counts())
 }
 
 /// `Retry-After` in whole seconds: rounded up, at least 1.

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{Answer, ledger, limited, plain, post, start};
 use serde_json::json;
-use sluice_mock_api::{MockApiConfig, MockApiError, Quota, run_until};
+use sluice_mock_api::{LedgerCounts, MockApiConfig, MockApiError, Quota, run_until};
 
 #[tokio::test]
 async fn bad_bodies_get_400_and_are_counted_apart_from_calls() {
@@ -104,6 +104,53 @@ async fn one_record_and_an_array_are_accepted_and_named_in_the_ledger() {
     assert_eq!(raw["streams"]["orders"]["2"]["delivered"], json!([7, 8]));
     let final_ledger = api.shutdown().await.unwrap();
     assert_eq!(final_ledger, served);
+}
+
+#[tokio::test]
+async fn the_counts_endpoint_serves_the_ledgers_counters() {
+    let api = start(limited(3, Duration::from_secs(60))).await;
+    let client = reqwest::Client::new();
+    for body in [
+        r#"{"stream":"s","partition":0,"sequence":2}"#,
+        r#"[{"stream":"s","partition":0,"sequence":1},{"stream":"s","partition":0,"sequence":2}]"#,
+        r#"{"stream":"s","partition":1,"sequence":1}"#,
+        r#"{"stream":"s","partition":1,"sequence":2}"#,
+        "{not json",
+    ] {
+        post(&client, &api, body, None).await;
+    }
+    let counts: LedgerCounts = client
+        .get(format!("{}/ledger/counts", api.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let whole = ledger(&client, &api).await;
+    assert_eq!(
+        counts,
+        LedgerCounts {
+            calls: 4,
+            successes: 3,
+            failures: 0,
+            rate_limit_hits: 1,
+            bad_requests: 1,
+            cancelled: 0,
+            records_delivered: 4,
+            duplicates: 1,
+            order_violations: 1,
+            first_success_ms: whole.first_success_ms,
+            last_success_ms: whole.last_success_ms,
+        }
+    );
+    assert!(counts.first_success_ms.is_some());
+    assert_eq!(
+        (counts.calls, counts.successes, counts.records_delivered),
+        (whole.calls, whole.successes, whole.records_delivered)
+    );
+    assert_eq!(counts.distinct_records_delivered(), 3);
+    api.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -39,7 +39,7 @@ fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_k
     };
     let first = run();
     eventually(Duration::from_secs(60), "600 delivered", || {
-        api.ledger().records_delivered >= 600
+        api.counts().records_delivered >= 600
     });
     signal(&first, "-9");
     let killed = wait_bounded(first, Duration::from_secs(10));
@@ -92,7 +92,7 @@ fn sigterm_stops_with_a_report_and_a_checkpoint_and_a_restart_loses_nothing() {
     };
     let first = run();
     eventually(Duration::from_secs(60), "200 delivered", || {
-        api.ledger().records_delivered >= 200
+        api.counts().records_delivered >= 200
     });
     signal(&first, "-TERM");
     let stopped = wait_bounded(first, Duration::from_secs(30));

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_mock_api::Ledger;
+use sluice_mock_api::{Ledger, LedgerCounts};
 
 pub mod services;
 
@@ -74,6 +74,12 @@ impl MockApi {
     /// Its ledger now.
     pub fn ledger(&self) -> Ledger {
         serde_json::from_str(&get(&self.addr, "/ledger")).unwrap()
+    }
+
+    /// Its ledger's counters now: cheap enough to poll while a run goes
+    /// on without slowing the API down (the whole ledger is not).
+    pub fn counts(&self) -> LedgerCounts {
+        serde_json::from_str(&get(&self.addr, "/ledger/counts")).unwrap()
     }
 }
 
