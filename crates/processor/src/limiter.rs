@@ -340,14 +340,17 @@ impl WindowPermit<'_> {
         let limiter = self.limiter;
         let kept = successes.min(self.count);
         let mut state = limiter.lock();
-        // Counted from its answer a success needs no margin: the API
-        // counted the call before it answered.
+        // A window from the answer always covers the API's count, with no
+        // margin: the API counted the call before it answered. Counted
+        // from the call, a success leaves at the end of the window and
+        // margin, or at that when it comes sooner (a quick answer).
         let from_answer = state.counts_from_answers();
         state.warmup = state.warmup.saturating_sub(kept.max(1));
+        let answer_window_ends = later(Instant::now(), limiter.window);
         let release_at = if from_answer {
-            later(Instant::now(), limiter.window)
+            answer_window_ends
         } else {
-            later(self.admitted_at, limiter.hold)
+            later(self.admitted_at, limiter.hold).min(answer_window_ends)
         };
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count - kept);
@@ -538,6 +541,22 @@ mod tests {
         for releaser in releasers {
             releaser.abort();
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counted_from_calls_a_quick_answer_ends_the_margin_early() {
+        let margin = Duration::from_millis(100);
+        let limiter = Arc::new(RateLimiter::known(1, WINDOW, margin));
+        let releaser = spawn_releaser(&limiter);
+        let start = Instant::now();
+        let permit = limiter.acquire(1).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        permit.succeeded(1);
+        limiter.acquire(1).await.succeeded(1);
+        // A window from the answer (1 030 ms), not the window and margin
+        // from the call (1 100 ms).
+        assert_eq!(start.elapsed(), Duration::from_millis(1_030));
+        releaser.abort();
     }
 
     #[tokio::test(start_paused = true)]

@@ -25,7 +25,8 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 /// Each call reserves its units (one per call, or one per record when the
 /// limit counts records) before it is sent, and settles the reservation
 /// when its answer comes: the delivered units stay in the window until it
-/// passes, counted from the reservation or (once the API has shown that it
+/// passes, counted from the reservation (with the processor's margin, but
+/// never past a window from the answer) or (once the API has shown that it
 /// counts calls later than they start, see
 /// [`CountedFrom`](crate::CountedFrom)) from the answer; the rest are given
 /// back. A reservation never settled (the
@@ -97,7 +98,9 @@ pub trait SharedLimit: Send + Sync + 'static {
 /// Where a kept unit's window starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WindowStart {
-    /// When it was reserved, just before its call was sent.
+    /// When it was reserved, just before its call was sent, plus the
+    /// margin; or a window from the answer, when that ends sooner (the API
+    /// counted the call before it answered).
     Reservation,
     /// When its call's answer came.
     Answer,

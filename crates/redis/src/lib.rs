@@ -37,10 +37,13 @@
 //!   themselves (for one unit: until the earliest leaves). It also sets the
 //!   key to expire with its latest slot (`PEXPIRE`), so an idle window
 //!   leaves nothing behind.
-//! - **settle** gives the slots that were not kept back at once (`ZREM`)
-//!   and sets the kept ones to leave at `now + window + margin`, counted
-//!   from the answer. A kept slot whose reservation had already expired is
+//! - **settle** gives the slots that were not kept back at once (`ZREM`).
+//!   Counted from the answer, it sets the kept ones to leave at
+//!   `now + window`; a kept slot whose reservation had already expired is
 //!   added back: the API counts a success from its answer, however late.
+//!   Counted from the reservation, a kept slot leaves at
+//!   `now + window` if that is sooner than the reservation's expiry: the
+//!   API counted the call before it answered.
 //!
 //! # Reservation ids
 //!

@@ -44,8 +44,8 @@ pub struct RedisLimit {
     scripts: Scripts,
     limit: u64,
     ttl_micros: u64,
-    /// The window alone: a slot counted from its answer needs no margin,
-    /// as the API counted it before it answered.
+    /// The window alone: a window counted from an answer needs no margin,
+    /// as the API counted the call before it answered.
     window_micros: u64,
     ids: Mutex<ChaCha8Rng>,
 }
@@ -275,9 +275,11 @@ impl SharedLimit for RedisLimit {
         )))
     }
 
-    /// Keeps the first `kept` slots (at most `reservation.units`) until the
-    /// window and margin have passed from now, by the server's clock, and
-    /// gives the others back at once.
+    /// Keeps the first `kept` slots (at most `reservation.units`) until a
+    /// window from now, by the server's clock (counted from the answer), or
+    /// until the earlier of that and the window and margin from the
+    /// reservation (counted from the reservation); gives the others back at
+    /// once.
     async fn settle(
         &self,
         reservation: Reservation,
@@ -294,10 +296,7 @@ impl SharedLimit for RedisLimit {
             .arg(reservation.id)
             .arg(reservation.units as u64)
             .arg(kept as u64)
-            .arg(match from {
-                WindowStart::Answer => self.window_micros,
-                WindowStart::Reservation => self.ttl_micros,
-            })
+            .arg(self.window_micros)
             .arg(scripts::chunk())
             .arg(u8::from(from == WindowStart::Answer));
         let _kept: i64 = self

@@ -67,37 +67,46 @@ return {1, 0}
 
 /// Settle: the first `kept` slots of the reservation stay in the window,
 /// the others leave it. Counted from the answer, the kept slots stay until
-/// `now + ttl` (added back if they had already expired: the API counts
-/// that success from its answer, however late); counted from the
-/// reservation, they keep the expiry the reservation gave them.
+/// `now + window` (added back if they had already expired: the API counts
+/// that success from its answer, however late). Counted from the
+/// reservation, they keep the expiry the reservation gave them, or take
+/// `now + window` where that is sooner (`ZADD XX LT`): the API counted the
+/// call before it answered, so a window from the answer always covers it,
+/// and a quick answer frees the slot before the reservation's margin ends.
 ///
-/// `ARGV`: reservation id, units, kept (≤ units), ttl in µs (the window:
-/// an answer comes after the API counted the call, no margin is needed),
-/// chunk size,
-/// 1 to count from the answer. Reply: the number of slots kept.
+/// `ARGV`: reservation id, units, kept (≤ units), window in µs, chunk
+/// size, 1 to count from the answer. Reply: the number of slots kept.
 const SETTLE: &str = r"
 local key = KEYS[1]
 local id = ARGV[1]
 local units = tonumber(ARGV[2])
 local kept = tonumber(ARGV[3])
-local ttl = tonumber(ARGV[4])
+local window = tonumber(ARGV[4])
 local chunk = tonumber(ARGV[5])
 local from_answer = tonumber(ARGV[6]) == 1
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local expiry = now + ttl
+local expiry = now + window
+-- From the answer: set (or add back) the expiry. From the reservation:
+-- only lower the expiry of a slot still in the window.
+local function keep(members)
+  if from_answer then
+    redis.call('ZADD', key, unpack(members))
+  else
+    redis.call('ZADD', key, 'XX', 'LT', unpack(members))
+  end
+end
 local args = {}
--- Counted from the reservation, a kept slot keeps the expiry it has.
-for i = 0, (from_answer and kept or 0) - 1 do
+for i = 0, kept - 1 do
   args[#args + 1] = expiry
   args[#args + 1] = id .. ':' .. i
   if #args >= 2 * chunk then
-    redis.call('ZADD', key, unpack(args))
+    keep(args)
     args = {}
   end
 end
 if #args > 0 then
-  redis.call('ZADD', key, unpack(args))
+  keep(args)
 end
 args = {}
 for i = kept, units - 1 do
@@ -111,7 +120,7 @@ if #args > 0 then
   redis.call('ZREM', key, unpack(args))
 end
 if kept > 0 then
-  local ttl_ms = math.ceil(ttl / 1000) + 1
+  local ttl_ms = math.ceil(window / 1000) + 1
   if redis.call('PTTL', key) < ttl_ms then
     redis.call('PEXPIRE', key, ttl_ms)
   end

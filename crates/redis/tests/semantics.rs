@@ -110,6 +110,37 @@ async fn counted_from_the_reservation_a_kept_slot_keeps_its_expiry() {
 }
 
 #[tokio::test]
+async fn counted_from_the_reservation_a_quick_answer_ends_the_margin_early() {
+    if !common::main_server() {
+        return;
+    }
+    let window = TestWindow::new("kept-quick");
+    // A margin longer than the call: a window from the answer (350 ms
+    // after the reservation) ends before the window and margin (500 ms).
+    let limit = RedisLimit::connect(&window.url, quota(1, 300), 200 * MS)
+        .await
+        .unwrap();
+    let reservation = limit.reserve(1).await.unwrap();
+    let retry_in = full(limit.reserve(1).await);
+    assert!(retry_in > 400 * MS, "reserved for {retry_in:?}, not 500 ms");
+    tokio::time::sleep(50 * MS).await;
+    limit
+        .settle(reservation, 1, WindowStart::Reservation)
+        .await
+        .unwrap();
+
+    let retry_in = full(limit.reserve(1).await);
+    assert!(
+        retry_in > 200 * MS && retry_in <= 300 * MS,
+        "retry_in {retry_in:?}: not a window from the answer"
+    );
+    assert_eq!(limit.held().await.unwrap(), 1);
+    tokio::time::sleep(retry_in + 30 * MS).await;
+    limit.reserve(1).await.unwrap();
+    limit.remove().await.unwrap();
+}
+
+#[tokio::test]
 async fn a_kept_slot_stays_a_window_from_the_answer_not_from_the_reservation() {
     if !common::main_server() {
         return;
