@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Quota;
 use crate::record::RecordIdentity;
 
 /// How many success times the ledger keeps: the latest ones.
@@ -96,6 +97,40 @@ impl LedgerCounts {
     pub fn distinct_records_delivered(&self) -> u64 {
         self.records_delivered.saturating_sub(self.duplicates)
     }
+
+    /// The share of the quota's ceiling its successes used, from the first
+    /// success to the last: successes ÷ the most `quota` admits in that
+    /// span, `limit × (⌊span ÷ window⌋ + 1)` (a sliding window admits
+    /// `limit` calls in each of those windows, and no more). `None` before
+    /// the first success. Times are whole milliseconds.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sluice_mock_api::{LedgerCounts, Quota};
+    ///
+    /// let quota = Quota { limit: 100, window: Duration::from_secs(1) };
+    /// // 100 successes at once, 100 more at 1 s and at 2 s: all it admits.
+    /// let full = LedgerCounts {
+    ///     successes: 300,
+    ///     first_success_ms: Some(0),
+    ///     last_success_ms: Some(2_000),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(full.ceiling_used(quota), Some(1.0));
+    /// // One success every 10 ms from 0 to 2 990 ms: as full.
+    /// let even = LedgerCounts { successes: 300, last_success_ms: Some(2_990), ..full };
+    /// assert_eq!(even.ceiling_used(quota), Some(1.0));
+    /// assert_eq!(LedgerCounts::default().ceiling_used(quota), None);
+    /// ```
+    pub fn ceiling_used(&self, quota: Quota) -> Option<f64> {
+        let span_ms = self.last_success_ms?.saturating_sub(self.first_success_ms?);
+        let window_ms = u64::try_from(quota.window.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let windows = span_ms / window_ms + 1;
+        let ceiling = u64::from(quota.limit).saturating_mul(windows);
+        Some(self.successes as f64 / ceiling.max(1) as f64)
+    }
 }
 
 /// The deliveries to one (stream, partition).
@@ -107,6 +142,24 @@ pub struct PartitionDeliveries {
 }
 
 impl Ledger {
+    /// Its counters, without its lists.
+    pub fn counts(&self) -> LedgerCounts {
+        let ledger = self;
+        LedgerCounts {
+            calls: ledger.calls,
+            successes: ledger.successes,
+            failures: ledger.failures,
+            rate_limit_hits: ledger.rate_limit_hits,
+            bad_requests: ledger.bad_requests,
+            cancelled: ledger.cancelled,
+            records_delivered: ledger.records_delivered,
+            duplicates: ledger.duplicates,
+            order_violations: ledger.order_violations,
+            first_success_ms: ledger.first_success_ms,
+            last_success_ms: ledger.last_success_ms,
+        }
+    }
+
     /// The sequences delivered to `stream`'s `partition`, in arrival order
     /// (empty if none).
     pub fn delivered(&self, stream: &str, partition: u64) -> &[u64] {
@@ -267,20 +320,7 @@ impl Recorder {
 
     /// The counters as they stand, without copying any list.
     pub(crate) fn counts(&self) -> LedgerCounts {
-        let ledger = &self.ledger;
-        LedgerCounts {
-            calls: ledger.calls,
-            successes: ledger.successes,
-            failures: ledger.failures,
-            rate_limit_hits: ledger.rate_limit_hits,
-            bad_requests: ledger.bad_requests,
-            cancelled: ledger.cancelled,
-            records_delivered: ledger.records_delivered,
-            duplicates: ledger.duplicates,
-            order_violations: ledger.order_violations,
-            first_success_ms: ledger.first_success_ms,
-            last_success_ms: ledger.last_success_ms,
-        }
+        self.ledger.counts()
     }
 
     /// A copy of the ledger as it stands.
