@@ -33,9 +33,9 @@ pub struct ProcessorConfig {
     pub limit_unit: LimitUnit,
     /// How long past its window a success counted from its call is still
     /// counted by the client's limiter, to absorb the delay between the
-    /// client reading its clock and the API reading its own. A success
-    /// counted from its answer needs none: the API counted it before it
-    /// answered.
+    /// client reading its clock and the API reading its own; never past a
+    /// window from its answer. A success counted from its answer needs
+    /// none: the API counted it before it answered.
     pub rate_limit_margin: Duration,
     /// From when the client's limiter counts a success's window: the call's
     /// start (default), or its answer.
@@ -215,8 +215,9 @@ impl Quota {
 /// API's own window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountedFrom {
-    /// The call's start: exact when the API admits a call as it starts (the
-    /// simulator does), at full use of the quota.
+    /// The call's start (plus the margin, or a window from the answer if
+    /// that ends sooner): exact when the API admits a call as it starts
+    /// (the simulator does), at full use of the quota.
     Call,
     /// The call's answer: the API admitted the call before it answered, so
     /// a window counted from the answer ends after the API's, whatever the

@@ -194,22 +194,24 @@ async fn a_retry_after_of_duration_max_is_cut_to_max_retry_after() {
     assert!(run.elapsed < Duration::from_secs(60), "{:?}", run.elapsed);
 }
 
-fn forever_margin(records: u64, how: End) -> Setup {
+/// A quota of 5 whose window and margin are `Duration::MAX`: each success
+/// holds its slot "forever", counted from its call or from its answer.
+fn forever_window(records: u64, how: End) -> Setup {
     let mut setup = Setup::new(records, how);
     setup.config.rate_limit = RateLimit::Fixed(Quota {
         limit: NonZeroU32::new(5).unwrap(),
-        window: Duration::from_secs(1),
+        window: Duration::MAX,
     });
     setup.config.rate_limit_margin = Duration::MAX;
     setup
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rate_limit_margin_of_duration_max_cannot_hold_up_stop() {
+async fn a_rate_limit_window_and_margin_of_duration_max_cannot_hold_up_stop() {
     // Each success holds its slot "forever": five go through, then the
     // limiter holds every call until the stop.
     let how = End::StopAfter(Duration::from_secs(30));
-    let run = run(forever_margin(30, how), how).await;
+    let run = run(forever_window(30, how), how).await;
     let accounts = &run.accounts;
     assert_eq!(
         accounts.delivered.len(),
@@ -222,8 +224,8 @@ async fn a_rate_limit_margin_of_duration_max_cannot_hold_up_stop() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_rate_limit_margin_of_duration_max_cannot_hold_up_finish() {
-    let mut setup = forever_margin(30, End::Finish);
+async fn a_rate_limit_window_and_margin_of_duration_max_cannot_hold_up_finish() {
+    let mut setup = forever_window(30, End::Finish);
     setup.config.retry.max_elapsed = Duration::from_secs(10);
     let run = run(setup, End::Finish).await;
     let accounts = &run.accounts;
