@@ -73,7 +73,7 @@ impl Api {
 
     /// Notes a body that was refused with `400`.
     pub(crate) fn bad_request(&self) {
-        self.lock().recorder.ledger.bad_requests += 1;
+        self.lock().recorder.ledger.counts.bad_requests += 1;
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -92,11 +92,11 @@ impl Api {
         let admitted_at = Instant::now();
         let (slot, latency, fails) = {
             let mut state = self.lock();
-            state.recorder.ledger.calls += 1;
+            state.recorder.ledger.counts.calls += 1;
             let slot = match state.window.admit(admitted_at) {
                 Ok(slot) => slot,
                 Err(retry_after) => {
-                    state.recorder.ledger.rate_limit_hits += 1;
+                    state.recorder.ledger.counts.rate_limit_hits += 1;
                     return Outcome::RateLimited(retry_after);
                 }
             };
@@ -143,7 +143,7 @@ impl Reservation<'_> {
         let mut state = api.lock();
         if fails {
             state.window.release(self.slot);
-            state.recorder.ledger.failures += 1;
+            state.recorder.ledger.counts.failures += 1;
             return Outcome::Failed;
         }
         let since_start = admitted_at.saturating_duration_since(api.started_at);
@@ -158,7 +158,7 @@ impl Drop for Reservation<'_> {
         if !self.settled {
             let mut state = self.api.lock();
             state.window.release(self.slot);
-            state.recorder.ledger.cancelled += 1;
+            state.recorder.ledger.counts.cancelled += 1;
         }
     }
 }
@@ -219,15 +219,15 @@ mod tests {
             }
         }
         let ledger = api.ledger();
-        assert_eq!(ledger.successes, accepted);
+        assert_eq!(ledger.counts.successes, accepted);
         assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 5);
         // Failures free their slot, so the limit is reached: about 5 a
         // second for 10 seconds.
-        assert!(ledger.successes >= 45, "{ledger:?}");
-        assert!(ledger.failures > 0 && ledger.rate_limit_hits > 0);
+        assert!(ledger.counts.successes >= 45, "{ledger:?}");
+        assert!(ledger.counts.failures > 0 && ledger.counts.rate_limit_hits > 0);
         assert_eq!(
-            ledger.calls,
-            ledger.successes + ledger.failures + ledger.rate_limit_hits
+            ledger.counts.calls,
+            ledger.counts.successes + ledger.counts.failures + ledger.counts.rate_limit_hits
         );
     }
 
@@ -252,10 +252,10 @@ mod tests {
         let ledger = api.ledger();
         assert_eq!(
             (
-                ledger.calls,
-                ledger.cancelled,
-                ledger.successes,
-                ledger.rate_limit_hits
+                ledger.counts.calls,
+                ledger.counts.cancelled,
+                ledger.counts.successes,
+                ledger.counts.rate_limit_hits
             ),
             (3, 1, 1, 1)
         );

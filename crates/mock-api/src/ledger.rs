@@ -22,25 +22,9 @@ pub const SUCCESS_TIMES_CAP: usize = 1_000_000;
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Ledger {
-    /// Well-formed calls, refused ones included.
-    pub calls: u64,
-    /// Calls that succeeded (`200`).
-    pub successes: u64,
-    /// Calls that failed as the configuration asked (`503`).
-    pub failures: u64,
-    /// Calls refused because the window was full (`429`).
-    pub rate_limit_hits: u64,
-    /// Bodies that were not one record or an array of records (`400`).
-    pub bad_requests: u64,
-    /// Admitted calls whose client went away before they completed; not
-    /// delivered.
-    pub cancelled: u64,
-    /// Records delivered by successful calls.
-    pub records_delivered: u64,
-    /// The earliest admission time of a success.
-    pub first_success_ms: Option<u64>,
-    /// The latest admission time of a success.
-    pub last_success_ms: Option<u64>,
+    /// Its counters; in JSON, at the top level beside the lists.
+    #[serde(flatten)]
+    pub counts: LedgerCounts,
     /// The admission time of each success, in completion order; the last
     /// [`SUCCESS_TIMES_CAP`] only.
     pub success_times_ms: Vec<u64>,
@@ -48,14 +32,10 @@ pub struct Ledger {
     pub streams: BTreeMap<String, BTreeMap<u64, PartitionDeliveries>>,
     /// `Idempotency-Key` header → how many successful calls carried it.
     pub idempotency_keys: BTreeMap<String, u64>,
-    /// Deliveries of a record (by identity) delivered before.
-    pub duplicates: u64,
-    /// Deliveries of a record after a higher sequence of its partition.
-    pub order_violations: u64,
 }
 
 /// The ledger's counters without its lists, as `GET /ledger/counts`
-/// serves it: cheap to ask for while a run goes on, whatever its length.
+/// serves them: cheap to ask for while a run goes on, whatever its length.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct LedgerCounts {
@@ -142,24 +122,6 @@ pub struct PartitionDeliveries {
 }
 
 impl Ledger {
-    /// Its counters, without its lists.
-    pub fn counts(&self) -> LedgerCounts {
-        let ledger = self;
-        LedgerCounts {
-            calls: ledger.calls,
-            successes: ledger.successes,
-            failures: ledger.failures,
-            rate_limit_hits: ledger.rate_limit_hits,
-            bad_requests: ledger.bad_requests,
-            cancelled: ledger.cancelled,
-            records_delivered: ledger.records_delivered,
-            duplicates: ledger.duplicates,
-            order_violations: ledger.order_violations,
-            first_success_ms: ledger.first_success_ms,
-            last_success_ms: ledger.last_success_ms,
-        }
-    }
-
     /// The sequences delivered to `stream`'s `partition`, in arrival order
     /// (empty if none).
     pub fn delivered(&self, stream: &str, partition: u64) -> &[u64] {
@@ -234,11 +196,11 @@ impl Ledger {
     /// Failed calls as a fraction of admitted calls that completed
     /// (successes and failures; 0 when there were none).
     pub fn failure_fraction(&self) -> f64 {
-        let completed = self.successes + self.failures;
+        let completed = self.counts.successes + self.counts.failures;
         if completed == 0 {
             0.0
         } else {
-            self.failures as f64 / completed as f64
+            self.counts.failures as f64 / completed as f64
         }
     }
 }
@@ -268,10 +230,20 @@ impl Recorder {
         idempotency_key: Option<&str>,
     ) {
         let ledger = &mut self.ledger;
-        ledger.successes += 1;
-        ledger.records_delivered += records.len() as u64;
-        ledger.first_success_ms = Some(ledger.first_success_ms.map_or(at_ms, |t| t.min(at_ms)));
-        ledger.last_success_ms = Some(ledger.last_success_ms.map_or(at_ms, |t| t.max(at_ms)));
+        ledger.counts.successes += 1;
+        ledger.counts.records_delivered += records.len() as u64;
+        ledger.counts.first_success_ms = Some(
+            ledger
+                .counts
+                .first_success_ms
+                .map_or(at_ms, |t| t.min(at_ms)),
+        );
+        ledger.counts.last_success_ms = Some(
+            ledger
+                .counts
+                .last_success_ms
+                .map_or(at_ms, |t| t.max(at_ms)),
+        );
         if self.success_times.len() >= SUCCESS_TIMES_CAP {
             self.success_times.pop_front();
         }
@@ -310,17 +282,17 @@ impl Recorder {
         };
         let seen = seen.entry(*partition).or_default();
         if !seen.sequences.insert(*sequence) {
-            self.ledger.duplicates += 1;
+            self.ledger.counts.duplicates += 1;
         }
         if *sequence < seen.highest {
-            self.ledger.order_violations += 1;
+            self.ledger.counts.order_violations += 1;
         }
         seen.highest = seen.highest.max(*sequence);
     }
 
     /// The counters as they stand, without copying any list.
     pub(crate) fn counts(&self) -> LedgerCounts {
-        self.ledger.counts()
+        self.ledger.counts
     }
 
     /// A copy of the ledger as it stands.
@@ -359,17 +331,20 @@ mod tests {
             recorder.success(i as u64 * 10, records, Some("k"));
         }
         let ledger = recorder.snapshot();
-        assert_eq!(ledger.successes, 3);
-        assert_eq!(ledger.records_delivered, 8);
-        assert_eq!(ledger.duplicates, 2);
-        assert_eq!(ledger.order_violations, 1);
+        assert_eq!(ledger.counts.successes, 3);
+        assert_eq!(ledger.counts.records_delivered, 8);
+        assert_eq!(ledger.counts.duplicates, 2);
+        assert_eq!(ledger.counts.order_violations, 1);
         assert_eq!(ledger.delivered("a", 0), [1, 2, 2, 1]);
         assert_eq!(ledger.delivered("a", 1), [5, 6, 7]);
         assert_eq!(ledger.delivered("c", 0), [] as [u64; 0]);
         assert_eq!(ledger.idempotency_keys.get("k"), Some(&3));
         assert_eq!(ledger.success_times_ms, [0, 10, 20]);
         assert_eq!(
-            (ledger.first_success_ms, ledger.last_success_ms),
+            (
+                ledger.counts.first_success_ms,
+                ledger.counts.last_success_ms
+            ),
             (Some(0), Some(20))
         );
         assert_eq!(ledger.deliveries().count(), 8);
@@ -402,7 +377,7 @@ mod tests {
         let ledger = recorder.snapshot();
         assert_eq!(ledger.success_times_ms.len(), SUCCESS_TIMES_CAP);
         assert_eq!(ledger.success_times_ms.first(), Some(&3));
-        assert_eq!(ledger.first_success_ms, Some(0));
+        assert_eq!(ledger.counts.first_success_ms, Some(0));
 
         let mut recorder = Recorder::default();
         recorder.success(5, &[id("s", 3, 9)], Some("key-1"));

@@ -81,11 +81,15 @@ async fn two_hundred_clients_never_get_more_than_the_limit_in_any_window() {
     let ledger = api.shutdown().await.unwrap();
 
     assert_eq!(
-        (ledger.successes, ledger.rate_limit_hits, ledger.failures),
+        (
+            ledger.counts.successes,
+            ledger.counts.rate_limit_hits,
+            ledger.counts.failures
+        ),
         (total.ok, total.limited, total.failed)
     );
-    assert_eq!(ledger.cancelled, 0);
-    assert_eq!(ledger.calls, total.ok + total.limited + total.failed);
+    assert_eq!(ledger.counts.cancelled, 0);
+    assert_eq!(ledger.counts.calls, total.ok + total.limited + total.failed);
     assert_eq!(ledger.success_times_ms.len() as u64, total.ok);
     let busiest = ledger.max_successes_in_any(Duration::from_secs(1));
     assert!(
@@ -97,7 +101,10 @@ async fn two_hundred_clients_never_get_more_than_the_limit_in_any_window() {
     assert!(total.limited > 0 && total.failed > 0, "{total:?}");
     assert!(total.ok >= 40, "{total:?}");
     assert_eq!(busiest, LIMIT as usize);
-    assert_eq!((ledger.duplicates, ledger.order_violations), (0, 0));
+    assert_eq!(
+        (ledger.counts.duplicates, ledger.counts.order_violations),
+        (0, 0)
+    );
     eprintln!(
         "{total:?}, busiest window {busiest}, {:?}",
         started.elapsed()

@@ -27,9 +27,13 @@ async fn bad_bodies_get_400_and_are_counted_apart_from_calls() {
         assert!(!error.is_empty() && error.len() < 200, "{error:?}");
     }
     let ledger = ledger(&client, &api).await;
-    assert_eq!(ledger.bad_requests, 5);
+    assert_eq!(ledger.counts.bad_requests, 5);
     assert_eq!(
-        (ledger.calls, ledger.successes, ledger.records_delivered),
+        (
+            ledger.counts.calls,
+            ledger.counts.successes,
+            ledger.counts.records_delivered
+        ),
         (0, 0, 0)
     );
     api.shutdown().await.unwrap();
@@ -58,15 +62,22 @@ async fn one_record_and_an_array_are_accepted_and_named_in_the_ledger() {
     let served = ledger(&client, &api).await;
     assert_eq!(served, api.ledger());
     assert_eq!(
-        (served.calls, served.successes, served.records_delivered),
+        (
+            served.counts.calls,
+            served.counts.successes,
+            served.counts.records_delivered
+        ),
         (2, 2, 4)
     );
     assert_eq!(served.delivered("orders", 2), [7, 8]);
     assert_eq!(served.delivered("web_analytics", 1), [3]);
     assert_eq!(served.delivered("-", 0), [0]);
     assert_eq!(served.success_times_ms.len(), 2);
-    assert!(served.first_success_ms.unwrap() <= served.last_success_ms.unwrap());
-    assert_eq!((served.duplicates, served.order_violations), (0, 0));
+    assert!(served.counts.first_success_ms.unwrap() <= served.counts.last_success_ms.unwrap());
+    assert_eq!(
+        (served.counts.duplicates, served.counts.order_violations),
+        (0, 0)
+    );
     assert!(
         served
             .lost_from([("orders", 2, 7), ("orders", 2, 8)])
@@ -140,14 +151,18 @@ async fn the_counts_endpoint_serves_the_ledgers_counters() {
             records_delivered: 4,
             duplicates: 1,
             order_violations: 1,
-            first_success_ms: whole.first_success_ms,
-            last_success_ms: whole.last_success_ms,
+            first_success_ms: whole.counts.first_success_ms,
+            last_success_ms: whole.counts.last_success_ms,
         }
     );
     assert!(counts.first_success_ms.is_some());
     assert_eq!(
         (counts.calls, counts.successes, counts.records_delivered),
-        (whole.calls, whole.successes, whole.records_delivered)
+        (
+            whole.counts.calls,
+            whole.counts.successes,
+            whole.counts.records_delivered
+        )
     );
     assert_eq!(counts.distinct_records_delivered(), 3);
     api.shutdown().await.unwrap();
@@ -169,7 +184,11 @@ async fn a_full_window_answers_429_with_retry_after_then_admits_after_it() {
 
     let ledger = api.shutdown().await.unwrap();
     assert_eq!(
-        (ledger.calls, ledger.successes, ledger.rate_limit_hits),
+        (
+            ledger.counts.calls,
+            ledger.counts.successes,
+            ledger.counts.rate_limit_hits
+        ),
         (3, 2, 1)
     );
     assert_eq!(ledger.max_successes_in_any(Duration::from_secs(1)), 1);
@@ -207,8 +226,11 @@ async fn failures_come_at_the_configured_rate_and_free_their_slot() {
         }
     }
     let ledger = api.shutdown().await.unwrap();
-    assert_eq!((ledger.successes, ledger.failures), (ok, unavailable));
-    assert_eq!(ledger.rate_limit_hits, 0);
+    assert_eq!(
+        (ledger.counts.successes, ledger.counts.failures),
+        (ok, unavailable)
+    );
+    assert_eq!(ledger.counts.rate_limit_hits, 0);
     let expected = f64::from(CALLS) * RATE;
     let sigma = (f64::from(CALLS) * RATE * (1.0 - RATE)).sqrt();
     assert!(
@@ -218,7 +240,7 @@ async fn failures_come_at_the_configured_rate_and_free_their_slot() {
     );
     // Every success's record is there, in order.
     assert_eq!(ledger.delivered("-", 0).len() as u64, ok);
-    assert_eq!(ledger.order_violations, 0);
+    assert_eq!(ledger.counts.order_violations, 0);
 }
 
 #[tokio::test]
@@ -241,7 +263,7 @@ async fn a_client_that_goes_away_mid_call_frees_its_slot() {
     assert!(gone.unwrap_err().is_timeout());
     // The server learns of the closed connection shortly after.
     let mut waited = 0;
-    while api.ledger().cancelled == 0 {
+    while api.ledger().counts.cancelled == 0 {
         assert!(waited < 300, "the cancelled call was never noticed");
         tokio::time::sleep(Duration::from_millis(10)).await;
         waited += 1;
@@ -254,10 +276,10 @@ async fn a_client_that_goes_away_mid_call_frees_its_slot() {
     let ledger = api.shutdown().await.unwrap();
     assert_eq!(
         (
-            ledger.calls,
-            ledger.cancelled,
-            ledger.successes,
-            ledger.rate_limit_hits
+            ledger.counts.calls,
+            ledger.counts.cancelled,
+            ledger.counts.successes,
+            ledger.counts.rate_limit_hits
         ),
         (3, 1, 1, 1)
     );
@@ -292,7 +314,10 @@ async fn idempotency_keys_are_counted_per_successful_call() {
     assert_eq!(post(&client, &failing, "{}", Some("k")).await.status, 503);
     let ledger = failing.shutdown().await.unwrap();
     assert!(ledger.idempotency_keys.is_empty());
-    assert_eq!((ledger.failures, ledger.records_delivered), (1, 0));
+    assert_eq!(
+        (ledger.counts.failures, ledger.counts.records_delivered),
+        (1, 0)
+    );
 }
 
 #[tokio::test]
@@ -317,8 +342,11 @@ async fn duplicates_and_order_violations_are_found_per_partition() {
     let ledger = api.shutdown().await.unwrap();
     assert_eq!(ledger.delivered("s", 0), [1, 2, 3, 2, 5, 4]);
     assert_eq!(ledger.delivered("s", 1), [10, 11]);
-    assert_eq!((ledger.duplicates, ledger.order_violations), (1, 2));
-    assert_eq!(ledger.records_delivered, 8);
+    assert_eq!(
+        (ledger.counts.duplicates, ledger.counts.order_violations),
+        (1, 2)
+    );
+    assert_eq!(ledger.counts.records_delivered, 8);
     let expected = (1..=6).map(|sequence| ("s", 0, sequence));
     assert_eq!(ledger.lost_from(expected), [("s", 0, 6)]);
 }
@@ -344,7 +372,7 @@ async fn run_until_refuses_bad_settings_and_stops_on_its_signal() {
     }));
     stop.send(()).unwrap();
     let ledger = server.await.unwrap().unwrap();
-    assert_eq!(ledger.calls, 0);
+    assert_eq!(ledger.counts.calls, 0);
 }
 
 #[tokio::test]

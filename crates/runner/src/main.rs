@@ -85,11 +85,11 @@ fn mock_api(args: &MockApiArgs) -> ExitCode {
             Ok(ledger) => {
                 eprintln!(
                     "sluice mock-api: {} calls, {} successes ({} records), {} failures, {} refused",
-                    ledger.calls,
-                    ledger.successes,
-                    ledger.records_delivered,
-                    ledger.failures,
-                    ledger.rate_limit_hits
+                    ledger.counts.calls,
+                    ledger.counts.successes,
+                    ledger.counts.records_delivered,
+                    ledger.counts.failures,
+                    ledger.counts.rate_limit_hits
                 );
                 ExitCode::SUCCESS
             }

@@ -45,7 +45,7 @@ fn generated_records_reach_a_fifty_per_second_api_once_each_in_order_at_its_ceil
     );
     assert!(counts.values().all(|&n| n == 1), "each once");
     let ledger = api.ledger();
-    assert_eq!(ledger.order_violations, 0);
+    assert_eq!(ledger.counts.order_violations, 0);
     let letters = dead_letters(&dead);
     let lettered: BTreeSet<_> = letters
         .iter()
@@ -60,17 +60,17 @@ fn generated_records_reach_a_fifty_per_second_api_once_each_in_order_at_its_ceil
 
     // The ceiling over the run: the most 50/s admits from the first
     // success to the last.
-    let used = ledger.counts().ceiling_used(Quota::per_second(50)).unwrap();
+    let used = ledger.counts.ceiling_used(Quota::per_second(50)).unwrap();
     assert!(
         used >= 0.95,
         "{used:.3} of the ceiling ({} successes)",
-        ledger.successes
+        ledger.counts.successes
     );
     assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 50);
     assert!(
-        ledger.rate_limit_hits * 100 <= ledger.calls,
+        ledger.counts.rate_limit_hits * 100 <= ledger.counts.calls,
         "{} refused of {} calls",
-        ledger.rate_limit_hits,
-        ledger.calls
+        ledger.counts.rate_limit_hits,
+        ledger.counts.calls
     );
 }

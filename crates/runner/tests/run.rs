@@ -241,7 +241,7 @@ fn the_readme_demo_works_as_written() {
         100
     );
     assert_eq!(
-        api.ledger().records_delivered,
+        api.ledger().counts.records_delivered,
         report["delivered"].as_u64().unwrap()
     );
 }

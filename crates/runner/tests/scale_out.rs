@@ -189,22 +189,24 @@ fn assert_quota_kept_and_used(api: &MockApi, floor: f64) {
     let ledger = api.ledger();
     assert!(ledger.max_successes_in_any(Duration::from_secs(1)) <= 100);
     assert!(
-        ledger.rate_limit_hits * 100 <= ledger.calls,
+        ledger.counts.rate_limit_hits * 100 <= ledger.counts.calls,
         "{} refused of {} calls",
-        ledger.rate_limit_hits,
-        ledger.calls
+        ledger.counts.rate_limit_hits,
+        ledger.counts.calls
     );
     let quota = Quota::per_second(100);
-    let used = ledger.counts().ceiling_used(quota).unwrap();
-    let span = (ledger.last_success_ms.unwrap() - ledger.first_success_ms.unwrap()) as f64 / 1e3;
+    let used = ledger.counts.ceiling_used(quota).unwrap();
+    let span = (ledger.counts.last_success_ms.unwrap() - ledger.counts.first_success_ms.unwrap())
+        as f64
+        / 1e3;
     eprintln!(
         "{used:.3} of the ceiling ({} in {span:.1}s; {} of {} calls refused)",
-        ledger.successes, ledger.rate_limit_hits, ledger.calls
+        ledger.counts.successes, ledger.counts.rate_limit_hits, ledger.counts.calls
     );
     assert!(
         used >= floor,
         "{used:.3} of the ceiling ({} in {span:.1}s)",
-        ledger.successes
+        ledger.counts.successes
     );
 }
 
@@ -238,7 +240,7 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
 
     let counts = all_delivered(&api, &valid);
     assert!(counts.values().all(|&n| n == 1), "each once");
-    assert_eq!(api.ledger().order_violations, 0);
+    assert_eq!(api.ledger().counts.order_violations, 0);
     // The target. What keeps it below 1 (BENCHMARKS.md): each
     // success holds its shared slot a window and a 25 ms margin from its
     // reservation, or a window from its answer if sooner; a failed call
@@ -370,7 +372,7 @@ fn uneven_partitions_lose_nothing_and_keep_the_quota() {
     }
     let counts = all_delivered(&api, &valid);
     assert!(counts.values().all(|&n| n == 1), "each once");
-    assert_eq!(api.ledger().order_violations, 0);
+    assert_eq!(api.ledger().counts.order_violations, 0);
     // The target is 0.95 of the ceiling; this load misses it
     // (0.930 measured, BENCHMARKS.md): the hot partition's four (source,
     // partition) lanes, one call in flight each, wait for shared slots as
