@@ -391,4 +391,16 @@ mod tests {
         let back: Ledger = serde_json::from_value(json).unwrap();
         assert_eq!(back, ledger);
     }
+
+    #[test]
+    fn the_failure_fraction_counts_completed_calls_only() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.failure_fraction(), 0.0, "no call completed");
+        ledger.counts.successes = 3;
+        ledger.counts.failures = 1;
+        // Refused and cancelled calls did not complete: not counted.
+        ledger.counts.rate_limit_hits = 10;
+        ledger.counts.cancelled = 10;
+        assert_eq!(ledger.failure_fraction(), 0.25);
+    }
 }
