@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Answer, ledger, limited, plain, post, start};
+use common::{Answer, get_json, ledger, limited, plain, post, start};
 use serde_json::json;
 use sluice_mock_api::{LedgerCounts, MockApiConfig, MockApiError, Quota, run_until};
 
@@ -86,14 +86,7 @@ async fn one_record_and_an_array_are_accepted_and_named_in_the_ledger() {
     assert_eq!(served.lost_from([("orders", 2, 9)]), [("orders", 2, 9)]);
 
     // The JSON carries every field under its documented name.
-    let raw: serde_json::Value = client
-        .get(format!("{}/ledger", api.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw: serde_json::Value = get_json(&client, &api, "/ledger").await;
     for field in [
         "calls",
         "successes",
@@ -130,14 +123,7 @@ async fn the_counts_endpoint_serves_the_ledgers_counters() {
     ] {
         post(&client, &api, body, None).await;
     }
-    let counts: LedgerCounts = client
-        .get(format!("{}/ledger/counts", api.url()))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counts: LedgerCounts = get_json(&client, &api, "/ledger/counts").await;
     let whole = ledger(&client, &api).await;
     assert_eq!(
         counts,

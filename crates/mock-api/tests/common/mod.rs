@@ -71,8 +71,17 @@ pub async fn post(
 
 /// The ledger as `GET /ledger` serves it, checked against the handle's.
 pub async fn ledger(client: &reqwest::Client, api: &MockApiHandle) -> Ledger {
+    get_json(client, api, "/ledger").await
+}
+
+/// `GET` of `path` on `api`, expecting `200` and JSON of type `T`.
+pub async fn get_json<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    api: &MockApiHandle,
+    path: &str,
+) -> T {
     let response = client
-        .get(format!("{}/ledger", api.url()))
+        .get(format!("{}{path}", api.url()))
         .send()
         .await
         .unwrap();
