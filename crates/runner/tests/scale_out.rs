@@ -378,7 +378,9 @@ fn uneven_partitions_lose_nothing_and_keep_the_quota() {
     // partition) lanes, one call in flight each, wait for shared slots as
     // often as the other 28 lanes do, so the hot partition is left to
     // finish alone at what its four lanes carry (ARCHITECTURE.md, "Skewed
-    // partitions"). Asserted: a floor that shows a regression.
+    // partitions"); and at the shared window's 96.4/s, 4 000 records span
+    // 42 windows, 0.952, even unskewed. Asserted: a floor that shows a
+    // regression.
     assert_quota_kept_and_used(&api, 0.85);
 }
 
