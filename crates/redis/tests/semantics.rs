@@ -22,15 +22,38 @@ fn full<T: std::fmt::Debug>(answer: Result<T, SharedLimitError>) -> Duration {
     }
 }
 
-#[tokio::test]
-async fn the_limit_is_admitted_and_the_next_waits_until_the_earliest_slot_leaves() {
+/// A window of this test's own, `name`, admitting `limit` per `window_ms`
+/// with each slot held `margin` longer; `None` (skipped) without Redis.
+/// Keep the `TestWindow`: dropping it deletes the test's key.
+async fn own_window(
+    name: &str,
+    limit: u32,
+    window_ms: u64,
+    margin: Duration,
+) -> Option<(TestWindow, RedisLimit)> {
     if !common::main_server() {
-        return;
+        return None;
     }
-    let window = TestWindow::new("fill");
-    let limit = RedisLimit::connect(&window.url, quota(3, 300), Duration::ZERO)
+    let window = TestWindow::new(name);
+    let limit = RedisLimit::connect(&window.url, quota(limit, window_ms), margin)
         .await
         .unwrap();
+    Some((window, limit))
+}
+
+/// Once `retry_in` (and a little) has passed, the window has room for
+/// `units` again; then the test's key is removed.
+async fn room_after(limit: &RedisLimit, retry_in: Duration, units: usize) {
+    tokio::time::sleep(retry_in + 30 * MS).await;
+    limit.reserve(units).await.unwrap();
+    limit.remove().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_limit_is_admitted_and_the_next_waits_until_the_earliest_slot_leaves() {
+    let Some((window, limit)) = own_window("fill", 3, 300, Duration::ZERO).await else {
+        return;
+    };
     let mut ids = Vec::new();
     for _ in 0..3 {
         ids.push(limit.reserve(1).await.unwrap().id);
@@ -58,14 +81,10 @@ async fn the_limit_is_admitted_and_the_next_waits_until_the_earliest_slot_leaves
 
 #[tokio::test]
 async fn settling_gives_back_at_once_what_is_not_kept() {
-    if !common::main_server() {
-        return;
-    }
-    let window = TestWindow::new("give-back");
     // A long window: only a settlement can explain a slot coming back.
-    let limit = RedisLimit::connect(&window.url, quota(2, 10_000), Duration::ZERO)
-        .await
-        .unwrap();
+    let Some((_window, limit)) = own_window("give-back", 2, 10_000, Duration::ZERO).await else {
+        return;
+    };
     let both = limit.reserve(2).await.unwrap();
     assert_eq!(both.units, 2);
     full(limit.reserve(1).await);
@@ -84,13 +103,9 @@ async fn settling_gives_back_at_once_what_is_not_kept() {
 
 #[tokio::test]
 async fn counted_from_the_reservation_a_kept_slot_keeps_its_expiry() {
-    if !common::main_server() {
+    let Some((_window, limit)) = own_window("kept-early", 1, 300, Duration::ZERO).await else {
         return;
-    }
-    let window = TestWindow::new("kept-early");
-    let limit = RedisLimit::connect(&window.url, quota(1, 300), Duration::ZERO)
-        .await
-        .unwrap();
+    };
     let reservation = limit.reserve(1).await.unwrap();
     tokio::time::sleep(200 * MS).await;
     limit
@@ -104,22 +119,16 @@ async fn counted_from_the_reservation_a_kept_slot_keeps_its_expiry() {
         retry_in <= 110 * MS,
         "retry_in {retry_in:?}: not counted from the reservation"
     );
-    tokio::time::sleep(retry_in + 30 * MS).await;
-    limit.reserve(1).await.unwrap();
-    limit.remove().await.unwrap();
+    room_after(&limit, retry_in, 1).await;
 }
 
 #[tokio::test]
 async fn counted_from_the_reservation_a_quick_answer_ends_the_margin_early() {
-    if !common::main_server() {
-        return;
-    }
-    let window = TestWindow::new("kept-quick");
     // A margin longer than the call: a window from the answer (350 ms
     // after the reservation) ends before the window and margin (500 ms).
-    let limit = RedisLimit::connect(&window.url, quota(1, 300), 200 * MS)
-        .await
-        .unwrap();
+    let Some((_window, limit)) = own_window("kept-quick", 1, 300, 200 * MS).await else {
+        return;
+    };
     let reservation = limit.reserve(1).await.unwrap();
     let retry_in = full(limit.reserve(1).await);
     assert!(retry_in > 400 * MS, "reserved for {retry_in:?}, not 500 ms");
@@ -135,20 +144,14 @@ async fn counted_from_the_reservation_a_quick_answer_ends_the_margin_early() {
         "retry_in {retry_in:?}: not a window from the answer"
     );
     assert_eq!(limit.held().await.unwrap(), 1);
-    tokio::time::sleep(retry_in + 30 * MS).await;
-    limit.reserve(1).await.unwrap();
-    limit.remove().await.unwrap();
+    room_after(&limit, retry_in, 1).await;
 }
 
 #[tokio::test]
 async fn a_kept_slot_stays_a_window_from_the_answer_not_from_the_reservation() {
-    if !common::main_server() {
+    let Some((_window, limit)) = own_window("kept", 1, 300, Duration::ZERO).await else {
         return;
-    }
-    let window = TestWindow::new("kept");
-    let limit = RedisLimit::connect(&window.url, quota(1, 300), Duration::ZERO)
-        .await
-        .unwrap();
+    };
     let reservation = limit.reserve(1).await.unwrap();
     tokio::time::sleep(200 * MS).await;
     limit
@@ -165,20 +168,14 @@ async fn a_kept_slot_stays_a_window_from_the_answer_not_from_the_reservation() {
     tokio::time::sleep(150 * MS).await;
     full(limit.reserve(1).await);
     let retry_in = full(limit.reserve(1).await);
-    tokio::time::sleep(retry_in + 30 * MS).await;
-    limit.reserve(1).await.unwrap();
-    limit.remove().await.unwrap();
+    room_after(&limit, retry_in, 1).await;
 }
 
 #[tokio::test]
 async fn the_margin_lengthens_every_slot_and_an_idle_window_deletes_its_key() {
-    if !common::main_server() {
+    let Some((window, limit)) = own_window("margin", 2, 200, 100 * MS).await else {
         return;
-    }
-    let window = TestWindow::new("margin");
-    let limit = RedisLimit::connect(&window.url, quota(2, 200), 100 * MS)
-        .await
-        .unwrap();
+    };
     limit.reserve(2).await.unwrap();
     let retry_in = full(limit.reserve(1).await);
     assert!(
@@ -196,13 +193,9 @@ async fn the_margin_lengthens_every_slot_and_an_idle_window_deletes_its_key() {
 
 #[tokio::test]
 async fn a_call_larger_than_the_limit_goes_alone_into_an_empty_window() {
-    if !common::main_server() {
+    let Some((_window, limit)) = own_window("large", 3, 300, Duration::ZERO).await else {
         return;
-    }
-    let window = TestWindow::new("large");
-    let limit = RedisLimit::connect(&window.url, quota(3, 300), Duration::ZERO)
-        .await
-        .unwrap();
+    };
     let large = limit.reserve(5).await.unwrap();
     assert_eq!(limit.held().await.unwrap(), 5);
     full(limit.reserve(1).await);
@@ -211,20 +204,14 @@ async fn a_call_larger_than_the_limit_goes_alone_into_an_empty_window() {
     limit.reserve(1).await.unwrap();
     let retry_in = full(limit.reserve(5).await);
     assert!(retry_in > 150 * MS && retry_in <= 300 * MS, "{retry_in:?}");
-    tokio::time::sleep(retry_in + 30 * MS).await;
-    limit.reserve(5).await.unwrap();
-    limit.remove().await.unwrap();
+    room_after(&limit, retry_in, 5).await;
 }
 
 #[tokio::test]
 async fn a_batch_waits_until_enough_slots_leave_not_just_the_first() {
-    if !common::main_server() {
+    let Some((_window, limit)) = own_window("batch", 3, 600, Duration::ZERO).await else {
         return;
-    }
-    let window = TestWindow::new("batch");
-    let limit = RedisLimit::connect(&window.url, quota(3, 600), Duration::ZERO)
-        .await
-        .unwrap();
+    };
     limit.reserve(1).await.unwrap();
     tokio::time::sleep(250 * MS).await;
     limit.reserve(2).await.unwrap();
