@@ -35,14 +35,18 @@
 mod ack;
 mod clock;
 mod config;
+mod connector;
 mod dead_letter;
 mod fault;
 mod intake;
+mod limit_text;
 mod limiter;
 mod metrics;
 mod places;
 mod processor;
 mod queue;
+mod raw;
+mod relay;
 mod retry;
 mod shared;
 mod shared_limit;
@@ -50,6 +54,7 @@ mod sink;
 mod stream;
 mod transform;
 mod watchdog;
+mod watermark;
 mod worker;
 
 pub use ack::{Ack, Acknowledge, Incoming, Resolution};
@@ -58,16 +63,23 @@ pub use config::{
     BatchConfig, ConfigError, CountedFrom, DeliveryOrder, LimitUnit, MAX_IN_FLIGHT,
     ProcessorConfig, Quota, RateLimit,
 };
+pub use connector::{
+    BuiltSource, ConnectorError, Finish, Finished, NothingToFinish, RawStream, SavedCheckpoint,
+    SinkConnector, SinkPolicy, SourceConnector, SourceContext,
+};
 pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
+pub use limit_text::{MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError};
 pub use metrics::{
     LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
 };
 pub use processor::{
     AbortHandle, MetricsReader, ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM,
 };
+pub use raw::{Origin, RawRecord};
+pub use relay::{AckRelay, Outcome};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
 pub use shared_limit::{
@@ -78,3 +90,4 @@ pub use stream::{
     MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,
 };
 pub use transform::{Context, Rejected, Transform, Transformed};
+pub use watermark::{Resolutions, Watermark, WatermarkTracker};

@@ -73,6 +73,13 @@ impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Arc<S> {
     }
 }
 
+#[async_trait]
+impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Box<S> {
+    async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+        (**self).send(batch).await
+    }
+}
+
 /// Why a call to the downstream did not deliver (all of) its batch.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {

@@ -1,0 +1,202 @@
+//! Connectors that describe themselves: what a source or sink crate
+//! implements so that a pipeline can be built from a configuration.
+//!
+//! A connector's configuration type (serde, in its own crate) implements
+//! [`SourceConnector`] or [`SinkConnector`]: its name (its section in a
+//! configuration file), how it builds its source or sink, which processor
+//! settings it implies ([`SinkPolicy`]), and how it finishes ([`Finish`]).
+//! `sluice-pipeline` registers connectors by these traits and builds a
+//! running pipeline from a configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::ack::Incoming;
+use crate::config::{CountedFrom, DeliveryOrder, ProcessorConfig};
+use crate::raw::RawRecord;
+use crate::sink::Sink;
+
+/// An error of a connector, boxed at the boundary between the connector
+/// and the pipeline; the pipeline names the connector when it reports it.
+pub type ConnectorError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// One stream of records a source yields.
+pub type RawStream = BoxStream<'static, Incoming<RawRecord>>;
+
+/// What the pipeline tells a source connector when it builds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceContext {
+    /// The inputs the user named for this source, as given (paths, `-`,
+    /// URLs of the source's [schemes](SourceConnector::SCHEMES)).
+    pub inputs: Vec<String>,
+    /// Where to keep the source's progress, when the user asked for
+    /// checkpoints: a file for one input, a directory for several.
+    pub checkpoint: Option<PathBuf>,
+    /// The most records inside the pipeline: a source that holds records
+    /// until they are acknowledged (a broker's messages) should ask for no
+    /// more at once.
+    pub queue_capacity: usize,
+    /// The pipeline's delivery order: a source that can split its input
+    /// among processes by partition does so only when order is per
+    /// partition.
+    pub ordering: DeliveryOrder,
+}
+
+/// A source as built: its record streams (each read by an intake task of
+/// its own), and what to do once the processor has stopped.
+pub struct BuiltSource {
+    /// The streams, e.g. one per file.
+    pub streams: Vec<RawStream>,
+    /// Saves progress and lets go of what the source holds; run after the
+    /// processor stopped, when every record is resolved.
+    pub finish: Box<dyn Finish>,
+}
+
+impl std::fmt::Debug for BuiltSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BuiltSource")
+            .field("streams", &self.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A position a source saved at the end of a run, for the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedCheckpoint {
+    /// The input (a file's canonical path).
+    pub input: PathBuf,
+    /// The byte offset saved: every record before it is done.
+    pub offset: u64,
+    /// How many lines (records) come before `offset`.
+    pub lines: u64,
+}
+
+/// What a source did when it finished.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Finished {
+    /// The checkpoints it saved, one per input that has one.
+    pub checkpoints: Vec<SavedCheckpoint>,
+}
+
+/// How a source finishes once the processor has stopped (saving its
+/// checkpoints, giving up its leases, closing its consumers).
+#[async_trait]
+pub trait Finish: Send {
+    /// Finishes the source.
+    ///
+    /// # Errors
+    /// When what the source must keep could not be kept (a checkpoint not
+    /// written): the run then failed, though every record is resolved.
+    async fn finish(self: Box<Self>) -> Result<Finished, ConnectorError>;
+}
+
+/// A source that needs nothing at its end.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingToFinish;
+
+#[async_trait]
+impl Finish for NothingToFinish {
+    async fn finish(self: Box<Self>) -> Result<Finished, ConnectorError> {
+        Ok(Finished::default())
+    }
+}
+
+/// A source connector: implemented by the source's configuration type.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use futures::StreamExt;
+/// use sluice_processor::{
+///     BuiltSource, ConnectorError, Incoming, NothingToFinish, Origin, RawRecord, RecordId,
+///     SourceConnector, SourceContext, StreamName,
+/// };
+///
+/// /// `count` records `{"n":1}`, `{"n":2}`, ...
+/// struct Counter {
+///     count: u64,
+/// }
+///
+/// #[async_trait]
+/// impl SourceConnector for Counter {
+///     const NAME: &'static str = "counter";
+///
+///     async fn build(&self, _: &SourceContext) -> Result<BuiltSource, ConnectorError> {
+///         let stream = StreamName::new("counter")?;
+///         let origin = Origin::new("counter");
+///         let records = futures::stream::iter(1..=self.count).map(move |n| {
+///             let position = RecordId { stream, partition: 0, sequence: n };
+///             Incoming::new(RawRecord::new(origin.clone(), position, format!("{{\"n\":{n}}}")))
+///         });
+///         Ok(BuiltSource { streams: vec![records.boxed()], finish: Box::new(NothingToFinish) })
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait SourceConnector: Send + Sync + 'static {
+    /// The connector's name: `source = "NAME"` and its section `[NAME]`
+    /// in a configuration.
+    const NAME: &'static str;
+
+    /// The URL schemes of the inputs it reads (`["nats"]` for
+    /// `nats://HOST:PORT`): an input with one of them chooses this source.
+    /// Empty for a source of paths.
+    const SCHEMES: &'static [&'static str] = &[];
+
+    /// Opens the source: checks its inputs and connects, so that an error
+    /// shows before any record is read.
+    ///
+    /// # Errors
+    /// An input, a checkpoint or a server that cannot be used, saying
+    /// which and why.
+    async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError>;
+}
+
+/// The processor settings a sink implies: how long a call may take, and
+/// how the API counts the successes its quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkPolicy {
+    /// The processor's bound on one call (see
+    /// [`ProcessorConfig::call_timeout`]).
+    pub call_timeout: Duration,
+    /// When a success starts counting in the API's window.
+    pub counted_from: CountedFrom,
+    /// How long past its window a success is still counted (see
+    /// [`ProcessorConfig::rate_limit_margin`]).
+    pub rate_limit_margin: Duration,
+}
+
+impl SinkPolicy {
+    /// `config` with this policy's settings.
+    pub fn apply(self, config: ProcessorConfig) -> ProcessorConfig {
+        ProcessorConfig {
+            call_timeout: self.call_timeout,
+            counted_from: self.counted_from,
+            rate_limit_margin: self.rate_limit_margin,
+            ..config
+        }
+    }
+}
+
+/// A sink connector: implemented by the sink's configuration type, for the
+/// records `R` it can deliver.
+pub trait SinkConnector<R>: Send + Sync + 'static {
+    /// The connector's name: `sink = "NAME"` and its section `[NAME]` in a
+    /// configuration.
+    const NAME: &'static str;
+
+    /// The sink it builds.
+    type Sink: Sink<R>;
+
+    /// Builds the sink.
+    ///
+    /// # Errors
+    /// A setting that cannot be used (a malformed URL, a header whose
+    /// variable is not set), saying which and why.
+    fn build(&self) -> Result<Self::Sink, ConnectorError>;
+
+    /// The processor settings this sink implies.
+    fn policy(&self) -> SinkPolicy;
+}
