@@ -139,6 +139,17 @@ impl<R> Transformed<R> {
             bytes: 0,
         }
     }
+
+    /// The same record, made another type by `f` (e.g. wrapped in an enum
+    /// of several profiles' records).
+    pub fn map<U>(self, f: impl FnOnce(R) -> U) -> Transformed<U> {
+        Transformed {
+            id: self.id,
+            record: f(self.record),
+            priority: self.priority,
+            bytes: self.bytes,
+        }
+    }
 }
 
 /// A record the transform refused, for the dead-letter outlet.
@@ -163,6 +174,16 @@ impl<R> Rejected<R> {
             record: None,
             raw: None,
             reason: reason.into(),
+        }
+    }
+
+    /// The same refusal, its record (if any) made another type by `f`.
+    pub fn map<U>(self, f: impl FnOnce(R) -> U) -> Rejected<U> {
+        Rejected {
+            id: self.id,
+            record: self.record.map(f),
+            raw: self.raw,
+            reason: self.reason,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use serde_json::value::RawValue;
-use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
+use sluice_processor::{Context, RawRecord, RecordId, Rejected, Transform, Transformed};
 
 use fields::{Field, Keys, Record, mistyped};
 
@@ -26,49 +26,9 @@ pub const MAX_SCHEMA_ERRORS: usize = 5;
 /// ones (a message may quote the whole offending value) are cut, with `…`.
 pub const MAX_SCHEMA_MESSAGE_BYTES: usize = 256;
 
-/// What a source hands the `json` profile: one record's text and the
-/// source's position, its identity when no field gives one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct JsonInput {
-    /// The record's JSON text, e.g. one line of a file.
-    pub text: String,
-    /// The source's stream, e.g. a file's name.
-    pub stream: StreamName,
-    /// The source's partition (0 for a file).
-    pub partition: u32,
-    /// The record's position in the source, e.g. its line number.
-    pub sequence: u64,
-}
-
-impl JsonInput {
-    /// The record `text`, found at `sequence` of `stream`'s `partition`.
-    pub fn new(
-        text: impl Into<String>,
-        stream: StreamName,
-        partition: u32,
-        sequence: u64,
-    ) -> JsonInput {
-        JsonInput {
-            text: text.into(),
-            stream,
-            partition,
-            sequence,
-        }
-    }
-
-    /// The source's position as a record identity.
-    pub fn position(&self) -> RecordId {
-        RecordId {
-            stream: self.stream,
-            partition: self.partition,
-            sequence: self.sequence,
-        }
-    }
-}
-
 /// A JSON object exactly as received (trimmed of surrounding JSON whitespace),
 /// serialized as that same raw JSON.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct JsonRecord(Box<RawValue>);
 
@@ -103,7 +63,7 @@ impl fmt::Display for JsonRecord {
 ///
 /// A field is a top-level key (`stream`) or, when it starts with `/`, a
 /// JSON Pointer (`/meta/stream`). A field that is not configured is taken
-/// from the source's position ([`JsonInput`]); priority then is 0.
+/// from the source's position ([`RawRecord::position`]); priority then is 0.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonProfileConfig {
@@ -185,7 +145,7 @@ pub enum JsonProfileError {
     EmptyField(&'static str),
 }
 
-/// The `json` profile: a [`Transform`] of [`JsonInput`] into [`JsonRecord`].
+/// The `json` profile: a [`Transform`] of [`RawRecord`] into [`JsonRecord`].
 ///
 /// Each record must be one JSON object. Its identity is taken from the
 /// configured fields, else from the source's position; its priority from
@@ -193,11 +153,12 @@ pub enum JsonProfileError {
 /// JSON, not an object, has a configured field missing or mistyped, or
 /// fails the schema is rejected with a reason saying so and its text (at
 /// most [`MAX_RAW_BYTES`]); a schema failure's reason begins `schema: `.
+/// A record its source [cut](RawRecord::cut) is rejected as too long.
 ///
 /// ```
 /// use serde_json::json;
-/// use sluice_processor::{Context, StreamName, Transform};
-/// use sluice_profiles::json::{JsonInput, JsonProfile, JsonProfileConfig};
+/// use sluice_processor::{Context, Origin, RawRecord, RecordId, StreamName, Transform};
+/// use sluice_profiles::json::{JsonProfile, JsonProfileConfig};
 ///
 /// let profile = JsonProfile::new(JsonProfileConfig {
 ///     stream_field: Some("stream".into()),
@@ -210,15 +171,17 @@ pub enum JsonProfileError {
 ///     ..JsonProfileConfig::default()
 /// })?;
 /// let file = StreamName::new("orders.jsonl")?;
+/// let origin = Origin::new("/data/orders.jsonl");
+/// let line = |n, text| RawRecord::new(origin.clone(), RecordId { stream: file, partition: 0, sequence: n }, text);
 /// let mut context = Context::new(0.0);
 ///
 /// let good = r#"{"stream":"orders-eu","meta":{"seq":7},"amount":12.5}"#;
-/// let sent = profile.transform(JsonInput::new(good, file, 0, 1), &mut context).unwrap();
+/// let sent = profile.transform(line(1, good), &mut context).unwrap();
 /// assert_eq!(sent.id.to_string(), "orders-eu/0#7");
 /// assert_eq!(sent.record.as_str(), good);
 ///
 /// let bad = r#"{"stream":"orders-eu","meta":{"seq":8},"amount":-3}"#;
-/// let refused = profile.transform(JsonInput::new(bad, file, 0, 2), &mut context).unwrap_err();
+/// let refused = profile.transform(line(2, bad), &mut context).unwrap_err();
 /// assert_eq!(refused.id.to_string(), "orders-eu/0#8");
 /// assert_eq!(refused.reason, "schema: /amount: -3 is less than the minimum of 0");
 /// assert_eq!(refused.raw.as_deref(), Some(bad));
@@ -351,15 +314,18 @@ impl JsonProfile {
     }
 }
 
-impl Transform<JsonInput> for JsonProfile {
+impl Transform<RawRecord> for JsonProfile {
     type Output = JsonRecord;
 
     fn transform(
         &self,
-        input: JsonInput,
+        input: RawRecord,
         context: &mut Context,
     ) -> Result<Transformed<JsonRecord>, Rejected<JsonRecord>> {
-        let position = input.position();
+        if let Some(too_long) = crate::refuse_cut(&input) {
+            return Err(too_long);
+        }
+        let position = input.position;
         // JSON's own whitespace only: anything else is not JSON.
         let text = input.text.trim_matches([' ', '\t', '\n', '\r']);
         let reject = |id, reason| Rejected {

@@ -12,12 +12,12 @@ use sluice_models::{
     SourceStats, StreamData,
 };
 use sluice_processor::{
-    Context, MetricsSnapshot, RecordId, Rejected, StreamName, StreamNameError, Transform,
-    Transformed,
+    Context, MetricsSnapshot, RawRecord, RecordId, Rejected, StreamName, StreamNameError,
+    Transform, Transformed,
 };
 use validator::Validate;
 
-use crate::json::{JsonInput, raw_excerpt};
+use crate::json::raw_excerpt;
 
 /// The `seed` profile: the standard transform, then the derive validation.
 ///
@@ -113,18 +113,21 @@ impl Transform<StreamData> for SeedProfile {
 /// such an object is refused with the parser's reason and the raw text
 /// (cut to [`MAX_RAW_BYTES`](crate::json::MAX_RAW_BYTES)), under the input's
 /// position (stream, partition 0, line number).
-impl Transform<JsonInput> for SeedProfile {
+impl Transform<RawRecord> for SeedProfile {
     type Output = ProcessedRecord;
 
     fn transform(
         &self,
-        input: JsonInput,
+        input: RawRecord,
         context: &mut Context,
     ) -> Result<Transformed<ProcessedRecord>, Rejected<ProcessedRecord>> {
+        if let Some(too_long) = crate::refuse_cut(&input) {
+            return Err(too_long);
+        }
         match serde_json::from_str::<StreamData>(&input.text) {
             Ok(data) => self.transform(data, context),
             Err(error) => Err(Rejected {
-                id: input.position(),
+                id: input.position,
                 record: None,
                 raw: Some(raw_excerpt(input.text.trim_end()).to_owned()),
                 reason: format!("not a seed record (StreamData JSON): {error}"),
@@ -510,18 +513,21 @@ mod tests {
     fn text_input_is_parsed_as_stream_data_or_refused_with_its_position() {
         let profile = SeedProfile::new().unwrap();
         let lines = StreamName::new("seed-lines").unwrap();
+        let line = |sequence, text: &str| {
+            let position = RecordId {
+                stream: lines,
+                partition: 0,
+                sequence,
+            };
+            RawRecord::new(sluice_processor::Origin::new("seed-lines"), position, text)
+        };
         let mut context = Context::new(1_000.5);
         let good = r#"{"source":"user_events","partition":2,"timestamp":1000.0,"priority":3,"data":{"user_id":"u"},"sequence_id":9}"#;
-        let done = profile
-            .transform(JsonInput::new(good, lines, 0, 1), &mut context)
-            .unwrap();
+        let done = profile.transform(line(1, good), &mut context).unwrap();
         assert_eq!(done.id.to_string(), "user_events/2#9");
         assert_eq!(done.record.transformed_data["user_id"], "u");
         let bad = profile
-            .transform(
-                JsonInput::new("{\"source\": 7}\n", lines, 0, 4),
-                &mut context,
-            )
+            .transform(line(4, "{\"source\": 7}\n"), &mut context)
             .unwrap_err();
         assert_eq!(bad.id.to_string(), "seed-lines/0#4");
         assert_eq!(bad.raw.as_deref(), Some("{\"source\": 7}"));

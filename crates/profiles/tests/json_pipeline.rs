@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde_json::json;
 use sluice_processor::{
-    DeadLetterReason, Envelope, Incoming, ProcessorConfig, RecordId, SendError, Sink, StreamName,
-    StreamProcessor,
+    DeadLetterReason, Envelope, Incoming, Origin, ProcessorConfig, RawRecord, RecordId, SendError,
+    Sink, StreamName, StreamProcessor,
 };
-use sluice_profiles::json::{JsonInput, JsonProfile, JsonProfileConfig, JsonRecord};
+use sluice_profiles::json::{JsonProfile, JsonProfileConfig, JsonRecord};
 
 /// Keeps every record it is sent.
 #[derive(Clone, Default)]
@@ -35,15 +35,22 @@ fn id(stream: &str, partition: u32, sequence: u64) -> RecordId {
     }
 }
 
-/// A file source: its lines as `JsonInput`s at their line numbers.
+/// A file source: its lines as raw records at their line numbers.
 fn file(
     name: &str,
     lines: &[String],
-) -> futures::stream::Iter<std::vec::IntoIter<Incoming<JsonInput>>> {
+) -> futures::stream::Iter<std::vec::IntoIter<Incoming<RawRecord>>> {
     let stream = StreamName::new(name).unwrap();
     let records: Vec<_> = (1..)
         .zip(lines)
-        .map(|(line, text)| Incoming::new(JsonInput::new(text.clone(), stream, 0, line)))
+        .map(|(line, text)| {
+            let position = RecordId {
+                stream,
+                partition: 0,
+                sequence: line,
+            };
+            Incoming::new(RawRecord::new(Origin::new(name), position, text.clone()))
+        })
         .collect();
     futures::stream::iter(records)
 }

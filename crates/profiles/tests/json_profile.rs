@@ -6,8 +6,7 @@
 use serde_json::json;
 use sluice_processor::{Context, RecordId, Transform};
 use sluice_profiles::json::{
-    JsonInput, JsonProfile, JsonProfileConfig, JsonProfileError, JsonRecord, MAX_RAW_BYTES,
-    MAX_SCHEMA_ERRORS,
+    JsonProfile, JsonProfileConfig, JsonProfileError, JsonRecord, MAX_RAW_BYTES, MAX_SCHEMA_ERRORS,
 };
 
 mod common;
@@ -90,7 +89,14 @@ fn a_field_without_a_leading_slash_is_a_top_level_key() {
 fn identity_is_the_position_when_no_field_is_configured() {
     let profile = JsonProfile::new(JsonProfileConfig::default()).unwrap();
     let text = r#"{"stream":"ignored","seq":5,"priority":9}"#;
-    let input = JsonInput::new(text, file(), 2, 17);
+    let input = common::raw(
+        text,
+        RecordId {
+            stream: file(),
+            partition: 2,
+            sequence: 17,
+        },
+    );
     let done = profile.transform(input, &mut Context::new(0.0)).unwrap();
     assert_eq!(
         done.id,

@@ -3,8 +3,10 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
-use sluice_processor::{Context, RecordId, Rejected, StreamName, Transform, Transformed};
-use sluice_profiles::json::{JsonInput, JsonProfile, JsonRecord};
+use sluice_processor::{
+    Context, Origin, RawRecord, RecordId, Rejected, StreamName, Transform, Transformed,
+};
+use sluice_profiles::json::{JsonProfile, JsonRecord};
 
 /// What the profile makes of one record.
 pub type Outcome = Result<Transformed<JsonRecord>, Rejected<JsonRecord>>;
@@ -35,5 +37,10 @@ pub fn id(stream: &str, partition: u32, sequence: u64) -> RecordId {
 /// `profile`'s outcome for `text`, found at line `line` of the file.
 pub fn run(profile: &JsonProfile, text: &str, line: u64) -> Outcome {
     let mut context = Context::new(0.0);
-    profile.transform(JsonInput::new(text, file(), 0, line), &mut context)
+    profile.transform(raw(text, position(line)), &mut context)
+}
+
+/// `text` found at `position` of the file.
+pub fn raw(text: &str, position: RecordId) -> RawRecord {
+    RawRecord::new(Origin::new("/data/input.jsonl"), position, text)
 }
