@@ -3,7 +3,7 @@
 //! the pipeline still holds in progress.
 //!
 //! [`Ack`] receivers are synchronous and must not block, so they only send
-//! their decision over an unbounded channel; this task does the I/O.
+//! their decision through the core's [`AckRelay`]; this task does the I/O.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,32 +12,30 @@ use std::time::Duration;
 
 use async_nats::jetstream::AckKind;
 use async_nats::jetstream::message::Acker;
-use sluice_processor::{Ack, Resolution};
+use sluice_processor::{Ack, AckRelay, Outcome};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
-/// What the source and the acks tell the acker task.
-pub(crate) enum Event {
-    /// A message handed to the pipeline, under this key.
-    Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>),
-    /// The fate of the message under this key.
-    Resolve(u64, AckKind),
-}
+/// A message handed to the pipeline, under its key, with its place among
+/// the messages pending.
+pub(crate) struct Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>);
 
-/// The source's end of the acker task.
+/// The source's end of the acker task: holds go to the task on one
+/// channel, each record's resolution on the core's [`AckRelay`].
 #[derive(Debug, Clone)]
 pub(crate) struct AckerHandle {
-    events: UnboundedSender<Event>,
-    nak_delay: Duration,
+    holds: UnboundedSender<Hold>,
+    relay: AckRelay<u64>,
     /// The next message's key, shared by every handle of the task.
     next_key: Arc<AtomicU64>,
 }
 
 impl AckerHandle {
     /// Starts the acker task; `client` is flushed after each round of
-    /// acknowledgements. Must be called within a tokio runtime.
+    /// acknowledgements; a record handed back is redelivered after
+    /// `nak_delay`. Must be called within a tokio runtime.
     /// The task ends once every handle and every `Ack` is gone, having
     /// told JetStream every resolution; its `JoinHandle` says when.
     pub(crate) fn start(
@@ -45,11 +43,17 @@ impl AckerHandle {
         ack_wait: Duration,
         nak_delay: Duration,
     ) -> (AckerHandle, JoinHandle<()>) {
-        let (events, received) = unbounded_channel();
-        let task = tokio::spawn(run(received, client, ack_wait));
-        let handle = AckerHandle {
-            events,
+        let (holds, held) = unbounded_channel();
+        let (relay, outcomes) = AckRelay::new();
+        let task = tokio::spawn(run(
+            Channels { held, outcomes },
+            client,
+            ack_wait,
             nak_delay,
+        ));
+        let handle = AckerHandle {
+            holds,
+            relay,
             next_key: Arc::new(AtomicU64::new(0)),
         };
         (handle, task)
@@ -62,18 +66,15 @@ impl AckerHandle {
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
-        let _ = self.events.send(Event::Hold(key, Box::new(acker), place));
-        let events = self.events.clone();
-        let nak_delay = self.nak_delay;
-        Ack::new(move |resolution: Resolution<'_>| {
-            let kind = match resolution {
-                Resolution::Delivered => AckKind::Ack,
-                Resolution::DeadLettered(_) => AckKind::Term,
-                Resolution::NotProcessed => AckKind::Nak(Some(nak_delay)),
-            };
-            let _ = events.send(Event::Resolve(key, kind));
-        })
+        let _ = self.holds.send(Hold(key, Box::new(acker), place));
+        self.relay.ack(key)
     }
+}
+
+/// What the task receives.
+struct Channels {
+    held: UnboundedReceiver<Hold>,
+    outcomes: UnboundedReceiver<(u64, Outcome)>,
 }
 
 /// A message held for the pipeline.
@@ -87,58 +88,75 @@ struct Held {
 }
 
 async fn run(
-    mut received: UnboundedReceiver<Event>,
+    mut channels: Channels,
     client: async_nats::Client,
     ack_wait: Duration,
+    nak_delay: Duration,
 ) {
     let mut held: HashMap<u64, Held> = HashMap::new();
     let every = (ack_wait / 4).max(Duration::from_millis(10));
     let mut ticker = interval(every);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut events = Vec::new();
+    let mut outcomes = Vec::new();
     loop {
         tokio::select! {
-            count = received.recv_many(&mut events, 1024) => {
+            count = channels.outcomes.recv_many(&mut outcomes, 1024) => {
                 if count == 0 {
                     break;
                 }
-                for event in events.drain(..) {
-                    apply(&mut held, event).await;
+                // A message's hold was sent before its Ack existed, so it
+                // is in the channel by the time its outcome is read.
+                take_holds(&mut channels.held, &mut held);
+                for (key, outcome) in outcomes.drain(..) {
+                    let kind = match outcome {
+                        Outcome::Delivered => AckKind::Ack,
+                        Outcome::DeadLettered(_) => AckKind::Term,
+                        Outcome::NotProcessed => AckKind::Nak(Some(nak_delay)),
+                    };
+                    tell(&mut held, key, kind).await;
                 }
                 if let Err(error) = client.flush().await {
                     tracing::warn!(%error, "cannot flush JetStream acknowledgements");
                 }
             }
-            _ = ticker.tick() => keep_in_progress(&mut held, ack_wait).await,
+            _ = ticker.tick() => {
+                take_holds(&mut channels.held, &mut held);
+                keep_in_progress(&mut held, ack_wait).await;
+            }
         }
     }
     // Every sender is gone: the source and every Ack. Whatever is still
     // held was never resolved (impossible: a dropped Ack resolves itself),
     // JetStream redelivers it after its ack wait.
+    take_holds(&mut channels.held, &mut held);
     if !held.is_empty() {
         tracing::warn!(count = held.len(), "JetStream messages left unacknowledged");
     }
 }
 
-async fn apply(held: &mut HashMap<u64, Held>, event: Event) {
-    match event {
-        Event::Hold(key, acker, place) => {
-            held.insert(
-                key,
-                Held {
-                    acker,
-                    _place: place,
-                    since: Instant::now(),
-                },
-            );
-        }
-        Event::Resolve(key, kind) => {
-            if let Some(message) = held.remove(&key)
-                && let Err(error) = message.acker.ack_with(kind).await
-            {
+/// Takes every hold sent so far.
+fn take_holds(channel: &mut UnboundedReceiver<Hold>, held: &mut HashMap<u64, Held>) {
+    while let Ok(Hold(key, acker, place)) = channel.try_recv() {
+        held.insert(
+            key,
+            Held {
+                acker,
+                _place: place,
+                since: Instant::now(),
+            },
+        );
+    }
+}
+
+/// Tells JetStream the fate of the message under `key`.
+async fn tell(held: &mut HashMap<u64, Held>, key: u64, kind: AckKind) {
+    match held.remove(&key) {
+        Some(message) => {
+            if let Err(error) = message.acker.ack_with(kind).await {
                 tracing::warn!(%error, ?kind, "cannot acknowledge a JetStream message");
             }
         }
+        None => tracing::error!(key, "an acknowledgement for a message not held"),
     }
 }
 

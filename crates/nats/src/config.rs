@@ -78,6 +78,15 @@ impl JetStreamConfig {
         }
     }
 
+    /// The records' [`Origin`](sluice_processor::Origin): `URL/STREAM`.
+    pub fn origin(&self) -> sluice_processor::Origin {
+        sluice_processor::Origin::new(format!(
+            "{}/{}",
+            self.url.trim_end_matches('/'),
+            self.stream
+        ))
+    }
+
     /// Checks the values that make no sense.
     pub(crate) fn validate(&self) -> Result<(), NatsError> {
         let invalid = |reason: &str| Err(NatsError::Config(reason.to_owned()));

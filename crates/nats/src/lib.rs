@@ -1,13 +1,15 @@
 //! sluice's NATS JetStream connectors.
 //!
 //! - [`JetStreamSource`]: a durable pull consumer as a source of
-//!   [`JsonInput`](sluice_profiles::json::JsonInput) records, each carrying
+//!   [`RawRecord`](sluice_processor::RawRecord)s, each carrying
 //!   an [`Ack`](sluice_processor::Ack) that acknowledges (delivered),
 //!   terminates (dead-lettered) or naks (not processed) its message, and
 //!   keeps it in progress while the pipeline holds it.
 //! - [`PartitionedSource`]: the same for several processes sharing a
 //!   stream with order per partition: each partition is consumed by one
 //!   live process at a time, by leases in a JetStream key-value bucket.
+//! - [`NatsSettings`]: the JetStream source as a connector of a
+//!   configured pipeline (`[nats]`, `--nats-*`).
 //! - [`JetStreamPublisher`]: publishes NDJSON lines to
 //!   `records.<stream>.<partition>` subjects with JetStream acks, creating
 //!   the stream when asked.
@@ -21,6 +23,7 @@ mod config;
 mod leases;
 mod partitioned;
 mod publisher;
+mod settings;
 mod source;
 
 pub use config::{
@@ -29,4 +32,5 @@ pub use config::{
 };
 pub use partitioned::{PartitionLeases, PartitionedSource};
 pub use publisher::{JetStreamPublisher, record_subject};
+pub use settings::{DEFAULT_ACK_WAIT, DEFAULT_CONSUMER, DEFAULT_LEASE, NatsSettings};
 pub use source::{JetStreamSource, parse_subject};

@@ -32,8 +32,7 @@ use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream::Stream as JetStream;
 use futures::{Stream, TryStreamExt};
-use sluice_processor::{Incoming, StreamName};
-use sluice_profiles::json::JsonInput;
+use sluice_processor::{Incoming, RawRecord, StreamName};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -52,7 +51,7 @@ const ACK_DRAIN: Duration = Duration::from_secs(5);
 /// [`max_ack_pending`](JetStreamConfig::max_ack_pending). Never ends on its
 /// own; after the processor stops, call [`PartitionLeases::release`].
 pub struct PartitionedSource {
-    records: mpsc::Receiver<Incoming<JsonInput>>,
+    records: mpsc::Receiver<Incoming<RawRecord>>,
 }
 
 impl fmt::Debug for PartitionedSource {
@@ -62,7 +61,7 @@ impl fmt::Debug for PartitionedSource {
 }
 
 impl Stream for PartitionedSource {
-    type Item = Incoming<JsonInput>;
+    type Item = Incoming<RawRecord>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.records.poll_recv(cx)
@@ -169,7 +168,7 @@ struct Coordinator {
     lease_time: Duration,
     places: Arc<Semaphore>,
     acker: Option<AckerHandle>,
-    sender: mpsc::Sender<Incoming<JsonInput>>,
+    sender: mpsc::Sender<Incoming<RawRecord>>,
     default_stream: StreamName,
     fetchers: BTreeMap<String, Fetcher>,
     stop: CancellationToken,

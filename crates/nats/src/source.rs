@@ -1,5 +1,5 @@
 //! The JetStream source: a durable pull consumer as a pull-based stream of
-//! [`JsonInput`] records, each acknowledged through the acker task.
+//! [`RawRecord`]s, each acknowledged through the acker task.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -13,16 +13,15 @@ use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
-use sluice_processor::{Incoming, StreamName};
-use sluice_profiles::json::JsonInput;
+use sluice_processor::{Incoming, Origin, RawRecord, RecordId, StreamName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::acker::AckerHandle;
 use crate::config::{Connection, JetStreamConfig, NatsError};
 
 /// A durable JetStream pull consumer as a source for a
-/// [`StreamProcessor`](sluice_processor::StreamProcessor), over the `json`
-/// profile's [`JsonInput`].
+/// [`StreamProcessor`](sluice_processor::StreamProcessor), yielding
+/// [`RawRecord`]s whose origin is `URL/STREAM` (see [`JetStreamConfig::origin`]).
 ///
 /// - **Pull-based**: a pull request (of at most
 ///   [`fetch_batch`](JetStreamConfig::fetch_batch) and
@@ -47,7 +46,7 @@ use crate::config::{Connection, JetStreamConfig, NatsError};
 /// - **Never ends** on its own: a failed pull request is logged and
 ///   retried after a second. Stop the processor to stop it.
 pub struct JetStreamSource {
-    records: BoxStream<'static, Incoming<JsonInput>>,
+    records: BoxStream<'static, Incoming<RawRecord>>,
     consumer: PullConsumer,
 }
 
@@ -106,7 +105,7 @@ impl JetStreamSource {
 }
 
 impl Stream for JetStreamSource {
-    type Item = Incoming<JsonInput>;
+    type Item = Incoming<RawRecord>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.records.as_mut().poll_next(cx)
@@ -119,10 +118,11 @@ pub(crate) struct Pulling {
     consumer: PullConsumer,
     batch: Option<Batch>,
     /// Messages received and not yet handed over, with their acks.
-    ready: VecDeque<Incoming<JsonInput>>,
+    ready: VecDeque<Incoming<RawRecord>>,
     size: usize,
     wait: Duration,
     default_stream: StreamName,
+    origin: Origin,
     acker: AckerHandle,
     /// Places for messages pending acknowledgement, shared with the other
     /// consumers of the same pipeline; `None` when `max_ack_pending` of the
@@ -150,6 +150,7 @@ impl Pulling {
             size: config.fetch_batch.min(config.max_ack_pending),
             wait: config.fetch_wait,
             default_stream,
+            origin: config.origin(),
             acker,
             places,
             reserved: None,
@@ -158,7 +159,7 @@ impl Pulling {
 
     /// The next record: from those received, the current pull request, or
     /// a new one.
-    pub(crate) async fn next(&mut self) -> Incoming<JsonInput> {
+    pub(crate) async fn next(&mut self) -> Incoming<RawRecord> {
         loop {
             if let Some(record) = self.ready.pop_front() {
                 return record;
@@ -224,7 +225,7 @@ impl Pulling {
         size
     }
 
-    fn record(&mut self, message: Message) -> Incoming<JsonInput> {
+    fn record(&mut self, message: Message) -> Incoming<RawRecord> {
         let sequence = message.info().map(|info| info.stream_sequence).unwrap_or(0);
         let (stream, partition) = parse_subject(message.subject.as_str(), self.default_stream);
         let (message, acker) = message.split();
@@ -234,7 +235,12 @@ impl Pulling {
             .as_mut()
             .and_then(|reserved| reserved.split(1));
         let ack = self.acker.hold(acker, place);
-        Incoming::with_ack(JsonInput::new(text, stream, partition, sequence), ack)
+        let position = RecordId {
+            stream,
+            partition,
+            sequence,
+        };
+        Incoming::with_ack(RawRecord::new(self.origin.clone(), position, text), ack)
     }
 }
 

@@ -200,3 +200,76 @@ pub trait SinkConnector<R>: Send + Sync + 'static {
     /// The processor settings this sink implies.
     fn policy(&self) -> SinkPolicy;
 }
+
+/// A setting a connector cannot use: names its configuration key (e.g.
+/// `nats.lease`, also `SLUICE_NATS_LEASE`) and its flag, and says why.
+///
+/// ```
+/// use std::time::Duration;
+/// use sluice_processor::SettingError;
+///
+/// let error = SettingError::out_of_range(
+///     "nats.lease", "--nats-lease", Duration::ZERO, Duration::from_secs(1), Duration::from_secs(3600),
+/// );
+/// assert_eq!(error.to_string(), "nats.lease (--nats-lease): must be 1s to 1h, got 0s");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} ({flag}): {problem}")]
+pub struct SettingError {
+    /// The configuration key, as a path (`section.field`).
+    pub key: &'static str,
+    /// The command-line flag that sets it.
+    pub flag: &'static str,
+    /// What is wrong and what to do.
+    pub problem: String,
+}
+
+impl SettingError {
+    /// The setting `key` (flag `flag`) cannot be used: `problem`.
+    pub fn new(key: &'static str, flag: &'static str, problem: impl Into<String>) -> SettingError {
+        SettingError {
+            key,
+            flag,
+            problem: problem.into(),
+        }
+    }
+
+    /// The duration `value` of `key` is not within `low..=high`.
+    pub fn out_of_range(
+        key: &'static str,
+        flag: &'static str,
+        value: Duration,
+        low: Duration,
+        high: Duration,
+    ) -> SettingError {
+        let show = humantime::format_duration;
+        SettingError::new(
+            key,
+            flag,
+            format!(
+                "must be {} to {}, got {}",
+                show(low),
+                show(high),
+                show(value)
+            ),
+        )
+    }
+
+    /// `Ok(value)` when `value` is within `low..=high`.
+    ///
+    /// # Errors
+    /// [`out_of_range`](Self::out_of_range) otherwise.
+    pub fn check_duration(
+        key: &'static str,
+        flag: &'static str,
+        value: Duration,
+        low: Duration,
+        high: Duration,
+    ) -> Result<Duration, SettingError> {
+        if (low..=high).contains(&value) {
+            Ok(value)
+        } else {
+            Err(SettingError::out_of_range(key, flag, value, low, high))
+        }
+    }
+}

@@ -65,7 +65,7 @@ pub use config::{
 };
 pub use connector::{
     BuiltSource, ConnectorError, Finish, Finished, NothingToFinish, RawStream, SavedCheckpoint,
-    SinkConnector, SinkPolicy, SourceConnector, SourceContext,
+    SettingError, SinkConnector, SinkPolicy, SourceConnector, SourceContext,
 };
 pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,

@@ -28,8 +28,8 @@ use seed::SeedProfile;
 pub enum Profile {
     /// The original test's records.
     Seed(SeedProfile),
-    /// Any JSON object.
-    Json(JsonProfile),
+    /// Any JSON object (boxed: it holds a compiled schema).
+    Json(Box<JsonProfile>),
 }
 
 /// The record of whichever profile runs, serialized as that profile's
@@ -113,7 +113,7 @@ mod tests {
     #[test]
     fn either_profile_sends_its_own_record() {
         let mut context = Context::new(1_000.5);
-        let json = Profile::Json(JsonProfile::new(Default::default()).unwrap());
+        let json = Profile::Json(Box::new(JsonProfile::new(Default::default()).unwrap()));
         let done = json
             .transform(raw(r#"{"a":1}"#, None), &mut context)
             .unwrap();
@@ -137,7 +137,7 @@ mod tests {
     fn a_record_its_source_cut_is_refused_by_every_profile_with_its_length() {
         let mut context = Context::new(1_000.5);
         for profile in [
-            Profile::Json(JsonProfile::new(Default::default()).unwrap()),
+            Profile::Json(Box::new(JsonProfile::new(Default::default()).unwrap())),
             Profile::Seed(SeedProfile::new().unwrap()),
         ] {
             // Even text that would pass whole is refused once cut.
