@@ -90,6 +90,21 @@ pub(crate) fn references_environment(value: &str) -> bool {
     pieces(value).is_none_or(|pieces| pieces.iter().any(|p| matches!(p, Piece::Variable(_))))
 }
 
+/// The value as written without its `${NAME}` references: the text that
+/// is sent as is. `None` when the references cannot be parsed.
+pub(crate) fn literal_text(value: &str) -> Option<String> {
+    let pieces = pieces(value)?;
+    Some(
+        pieces
+            .iter()
+            .filter_map(|piece| match piece {
+                Piece::Literal(text) => Some(*text),
+                Piece::Variable(_) => None,
+            })
+            .collect(),
+    )
+}
+
 /// What a lookup of one environment variable found.
 pub(crate) enum Lookup {
     /// The variable's value.

@@ -10,6 +10,9 @@
 //! limited (with `Retry-After`, see [`parse_retry_after`]), 408, 5xx and
 //! network failures transient, any other status rejected.
 //!
+//! [`HttpSettings`] is the sink as a connector of a configured pipeline
+//! (`[http]`, `--http-*`), with the processor settings an HTTP API implies.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use sluice_http::{HttpSink, HttpSinkConfig};
@@ -30,6 +33,7 @@ mod headers;
 mod idempotency;
 mod response;
 mod retry_after;
+mod settings;
 mod sink;
 mod userinfo;
 
@@ -40,4 +44,5 @@ pub use idempotency::{
 };
 pub use response::MAX_BODY_EXCERPT;
 pub use retry_after::parse_retry_after;
+pub use settings::{CALL_TIMEOUT_MARGIN, DEFAULT_REQUEST_TIMEOUT, HttpSettings, RATE_LIMIT_MARGIN};
 pub use sink::HttpSink;

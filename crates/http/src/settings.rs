@@ -1,0 +1,297 @@
+//! The HTTP sink as a connector: its settings (section `[http]`, flags
+//! `--http-*`, variables `SLUICE_HTTP_*`), the processor settings an HTTP
+//! API implies, and how a pipeline builds the sink.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sluice_processor::{ConnectorError, CountedFrom, SettingError, SinkConnector, SinkPolicy};
+
+use crate::config::{HttpSinkConfig, redact_userinfo};
+use crate::headers;
+use crate::sink::HttpSink;
+
+/// The per-request timeout of a configured pipeline, by default.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The shortest request timeout.
+const MIN_TIMEOUT: Duration = Duration::from_millis(1);
+/// The longest request timeout.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3_600);
+
+/// How much longer than the request timeout the processor lets a call
+/// run, so that the HTTP client's own timeout is the one that answers.
+pub const CALL_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+
+/// How long past its window the client counts a success: covers the
+/// delay between sending a call and the API counting it, on a good
+/// network. A longer delay shows as a refusal, after which windows count
+/// from answers (see [`CountedFrom::CallThenAnswer`]).
+pub const RATE_LIMIT_MARGIN: Duration = Duration::from_millis(25);
+
+/// An HTTP API as the pipeline's sink: `sink = "http"` (the default).
+///
+/// Each call `POST`s one record, or a JSON array of a batch's records, with
+/// an `Idempotency-Key` (see [`HttpSink`]).
+///
+/// ```
+/// use sluice_http::HttpSettings;
+///
+/// let settings: HttpSettings = toml::from_str(
+///     "url = 'https://api.example.com/records'\nheaders = ['Authorization: Bearer ${API_TOKEN}']",
+/// )?;
+/// assert_eq!(settings.timeout(), std::time::Duration::from_secs(30));
+/// # Ok::<(), toml::de::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// The API's URL: each call POSTs one record, or an array of them.
+    /// Required.
+    #[arg(id = "http.url", long = "http-url", value_name = "URL")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// A header of every call, `Name: value`; `${VAR}` in the value is read
+    /// from the environment. Values are never printed. Repeatable.
+    #[arg(id = "http.headers", long = "http-header", value_name = "NAME: VALUE")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<String>,
+    /// The longest a call may take before it is retried: 1ms to 1h.
+    /// Default 30s.
+    #[arg(
+        id = "http.timeout",
+        long = "http-timeout",
+        alias = "timeout",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration
+    )]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+impl Default for HttpSettings {
+    /// The documented defaults; no URL.
+    fn default() -> Self {
+        HttpSettings {
+            url: None,
+            headers: Vec::new(),
+            timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The request timeout: as set, else [`DEFAULT_REQUEST_TIMEOUT`].
+    pub fn timeout(&self) -> Duration {
+        self.timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// The sink's configuration.
+    ///
+    /// # Errors
+    /// A [`SettingError`] naming the setting that is missing, out of
+    /// bounds, or malformed. A header's value is never in the message.
+    pub fn sink_config(&self) -> Result<HttpSinkConfig, SettingError> {
+        let url = self.url.clone().ok_or_else(|| {
+            SettingError::new("http.url", "--http-url", "required: the API's URL")
+        })?;
+        let timeout = SettingError::check_duration(
+            "http.timeout",
+            "--http-timeout",
+            self.timeout(),
+            MIN_TIMEOUT,
+            MAX_TIMEOUT,
+        )?;
+        let mut config = HttpSinkConfig::new(url).timeout(timeout);
+        for header in &self.headers {
+            let (name, value) = header.split_once(':').ok_or_else(|| {
+                // The value may be a secret: name the header only.
+                let name: String = header.chars().take_while(|c| *c != ' ').take(64).collect();
+                SettingError::new(
+                    "http.headers",
+                    "--http-header",
+                    format!("{name}...: write it as 'Name: value'"),
+                )
+            })?;
+            // The sink keeps values read from the environment (and
+            // credentials by name) secret itself.
+            config = config.header(name.trim(), value.trim());
+        }
+        Ok(config)
+    }
+
+    /// These settings as they may be shown (`--print-config`): the URL's
+    /// userinfo and every literal secret header value replaced by
+    /// `<redacted>`; references to the environment (`${API_TOKEN}`) are
+    /// kept, since they say where a secret comes from without holding it.
+    ///
+    /// ```
+    /// use sluice_http::HttpSettings;
+    ///
+    /// let settings = HttpSettings {
+    ///     url: Some("https://user:pw@api.example.com/records".into()),
+    ///     headers: vec!["Authorization: Bearer abc123".into(), "X-Api-Key: ${KEY}".into()],
+    ///     ..HttpSettings::default()
+    /// };
+    /// let shown = settings.redacted();
+    /// assert_eq!(shown.url.as_deref(), Some("https://<redacted>@api.example.com/records"));
+    /// assert_eq!(shown.headers, ["Authorization: <redacted>", "X-Api-Key: ${KEY}"]);
+    /// ```
+    pub fn redacted(&self) -> HttpSettings {
+        HttpSettings {
+            url: self
+                .url
+                .as_deref()
+                .map(|url| redact_userinfo(url).into_owned()),
+            headers: self
+                .headers
+                .iter()
+                .map(|header| redact_header(header))
+                .collect(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// `Name: value` with the value replaced by `<redacted>` when it may hold
+/// a literal secret: a secret name, and a value that is more than
+/// references to the environment and one word (`Bearer ${TOKEN}`).
+fn redact_header(header: &str) -> String {
+    let Some((name, value)) = header.split_once(':') else {
+        // Malformed: it may be anything.
+        return "<redacted>".to_owned();
+    };
+    let only_references = headers::references_environment(value)
+        && headers::literal_text(value).is_some_and(|literal| {
+            let words: Vec<&str> = literal.split_whitespace().collect();
+            words.len() <= 1
+                && words
+                    .iter()
+                    .all(|word| word.chars().all(char::is_alphabetic))
+        });
+    if headers::is_secret_name(name.trim()) && !only_references {
+        format!("{}: <redacted>", name.trim())
+    } else {
+        header.to_owned()
+    }
+}
+
+impl<R: Serialize + Send + Sync + 'static> SinkConnector<R> for HttpSettings {
+    const NAME: &'static str = "http";
+
+    type Sink = HttpSink;
+
+    fn build(&self) -> Result<HttpSink, ConnectorError> {
+        Ok(HttpSink::new(self.sink_config()?)?)
+    }
+
+    /// A call may run the request timeout plus [`CALL_TIMEOUT_MARGIN`]; a
+    /// real API counts a call when it arrives, after the client sent it:
+    /// successes count from the call plus [`RATE_LIMIT_MARGIN`] until the
+    /// API refuses one, then from answers.
+    fn policy(&self) -> SinkPolicy {
+        SinkPolicy {
+            call_timeout: self.timeout().saturating_add(CALL_TIMEOUT_MARGIN),
+            counted_from: CountedFrom::CallThenAnswer,
+            rate_limit_margin: RATE_LIMIT_MARGIN,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn settings(url: &str, headers: &[&str]) -> HttpSettings {
+        HttpSettings {
+            url: Some(url.into()),
+            headers: headers.iter().map(|h| (*h).to_owned()).collect(),
+            ..HttpSettings::default()
+        }
+    }
+
+    #[test]
+    fn headers_are_split_at_their_first_colon_and_trimmed() {
+        let config = settings("http://127.0.0.1:1/r", &["X-A:  b:c ", "X-Empty:"])
+            .sink_config()
+            .unwrap();
+        let headers: Vec<_> = config
+            .headers
+            .iter()
+            .map(|h| (h.name.as_str(), h.value.as_str()))
+            .collect();
+        assert_eq!(headers, [("X-A", "b:c"), ("X-Empty", "")]);
+        assert_eq!(config.timeout, DEFAULT_REQUEST_TIMEOUT);
+    }
+
+    #[test]
+    fn what_is_missing_or_malformed_is_named_without_the_value() {
+        let missing = HttpSettings::default().sink_config().unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "http.url (--http-url): required: the API's URL"
+        );
+        let malformed = settings("http://h/r", &["Authorization Bearer-secret"])
+            .sink_config()
+            .unwrap_err()
+            .to_string();
+        assert!(malformed.contains("'Name: value'"), "{malformed}");
+        assert!(!malformed.contains("Bearer-secret"), "{malformed}");
+        let slow = HttpSettings {
+            timeout: Some(Duration::from_secs(7_200)),
+            ..settings("http://h/r", &[])
+        };
+        assert_eq!(
+            slow.sink_config().unwrap_err().to_string(),
+            "http.timeout (--http-timeout): must be 1ms to 1h, got 2h"
+        );
+    }
+
+    #[test]
+    fn the_policy_lets_the_client_time_out_first_and_counts_from_calls() {
+        let policy = <HttpSettings as SinkConnector<u8>>::policy(&HttpSettings {
+            timeout: Some(Duration::from_secs(2)),
+            ..HttpSettings::default()
+        });
+        assert_eq!(policy.call_timeout, Duration::from_secs(3));
+        assert_eq!(policy.counted_from, CountedFrom::CallThenAnswer);
+        assert_eq!(policy.rate_limit_margin, RATE_LIMIT_MARGIN);
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_what_is_not_secret_is_shown() {
+        for (header, shown) in [
+            (
+                "Authorization: Bearer ${TOKEN}",
+                "Authorization: Bearer ${TOKEN}",
+            ),
+            ("Authorization: ${TOKEN}", "Authorization: ${TOKEN}"),
+            ("authorization: Bearer abc123", "authorization: <redacted>"),
+            ("X-Api-Key: k-${SUFFIX}", "X-Api-Key: <redacted>"),
+            ("Cookie: a=b; c=${D}", "Cookie: <redacted>"),
+            ("X-Client: sluice", "X-Client: sluice"),
+            ("no colon at all", "<redacted>"),
+        ] {
+            assert_eq!(redact_header(header), shown, "{header}");
+        }
+        let shown = settings("https://u:p%40ss@h:1/r", &[]).redacted();
+        assert_eq!(shown.url.as_deref(), Some("https://<redacted>@h:1/r"));
+    }
+
+    #[test]
+    fn only_the_settings_given_are_serialized_and_unknown_keys_are_refused() {
+        let given = HttpSettings {
+            url: Some("http://h/r".into()),
+            headers: Vec::new(),
+            timeout: None,
+        };
+        assert_eq!(toml::to_string(&given).unwrap(), "url = \"http://h/r\"\n");
+        let error = toml::from_str::<HttpSettings>("header = ['a: b']").unwrap_err();
+        assert!(error.to_string().contains("header"), "{error}");
+    }
+}
