@@ -1,12 +1,17 @@
 //! sluice's file connectors: files (and stdin) in, dead letters out, with
 //! checkpoints that only ever pass what is done.
 //!
+//! - [`FilesSettings`]: the `files` source connector (section `[files]`
+//!   of a configuration, the same as flags): opens the inputs a user named
+//!   with their checkpoints, one stream each, and saves the checkpoints
+//!   when the run finishes.
 //! - [`LineSource`]: a file's lines as a pull-based stream of
-//!   [`Incoming`](sluice_processor::Incoming)`<`[`Line`]`>`, each carrying an
-//!   acknowledgement; or stdin's, without. Lines longer than a maximum are
-//!   yielded cut and flagged, never held whole.
+//!   [`Incoming`](sluice_processor::Incoming)`<`[`RawRecord`](sluice_processor::RawRecord)`>`,
+//!   each carrying an acknowledgement; or stdin's, without. Lines longer
+//!   than a maximum are yielded cut, with their length, never held whole.
 //! - [`Progress`]: which lines of a file are in flight, and the
-//!   *watermark*: the offset below which every line is delivered,
+//!   *watermark* (a [`Watermark`](sluice_processor::Watermark) of
+//!   [`Position`]s): the place below which every line is delivered,
 //!   dead-lettered or blank. A line handed back holds it.
 //! - [`Checkpoint`] and [`Checkpointer`]: the watermark saved atomically as
 //!   JSON with a fingerprint of the file's start, every interval and at
@@ -14,17 +19,19 @@
 //!   typed error when the file is not the one checkpointed.
 //! - [`NdjsonDeadLetters`]: a dead-letter outlet appending one JSON object
 //!   per letter to a file, synced before the letter counts as kept.
-//! - [`JsonLines`] and `From<Line> for JsonInput`: lines for the `json`
-//!   profile.
 //!
-//! A runner wires them so:
+//! A pipeline wires them so (the profile, from `sluice-profiles`, reads
+//! the records' text):
 //!
 //! ```
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! use std::time::Duration;
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use async_trait::async_trait;
-//! use sluice_files::{Checkpointer, JsonLines, LineSource, NdjsonDeadLetters, SourceOptions};
-//! use sluice_processor::{Envelope, ProcessorConfig, SendError, Sink, StreamProcessor};
+//! use sluice_files::{FilesSettings, NdjsonDeadLetters};
+//! use sluice_processor::{
+//!     DeliveryOrder, Envelope, ProcessorConfig, SendError, Sink, SourceConnector,
+//!     SourceContext, StreamProcessor,
+//! };
 //! use sluice_profiles::json::{JsonProfile, JsonRecord};
 //!
 //! struct Accept;
@@ -39,19 +46,24 @@
 //! let checkpoint = dir.path().join("orders.checkpoint.json");
 //!
 //! // From the checkpoint if there is one (verified against the file).
-//! let source = LineSource::resume(&input, &checkpoint, SourceOptions::default()).await?;
-//! let progress = source.progress().cloned().expect("a file has progress");
-//! let checkpointer = Checkpointer::start(&checkpoint, progress, Duration::from_secs(1));
+//! let context = SourceContext {
+//!     inputs: vec![input.display().to_string()],
+//!     checkpoint: Some(checkpoint.clone()),
+//!     queue_capacity: 1000,
+//!     ordering: DeliveryOrder::Partition,
+//! };
+//! let source = FilesSettings::default().build(&context).await?;
 //! let outlet = NdjsonDeadLetters::open(dir.path().join("orders.dead.ndjson")).await?;
 //!
-//! let transform = JsonLines::new(JsonProfile::new(Default::default())?);
-//! let processor = StreamProcessor::new(transform, Accept, ProcessorConfig::default())?
+//! let profile = JsonProfile::new(Default::default())?;
+//! let processor = StreamProcessor::new(profile, Accept, ProcessorConfig::default())?
 //!     .with_dead_letters(outlet);
-//! let report = processor.start([source]).finish().await; // or .stop() on a signal
-//! let saved = checkpointer.finish().await?; // the final watermark
+//! let report = processor.start(source.streams).finish().await; // or .stop() on a signal
+//! let finished = source.finish.finish().await?; // saves the final watermark
 //!
 //! assert_eq!(report.metrics.delivered, 2);
 //! assert_eq!(report.metrics.dead_lettered, 1);
+//! let saved = &finished.checkpoints[0];
 //! assert_eq!(saved.offset, std::fs::metadata(&input)?.len());
 //! assert_eq!(saved.lines, 4);
 //! # Ok(()) }
@@ -59,16 +71,21 @@
 
 mod checkpoint;
 mod checkpointer;
+mod connector;
 mod dead_letters;
-mod json;
 mod line;
 mod progress;
+mod settings;
 mod source;
 
 pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES};
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
+pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
-pub use json::{JsonLines, json_input};
-pub use line::{DEFAULT_MAX_LINE_BYTES, Line};
-pub use progress::{LineTicket, Position, Progress, Resolutions, SourceEnd};
-pub use source::{DEFAULT_BUFFER_BYTES, LineSource, STDIN_STREAM, SourceError, SourceOptions};
+pub use line::DEFAULT_MAX_LINE_BYTES;
+pub use progress::{LineTicket, Position, Progress, SourceEnd};
+pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT, SettingError};
+pub use sluice_processor::Resolutions;
+pub use source::{
+    DEFAULT_BUFFER_BYTES, LineSource, STDIN_ORIGIN, STDIN_STREAM, SourceError, SourceOptions,
+};

@@ -1,63 +1,18 @@
-//! Lines: what a line source yields, and the bounded reader that cuts
-//! them out of a byte stream.
+//! The bounded reader that cuts lines out of a byte stream.
 
 use std::io;
 
-use sluice_processor::{RecordId, StreamName};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 /// The default longest line kept, in bytes (1 MiB), terminator excluded.
 pub const DEFAULT_MAX_LINE_BYTES: usize = 1 << 20;
 
-/// One line of a file or of stdin.
+/// A line as read, before the source decides what to do with it.
 ///
 /// `offset..end` are the bytes the line occupies in its input, its
 /// terminator included, so the next line starts at `end`. `text` is the
-/// line without its terminator (`\n`, or `\r\n`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// The line's text, without its terminator. At most the source's
-    /// maximum line length in bytes (see [`truncated`](Self::truncated)),
-    /// converted from UTF-8 lossily (see [`lossy`](Self::lossy)).
-    pub text: String,
-    /// The stream the line belongs to: the configured name, or the file's
-    /// stem (`orders` for `orders.jsonl`), or `stdin`.
-    pub stream: StreamName,
-    /// The line's number in its input, from 1. Blank lines count.
-    pub line_number: u64,
-    /// The byte offset of the line's first byte in its input.
-    pub offset: u64,
-    /// The byte offset just past the line's terminator (or past its last
-    /// byte, for a last line without one).
-    pub end: u64,
-    /// Whether the line was longer than the source's maximum: `text` then
-    /// holds only its first bytes, and the rest was read and discarded
-    /// without being kept in memory. A transform should refuse such a line
-    /// ([`JsonLines`](crate::JsonLines) does).
-    pub truncated: bool,
-    /// Whether the line held bytes that are not UTF-8, each replaced in
-    /// `text` by U+FFFD (`String::from_utf8_lossy`).
-    pub lossy: bool,
-}
-
-impl Line {
-    /// How many bytes the line occupies in its input, terminator included.
-    pub fn byte_len(&self) -> u64 {
-        self.end - self.offset
-    }
-
-    /// The line's place as a record identity: its stream, partition 0,
-    /// sequence its line number.
-    pub fn position(&self) -> RecordId {
-        RecordId {
-            stream: self.stream,
-            partition: 0,
-            sequence: self.line_number,
-        }
-    }
-}
-
-/// A line as read, before the source decides what to do with it.
+/// line without its terminator (`\n`, or `\r\n`), at most the reader's
+/// maximum in bytes (else `truncated`), converted from UTF-8 lossily.
 #[derive(Debug)]
 pub(crate) struct ReadLine {
     pub(crate) text: String,
@@ -65,7 +20,6 @@ pub(crate) struct ReadLine {
     pub(crate) offset: u64,
     pub(crate) end: u64,
     pub(crate) truncated: bool,
-    pub(crate) lossy: bool,
     /// Empty, or only spaces, tabs and carriage returns: `text` is then
     /// left empty.
     pub(crate) blank: bool,
@@ -150,12 +104,12 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
         }
         self.lines += 1;
         let blank = !truncated && self.buf.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'));
-        let (text, lossy) = if blank {
-            (String::new(), false)
+        let text = if blank {
+            String::new()
         } else {
             match String::from_utf8(std::mem::take(&mut self.buf)) {
-                Ok(text) => (text, false),
-                Err(error) => (String::from_utf8_lossy(error.as_bytes()).into_owned(), true),
+                Ok(text) => text,
+                Err(error) => String::from_utf8_lossy(error.as_bytes()).into_owned(),
             }
         };
         Ok(Some(ReadLine {
@@ -164,7 +118,6 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             offset: start,
             end: self.offset,
             truncated,
-            lossy,
             blank,
         }))
     }
@@ -212,6 +165,5 @@ mod tests {
     async fn invalid_utf8_is_replaced() {
         let seen = lines(b"a\xffb\n", 100).await;
         assert_eq!(seen[0].text, "a\u{fffd}b");
-        assert!(seen[0].lossy);
     }
 }

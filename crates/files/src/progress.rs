@@ -1,12 +1,11 @@
 //! How far a file is done: the lines in flight, their acknowledgements,
 //! and the watermark a checkpoint may record.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use sluice_processor::{Acknowledge, Resolution};
+use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
 
 use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, fingerprint};
 
@@ -32,33 +31,21 @@ pub enum SourceEnd {
     Failed(String),
 }
 
-/// How many lines were resolved, and how.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-pub struct Resolutions {
-    /// Delivered.
-    pub delivered: u64,
-    /// Dead-lettered.
-    pub dead_lettered: u64,
-    /// Handed back (or their acknowledgement dropped unresolved).
-    pub not_processed: u64,
-    /// Blank lines, skipped and so resolved as they were read.
-    pub skipped: u64,
-}
-
 /// The progress of one file: which lines are in flight and how far every
 /// line is done. Clones share the same state.
 ///
-/// The source [`track`](Self::track)s each line it yields, in file order,
-/// and attaches the returned [`LineTicket`] to the line's acknowledgement.
-/// The *watermark* is the offset below which every line is resolved for
-/// good: delivered or dead-lettered. A line resolved
-/// [`NotProcessed`](Resolution::NotProcessed) (handed back, or its
-/// acknowledgement dropped) is not done: the watermark never passes it,
-/// so a restart from the checkpoint reads it again. Blank lines are
-/// resolved as they are read ([`skip`](Self::skip)).
+/// A [`Watermark`] over [`Position`]s: the source [`track`](Self::track)s
+/// each line it yields, in file order, and attaches the returned
+/// [`LineTicket`] to the line's acknowledgement. The *watermark* is the
+/// position below which every line is resolved for good: delivered or
+/// dead-lettered. A line resolved
+/// [`NotProcessed`](sluice_processor::Resolution::NotProcessed) (handed
+/// back, or its acknowledgement dropped) is not done: the watermark never
+/// passes it, so a restart from the checkpoint reads it again. Blank lines
+/// are resolved as they are read ([`skip`](Self::skip)).
 ///
-/// Memory is bounded by the lines in flight: one map entry per line
-/// tracked and not yet resolved.
+/// Memory is bounded by the lines in flight, and the file's first
+/// [`FINGERPRINT_BYTES`] bytes kept for the checkpoint's fingerprint.
 ///
 /// ```
 /// use sluice_files::{Position, Progress};
@@ -83,33 +70,10 @@ struct Inner {
 
 #[derive(Debug)]
 struct State {
-    start: Position,
-    /// Just past the last line read.
-    read: Position,
-    /// Lines in flight: offset → line number.
-    pending: BTreeMap<u64, u64>,
-    /// The first line resolved not processed: the watermark stops there.
-    blocked: Option<Position>,
+    marks: Watermark<Position>,
     /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
     prefix: Vec<u8>,
-    resolutions: Resolutions,
     end: Option<SourceEnd>,
-}
-
-impl State {
-    fn watermark(&self) -> Position {
-        let mut mark = self.read;
-        if let Some((&offset, &line_number)) = self.pending.first_key_value() {
-            mark = mark.min(Position {
-                offset,
-                lines: line_number.saturating_sub(1),
-            });
-        }
-        if let Some(blocked) = self.blocked {
-            mark = mark.min(blocked);
-        }
-        mark
-    }
 }
 
 impl Progress {
@@ -128,18 +92,16 @@ impl Progress {
         Progress(Arc::new(Inner {
             file,
             state: Mutex::new(State {
-                start,
-                read: start,
-                pending: BTreeMap::new(),
-                blocked: None,
+                marks: Watermark::new(start),
                 prefix,
-                resolutions: Resolutions::default(),
                 end: None,
             }),
         }))
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
+        // Every method leaves the state consistent: a panic elsewhere
+        // while the lock was held left nothing half done.
         self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -150,62 +112,63 @@ impl Progress {
 
     /// Where reading started.
     pub fn start(&self) -> Position {
-        self.state().start
+        self.state().marks.start()
     }
 
     /// Just past the last line read so far.
     pub fn read(&self) -> Position {
-        self.state().read
+        self.state().marks.read()
     }
 
     /// Line `line_number`, at `offset..end`, is in flight. Lines must be
     /// tracked (or [skipped](Self::skip)) in file order. Its fate must be
-    /// told to the returned ticket, typically through
-    /// `Ack::new(ticket)`.
+    /// told to the returned ticket, typically through `Ack::new(ticket)`.
     pub fn track(&self, offset: u64, end: u64, line_number: u64) -> LineTicket {
-        let mut state = self.state();
-        state.pending.insert(offset, line_number);
-        state.read = Position {
+        let at = Position {
+            offset,
+            lines: line_number.saturating_sub(1),
+        };
+        let next = Position {
             offset: end,
             lines: line_number,
         };
+        self.state().marks.track(at, next);
         LineTicket {
             progress: Some(self.clone()),
-            offset,
+            at,
         }
     }
 
     /// Line `line_number`, ending at `end`, was read and needs no
     /// delivery (a blank line): it is done at once.
     pub fn skip(&self, end: u64, line_number: u64) {
-        let mut state = self.state();
-        state.read = Position {
+        self.state().marks.skip(Position {
             offset: end,
             lines: line_number,
-        };
-        state.resolutions.skipped += 1;
+        });
     }
 
-    /// The offset below which every line is done (delivered, dead-lettered
-    /// or skipped), with the number of lines before it. Never decreases.
+    /// The position below which every line is done (delivered,
+    /// dead-lettered or skipped). Never decreases.
     pub fn watermark(&self) -> Position {
-        self.state().watermark()
+        self.state().marks.mark()
     }
 
     /// The first line resolved not processed, if any: the watermark will
     /// not pass it in this run.
     pub fn blocked_at(&self) -> Option<Position> {
-        self.state().blocked
+        self.state().marks.blocked()
     }
 
     /// How many lines are tracked and not yet resolved.
     pub fn in_flight(&self) -> usize {
-        self.state().pending.len()
+        self.state().marks.in_flight()
     }
 
-    /// How many lines were resolved, and how.
+    /// How many lines were resolved, and how (blank lines count as
+    /// skipped).
     pub fn resolutions(&self) -> Resolutions {
-        self.state().resolutions
+        self.state().marks.resolutions()
     }
 
     /// How the source stopped reading; `None` while it reads (or if it was
@@ -238,7 +201,7 @@ impl Progress {
     pub fn checkpoint(&self) -> Checkpoint {
         let (mark, prefix) = {
             let state = self.state();
-            let mark = state.watermark();
+            let mark = state.marks.mark();
             let covered = usize::try_from(mark.offset)
                 .unwrap_or(usize::MAX)
                 .min(state.prefix.len());
@@ -252,23 +215,8 @@ impl Progress {
         )
     }
 
-    fn resolve(&self, offset: u64, resolution: Resolution<'_>) {
-        let mut state = self.state();
-        let Some(line_number) = state.pending.remove(&offset) else {
-            return;
-        };
-        match resolution {
-            Resolution::Delivered => state.resolutions.delivered += 1,
-            Resolution::DeadLettered(_) => state.resolutions.dead_lettered += 1,
-            Resolution::NotProcessed => {
-                state.resolutions.not_processed += 1;
-                let here = Position {
-                    offset,
-                    lines: line_number.saturating_sub(1),
-                };
-                state.blocked = Some(state.blocked.map_or(here, |blocked| blocked.min(here)));
-            }
-        }
+    fn resolve(&self, at: Position, resolution: Resolution<'_>) {
+        self.state().marks.resolve(at, resolution);
     }
 }
 
@@ -278,20 +226,20 @@ impl Progress {
 #[derive(Debug)]
 pub struct LineTicket {
     progress: Option<Progress>,
-    offset: u64,
+    at: Position,
 }
 
 impl LineTicket {
     /// The offset of the line.
     pub fn offset(&self) -> u64 {
-        self.offset
+        self.at.offset
     }
 }
 
 impl Acknowledge for LineTicket {
     fn acknowledge(mut self: Box<Self>, resolution: Resolution<'_>) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.offset, resolution);
+            progress.resolve(self.at, resolution);
         }
     }
 }
@@ -299,7 +247,7 @@ impl Acknowledge for LineTicket {
 impl Drop for LineTicket {
     fn drop(&mut self) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.offset, Resolution::NotProcessed);
+            progress.resolve(self.at, Resolution::NotProcessed);
         }
     }
 }

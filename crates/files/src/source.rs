@@ -9,11 +9,11 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use futures::stream::BoxStream;
-use sluice_processor::{Ack, Incoming, StreamName, StreamNameError};
+use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, StreamName, StreamNameError};
 use tokio::io::{AsyncRead, AsyncSeekExt, BufReader};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, verify};
-use crate::line::{DEFAULT_MAX_LINE_BYTES, Line, LineReader};
+use crate::line::{DEFAULT_MAX_LINE_BYTES, LineReader};
 use crate::progress::{Position, Progress, SourceEnd};
 
 /// The default read buffer (64 KiB).
@@ -22,6 +22,9 @@ pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
 /// The stream name of stdin when none is configured.
 pub const STDIN_STREAM: &str = "stdin";
 
+/// The origin of stdin's records.
+pub const STDIN_ORIGIN: &str = "-";
+
 /// How a line source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOptions {
@@ -29,8 +32,8 @@ pub struct SourceOptions {
     /// [`STDIN_STREAM`].
     pub stream: Option<StreamName>,
     /// The longest line kept, in bytes, terminator excluded (at least 1):
-    /// a longer line is yielded cut, marked [`Line::truncated`]. Default
-    /// [`DEFAULT_MAX_LINE_BYTES`].
+    /// a longer line is yielded cut, its whole length in
+    /// [`RawRecord::cut`]. Default [`DEFAULT_MAX_LINE_BYTES`].
     pub max_line_bytes: usize,
     /// The read buffer, in bytes (at least 1). Default
     /// [`DEFAULT_BUFFER_BYTES`].
@@ -71,18 +74,23 @@ pub enum SourceError {
     Checkpoint(#[from] CheckpointError),
 }
 
-/// The lines of a file or of stdin, as a `futures::Stream` of records for
-/// a [`StreamProcessor`](sluice_processor::StreamProcessor).
+/// The lines of a file or of stdin, as a `futures::Stream` of
+/// [`RawRecord`]s for a [`StreamProcessor`](sluice_processor::StreamProcessor).
 ///
+/// - **Records**: a line's [`text`](RawRecord::text); its
+///   [`position`](RawRecord::position) is its stream, partition 0 and line
+///   number (from 1, blank lines counted); its [`origin`](RawRecord::origin)
+///   the file's canonical path ([`STDIN_ORIGIN`] for stdin).
 /// - **Pull-based**: it reads only when polled, through a buffer of
 ///   [`SourceOptions::buffer_bytes`], so the processor's backpressure
 ///   reaches the file. A line longer than [`SourceOptions::max_line_bytes`]
-///   is read through without being kept whole: it is yielded cut, with
-///   [`Line::truncated`] set, for the transform to refuse.
+///   is read through without being kept whole: it is yielded cut, its
+///   whole length (terminator included) in [`RawRecord::cut`], for the
+///   profile to refuse.
 /// - **Lines**: terminated by `\n` or `\r\n` (the terminator is not part of
 ///   the text); a last line without terminator is read at the end of the
 ///   file (the file is taken as complete). Bytes that are not UTF-8 are
-///   replaced by U+FFFD ([`Line::lossy`]).
+///   replaced by U+FFFD.
 /// - **Blank lines** (empty, or only spaces, tabs and carriage returns) are
 ///   not yielded. They keep their line number, and for a file they count as
 ///   done at once: the checkpoint passes them.
@@ -93,7 +101,7 @@ pub enum SourceError {
 ///   have no acknowledgements and no checkpoint.
 /// - **Read errors** end the stream; a file's [`Progress::end`] says why.
 pub struct LineSource {
-    lines: BoxStream<'static, Incoming<Line>>,
+    lines: BoxStream<'static, Incoming<RawRecord>>,
     progress: Option<Progress>,
 }
 
@@ -174,19 +182,31 @@ impl LineSource {
                 error,
             })?,
         };
-        Ok(LineSource::reader(tokio::io::stdin(), stream, options))
+        let origin = Origin::new(STDIN_ORIGIN);
+        Ok(LineSource::reader(
+            tokio::io::stdin(),
+            origin,
+            stream,
+            options,
+        ))
     }
 
     /// The lines of any reader, without acknowledgements or checkpoint,
-    /// numbered from 1 and offset from 0; [`SourceOptions::stream`] is
-    /// ignored for `stream`.
-    pub fn reader<R>(reader: R, stream: StreamName, options: SourceOptions) -> LineSource
+    /// numbered from 1; their records come from `origin`, in `stream`
+    /// ([`SourceOptions::stream`] is ignored).
+    pub fn reader<R>(
+        reader: R,
+        origin: Origin,
+        stream: StreamName,
+        options: SourceOptions,
+    ) -> LineSource
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
         let reader = BufReader::with_capacity(options.buffer_bytes.max(1), reader);
         let reading = Reading {
             lines: LineReader::new(reader, options.max_line_bytes, 0, 0),
+            origin,
             stream,
             progress: None,
         };
@@ -206,6 +226,7 @@ impl LineSource {
         let reader = BufReader::with_capacity(options.buffer_bytes.max(1), file);
         let reading = Reading {
             lines: LineReader::new(reader, options.max_line_bytes, start.offset, start.lines),
+            origin: Origin::new(progress.file().to_string_lossy()),
             stream,
             progress: Some(progress.clone()),
         };
@@ -223,7 +244,7 @@ impl LineSource {
 }
 
 impl Stream for LineSource {
-    type Item = Incoming<Line>;
+    type Item = Incoming<RawRecord>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.lines.as_mut().poll_next(cx)
@@ -260,12 +281,13 @@ async fn open(
 /// The state of a source between two pulls.
 struct Reading<R> {
     lines: LineReader<BufReader<R>>,
+    origin: Origin,
     stream: StreamName,
     progress: Option<Progress>,
 }
 
 impl<R: AsyncRead + Send + Unpin + 'static> Reading<R> {
-    fn into_stream(self) -> impl Stream<Item = Incoming<Line>> + Send + 'static {
+    fn into_stream(self) -> impl Stream<Item = Incoming<RawRecord>> + Send + 'static {
         futures::stream::unfold(Some(self), |reading| async move {
             let mut reading = reading?;
             let line = reading.next().await?;
@@ -275,7 +297,7 @@ impl<R: AsyncRead + Send + Unpin + 'static> Reading<R> {
 
     /// The next line to yield; `None` at the end of the input or on an
     /// error.
-    async fn next(&mut self) -> Option<Incoming<Line>> {
+    async fn next(&mut self) -> Option<Incoming<RawRecord>> {
         loop {
             let progress = self.progress.as_ref();
             let read = self
@@ -313,14 +335,15 @@ impl<R: AsyncRead + Send + Unpin + 'static> Reading<R> {
             }
             let ack = progress
                 .map(|progress| Ack::new(progress.track(line.offset, line.end, line.line_number)));
-            let payload = Line {
+            let payload = RawRecord {
                 text: line.text,
-                stream: self.stream,
-                line_number: line.line_number,
-                offset: line.offset,
-                end: line.end,
-                truncated: line.truncated,
-                lossy: line.lossy,
+                position: RecordId {
+                    stream: self.stream,
+                    partition: 0,
+                    sequence: line.line_number,
+                },
+                origin: self.origin.clone(),
+                cut: line.truncated.then_some(line.end - line.offset),
             };
             return Some(Incoming { payload, ack });
         }

@@ -1,5 +1,5 @@
 //! The line source: numbering and offsets, terminators, blank lines,
-//! over-long lines, invalid UTF-8, pull-based reading.
+//! over-long lines, invalid UTF-8, origins, pull-based reading.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,10 +12,10 @@ use std::task::{Context, Poll};
 
 use futures::StreamExt;
 use sluice_files::{DEFAULT_MAX_LINE_BYTES, LineSource, SourceEnd, SourceOptions};
-use sluice_processor::StreamName;
+use sluice_processor::{Origin, StreamName};
 use tokio::io::{AsyncRead, ReadBuf};
 
-use common::{deliver, spans};
+use common::{deliver, ends, numbered, pull_with_ends};
 
 fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> std::path::PathBuf {
     let path = dir.path().join(name);
@@ -30,20 +30,28 @@ async fn lines_are_numbered_with_their_byte_spans_for_lf_and_crlf() {
     let source = LineSource::open(&path, SourceOptions::default())
         .await
         .unwrap();
-    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
+    let pulled = pull_with_ends(source).await;
     assert_eq!(
-        spans(&lines),
+        ends(&pulled),
         [
-            (1, 0, 5, "one".to_owned()),
-            (2, 5, 9, "two".to_owned()),
+            (1, 5, "one".to_owned()),
+            (2, 9, "two".to_owned()),
             // lines 3 ("\r\n") and 4 ("  \n") are blank: skipped, counted
-            (5, 14, 21, "three".to_owned()),
-            (6, 21, 25, "four".to_owned()), // no terminator: read at the end
+            (5, 21, "three".to_owned()),
+            (6, 25, "four".to_owned()), // no terminator: read at the end
         ]
     );
-    assert!(lines.iter().all(|l| !l.truncated && !l.lossy));
-    assert!(lines.iter().all(|l| l.stream.as_str() == "mixed"));
-    assert_eq!(lines[0].position().to_string(), "mixed/0#1");
+    let records: Vec<_> = pulled.into_iter().map(|(record, _)| record).collect();
+    assert!(records.iter().all(|r| r.cut.is_none()));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.position.stream.as_str() == "mixed")
+    );
+    assert!(records.iter().all(|r| r.position.partition == 0));
+    assert_eq!(records[0].position.to_string(), "mixed/0#1");
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    assert_eq!(records[0].origin.as_str(), canonical.to_str().unwrap());
 }
 
 #[tokio::test]
@@ -55,7 +63,7 @@ async fn blank_lines_count_as_done_so_the_watermark_reaches_the_end() {
         .unwrap();
     let progress = source.progress().cloned().unwrap();
     let (lines, _) = deliver(source).await;
-    assert_eq!(spans(&lines), [(2, 1, 4, "{}".to_owned())]);
+    assert_eq!(numbered(&lines), [(2, "{}".to_owned())]);
     let mark = progress.watermark();
     assert_eq!((mark.offset, mark.lines), (10, 5));
     assert_eq!(progress.resolutions().skipped, 4);
@@ -64,7 +72,7 @@ async fn blank_lines_count_as_done_so_the_watermark_reaches_the_end() {
 }
 
 #[tokio::test]
-async fn an_over_long_line_is_cut_flagged_and_its_successors_keep_their_offsets() {
+async fn an_over_long_line_is_cut_with_its_length_and_its_successors_keep_their_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let long = "x".repeat(10_000);
     let text = format!("short\n{long}\r\nafter\n");
@@ -75,17 +83,21 @@ async fn an_over_long_line_is_cut_flagged_and_its_successors_keep_their_offsets(
         ..SourceOptions::default()
     };
     let source = LineSource::open(&path, options).await.unwrap();
-    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    assert_eq!(lines.len(), 3);
-    assert_eq!(lines[1].text, "x".repeat(16));
-    assert!(lines[1].truncated);
-    assert_eq!((lines[1].offset, lines[1].end), (6, 10_008));
-    assert_eq!(lines[1].byte_len(), 10_002);
+    let pulled = pull_with_ends(source).await;
     assert_eq!(
-        spans(&lines[2..]),
-        [(3, 10_008, 10_014, "after".to_owned())]
+        ends(&pulled),
+        [
+            (1, 6, "short".to_owned()),
+            (2, 10_008, "x".repeat(16)),
+            (3, 10_014, "after".to_owned()),
+        ]
     );
-    assert!(!lines[0].truncated && !lines[2].truncated);
+    let cut: Vec<_> = pulled.iter().map(|(record, _)| record.cut).collect();
+    assert_eq!(
+        cut,
+        [None, Some(10_002), None],
+        "the whole line, CRLF included"
+    );
 }
 
 #[tokio::test]
@@ -99,11 +111,8 @@ async fn a_line_of_exactly_the_maximum_is_whole_even_with_crlf() {
     };
     let source = LineSource::open(&path, options).await.unwrap();
     let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    let cut: Vec<_> = lines
-        .iter()
-        .map(|l| (l.text.as_str(), l.truncated))
-        .collect();
-    assert_eq!(cut, [("abcd", false), ("abcde", false), ("abcde", true)]);
+    let cut: Vec<_> = lines.iter().map(|l| (l.text.as_str(), l.cut)).collect();
+    assert_eq!(cut, [("abcd", None), ("abcde", None), ("abcde", Some(8))]);
 }
 
 #[tokio::test]
@@ -115,26 +124,26 @@ async fn a_line_over_the_default_maximum_is_cut_to_one_mebibyte() {
     let source = LineSource::open(&path, SourceOptions::default())
         .await
         .unwrap();
-    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    assert_eq!(lines.len(), 2);
-    assert_eq!(lines[0].text.len(), DEFAULT_MAX_LINE_BYTES);
-    assert!(lines[0].truncated);
-    assert_eq!(lines[1].text, "{}");
-    assert_eq!(lines[1].offset, 3 * DEFAULT_MAX_LINE_BYTES as u64 + 1);
+    let pulled = pull_with_ends(source).await;
+    assert_eq!(pulled.len(), 2);
+    assert_eq!(pulled[0].0.text.len(), DEFAULT_MAX_LINE_BYTES);
+    assert_eq!(pulled[0].0.cut, Some(3 * DEFAULT_MAX_LINE_BYTES as u64 + 1));
+    assert_eq!(pulled[1].0.text, "{}");
+    assert_eq!(pulled[1].1.offset, 3 * DEFAULT_MAX_LINE_BYTES as u64 + 4);
 }
 
 #[tokio::test]
-async fn invalid_utf8_is_replaced_and_flagged() {
+async fn invalid_utf8_is_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(&dir, "bytes.txt", b"caf\xe9\nok\n");
     let source = LineSource::open(&path, SourceOptions::default())
         .await
         .unwrap();
-    let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    assert_eq!(lines[0].text, "caf\u{fffd}");
-    assert!(lines[0].lossy);
-    assert!(!lines[1].lossy);
-    assert_eq!((lines[1].offset, lines[1].end), (5, 8));
+    let pulled = pull_with_ends(source).await;
+    assert_eq!(
+        ends(&pulled),
+        [(1, 5, "caf\u{fffd}".to_owned()), (2, 8, "ok".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -145,14 +154,14 @@ async fn the_stream_is_the_configured_name_else_the_file_stem() {
         .await
         .unwrap();
     let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    assert_eq!(lines[0].stream.as_str(), "orders.eu");
+    assert_eq!(lines[0].position.stream.as_str(), "orders.eu");
     let options = SourceOptions {
         stream: Some(StreamName::new("configured").unwrap()),
         ..SourceOptions::default()
     };
     let source = LineSource::open(&path, options).await.unwrap();
     let lines: Vec<_> = source.map(|incoming| incoming.payload).collect().await;
-    assert_eq!(lines[0].stream.as_str(), "configured");
+    assert_eq!(lines[0].position.stream.as_str(), "configured");
 }
 
 #[tokio::test]
@@ -177,16 +186,19 @@ async fn file_lines_carry_acks_and_reader_lines_do_not() {
 
     let stream = StreamName::new("piped").unwrap();
     let reader = std::io::Cursor::new(b"a\r\n\nb".to_vec());
-    let source = LineSource::reader(reader, stream, SourceOptions::default());
+    let source = LineSource::reader(
+        reader,
+        Origin::new("pipe"),
+        stream,
+        SourceOptions::default(),
+    );
     assert!(source.progress().is_none());
     let incoming: Vec<_> = source.collect().await;
     assert!(incoming.iter().all(|i| i.ack.is_none()));
     let lines: Vec<_> = incoming.into_iter().map(|i| i.payload).collect();
-    assert_eq!(
-        spans(&lines),
-        [(1, 0, 3, "a".to_owned()), (3, 4, 5, "b".to_owned())]
-    );
-    assert_eq!(lines[0].stream.as_str(), "piped");
+    assert_eq!(numbered(&lines), [(1, "a".to_owned()), (3, "b".to_owned())]);
+    assert_eq!(lines[0].position.stream.as_str(), "piped");
+    assert_eq!(lines[1].origin.as_str(), "pipe");
 }
 
 /// An endless reader of `{}\n` that counts the bytes it hands out.
@@ -214,7 +226,8 @@ async fn the_source_reads_only_as_far_as_it_is_pulled() {
         ..SourceOptions::default()
     };
     let stream = StreamName::new("endless").unwrap();
-    let mut source = LineSource::reader(Endless(Arc::clone(&handed)), stream, options);
+    let origin = Origin::new("endless");
+    let mut source = LineSource::reader(Endless(Arc::clone(&handed)), origin, stream, options);
     assert_eq!(
         handed.load(Ordering::Relaxed),
         0,
@@ -222,7 +235,7 @@ async fn the_source_reads_only_as_far_as_it_is_pulled() {
     );
     for n in 1..=1000 {
         let line = source.next().await.unwrap().payload;
-        assert_eq!(line.line_number, n);
+        assert_eq!(line.position.sequence, n);
     }
     // 1000 lines are 3000 bytes: at most one buffer beyond them was read.
     assert!(handed.load(Ordering::Relaxed) <= 3000 + 1024);

@@ -11,8 +11,7 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::Value;
 use sluice_files::{
-    Checkpoint, Checkpointer, JsonLines, LineSource, NdjsonDeadLetters, Position, SourceOptions,
-    json_input,
+    Checkpoint, Checkpointer, LineSource, NdjsonDeadLetters, Position, SourceOptions,
 };
 use sluice_processor::{Envelope, SendError, Sink, StreamProcessor};
 use sluice_profiles::json::{JsonProfile, JsonRecord};
@@ -60,7 +59,7 @@ async fn a_file_is_delivered_its_bad_lines_dead_lettered_and_its_end_checkpointe
         Checkpointer::start(&checkpoint, progress.clone(), Duration::from_millis(20));
     let outlet = NdjsonDeadLetters::open(&dead).await.unwrap();
     let sink = Collect::<JsonRecord>::default();
-    let processor = StreamProcessor::new(JsonLines::new(profile()), sink.clone(), config())
+    let processor = StreamProcessor::new(profile(), sink.clone(), config())
         .unwrap()
         .with_dead_letters(outlet);
     let report = processor.start([source]).finish().await;
@@ -115,7 +114,7 @@ async fn a_file_is_delivered_its_bad_lines_dead_lettered_and_its_end_checkpointe
     assert_eq!(reasons[1], "invalid: not a JSON object: found an array");
     assert_eq!(
         reasons[2],
-        "invalid: line too long: 211 bytes, over the source's maximum line length"
+        "invalid: too long: 211 bytes, over the source's maximum record length"
     );
     assert_eq!(letters[0]["raw"], "not json");
     assert_eq!(letters[2]["raw"].as_str().unwrap().len(), 64);
@@ -141,28 +140,6 @@ async fn a_file_is_delivered_its_bad_lines_dead_lettered_and_its_end_checkpointe
         (4, 3, 1)
     );
     assert_eq!(resolutions.not_processed, 0);
-}
-
-#[tokio::test]
-async fn the_plain_json_profile_takes_lines_mapped_to_json_input() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("plain.jsonl");
-    std::fs::write(&input, "{\"a\":1}\n{\"a\":2}\n").unwrap();
-    let source = LineSource::open(&input, SourceOptions::default())
-        .await
-        .unwrap();
-    let progress = source.progress().cloned().unwrap();
-    let sink = Collect::<JsonRecord>::default();
-    let processor = StreamProcessor::new(profile(), sink.clone(), config()).unwrap();
-    let report = processor.start([source.map(json_input)]).finish().await;
-    assert_eq!(report.metrics.delivered, 2);
-    assert_eq!(
-        progress.watermark(),
-        Position {
-            offset: 16,
-            lines: 2
-        }
-    );
 }
 
 /// Delivers lines before line `stall`; hangs on it and after.
@@ -193,12 +170,8 @@ async fn lines_handed_back_at_a_stop_hold_the_checkpoint_and_are_read_again() {
     let checkpointer =
         Checkpointer::start(&checkpoint, progress.clone(), Duration::from_millis(20));
     let delivered = Collect::default();
-    let processor = StreamProcessor::new(
-        JsonLines::new(profile()),
-        StallAt(5, delivered.clone()),
-        config(),
-    )
-    .unwrap();
+    let processor =
+        StreamProcessor::new(profile(), StallAt(5, delivered.clone()), config()).unwrap();
     let handle = processor.start([source]);
     eventually(|| progress.resolutions().delivered == 4).await;
     let report = handle.stop().await;
@@ -221,6 +194,6 @@ async fn lines_handed_back_at_a_stop_hold_the_checkpoint_and_are_read_again() {
     let source = LineSource::resume(&input, &checkpoint, SourceOptions::default())
         .await
         .unwrap();
-    let numbers: Vec<_> = source.map(|i| i.payload.line_number).collect().await;
+    let numbers: Vec<_> = source.map(|i| i.payload.position.sequence).collect().await;
     assert_eq!(numbers, (5..=10).collect::<Vec<_>>());
 }

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde_json::{Value, json};
-use sluice_files::{JsonLines, LineSource, SourceOptions};
+use sluice_files::{LineSource, SourceOptions};
 use sluice_http::{HttpSink, HttpSinkConfig, IDEMPOTENCY_KEY_HEADER, idempotency_key};
 use sluice_models::ProcessedRecord;
 use sluice_processor::{
-    BatchConfig, Context, CountedFrom, DeliveryOrder, EpochClock, ProcessorConfig, RateLimit,
-    RecordId, Report, RetryPolicy, StreamName, StreamProcessor, Transform, Transformed,
+    BatchConfig, Context, CountedFrom, DeliveryOrder, EpochClock, Origin, ProcessorConfig,
+    RateLimit, RawRecord, RecordId, Report, RetryPolicy, StreamName, StreamProcessor, Transform,
+    Transformed,
 };
-use sluice_profiles::json::JsonInput;
 use sluice_profiles::seed::SeedProfile;
 
 use crate::mock_api::MockApi;
@@ -179,7 +179,7 @@ async fn measure<T, F: Future<Output = T>>(
 
 /// The pipeline as `sluice run --profile seed --rate-limit none
 /// --max-in-flight 16 --batch-max B --queue-capacity Q` sets it up: a file
-/// `LineSource`, `JsonLines<SeedProfile>`, the HTTP sink.
+/// `LineSource`, `SeedProfile`, the HTTP sink.
 async fn pipeline(url: &str, path: &Path, shape: Shape) -> Report<ProcessedRecord> {
     let sink =
         HttpSink::new(HttpSinkConfig::new(format!("{url}/records")).timeout(TIMEOUT)).unwrap();
@@ -204,7 +204,7 @@ async fn pipeline(url: &str, path: &Path, shape: Shape) -> Report<ProcessedRecor
     let source = LineSource::open(path, SourceOptions::default())
         .await
         .unwrap();
-    StreamProcessor::new(JsonLines::new(SeedProfile::new().unwrap()), sink, config)
+    StreamProcessor::new(SeedProfile::new().unwrap(), sink, config)
         .unwrap()
         .start([source])
         .finish()
@@ -225,12 +225,18 @@ struct Call {
 fn bodies(path: &Path, batch: usize) -> Vec<Call> {
     let profile = SeedProfile::new().unwrap();
     let stream = StreamName::new("bench").unwrap();
+    let origin = Origin::new(path.to_string_lossy());
     let mut context = Context::new(EpochClock::system().now());
     // Per lane: its identity, the records not yet in a call, its calls.
     let mut lanes: Vec<Lane> = Vec::new();
     let file = BufReader::new(std::fs::File::open(path).unwrap());
     for (i, line) in file.lines().enumerate() {
-        let input = JsonInput::new(line.unwrap(), stream, 0, i as u64 + 1);
+        let position = RecordId {
+            stream,
+            partition: 0,
+            sequence: i as u64 + 1,
+        };
+        let input = RawRecord::new(origin.clone(), position, line.unwrap());
         let Ok(record) = profile.transform(input, &mut context) else {
             panic!("line {} is not a deliverable seed record", i + 1);
         };

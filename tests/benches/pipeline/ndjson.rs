@@ -1,11 +1,11 @@
 //! NDJSON in a file through the `json` profile to an instant sink, as
 //! `sluice run --profile json` reads it (a `LineSource` with
-//! acknowledgements, `JsonLines`), with or without a JSON Schema.
+//! acknowledgements), with or without a JSON Schema.
 
 use std::time::Instant;
 
 use serde_json::{Value, json};
-use sluice_files::{JsonLines, LineSource, SourceOptions};
+use sluice_files::{LineSource, SourceOptions};
 use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit, StreamProcessor};
 use sluice_profiles::json::{JsonProfile, JsonProfileConfig};
 
@@ -62,7 +62,7 @@ pub fn ndjson(schema: bool) -> Value {
         let source = LineSource::open(&path, SourceOptions::default())
             .await
             .unwrap();
-        StreamProcessor::new(JsonLines::new(profile), InstantSink, config)
+        StreamProcessor::new(profile, InstantSink, config)
             .unwrap()
             .start([source])
             .finish()

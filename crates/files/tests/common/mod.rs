@@ -7,11 +7,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::Stream;
-use sluice_files::Line;
+use futures::{Stream, StreamExt};
+use sluice_files::{LineSource, Position};
 use sluice_processor::{
-    Context, Envelope, Incoming, ProcessorConfig, RateLimit, Rejected, Report, SendError, Sink,
-    StreamProcessor, Transformed,
+    Context, Envelope, Incoming, ProcessorConfig, RateLimit, RawRecord, Rejected, Report,
+    SendError, Sink, StreamProcessor, Transformed,
 };
 
 /// Keeps every record it is sent, in order.
@@ -59,15 +59,18 @@ pub fn config() -> ProcessorConfig {
 
 /// The transform that sends each line as it is, at its position.
 #[allow(clippy::result_large_err)]
-pub fn keep(line: Line, _: &mut Context) -> Result<Transformed<Line>, Rejected<Line>> {
-    Ok(Transformed::new(line.position(), line))
+pub fn keep(
+    line: RawRecord,
+    _: &mut Context,
+) -> Result<Transformed<RawRecord>, Rejected<RawRecord>> {
+    Ok(Transformed::new(line.position, line))
 }
 
 /// Runs a processor delivering every line of `source`; returns the lines
 /// delivered, in order, and the report.
 pub async fn deliver(
-    source: impl Stream<Item = Incoming<Line>> + Send + 'static,
-) -> (Vec<Line>, Report<Line>) {
+    source: impl Stream<Item = Incoming<RawRecord>> + Send + 'static,
+) -> (Vec<RawRecord>, Report<RawRecord>) {
     let sink = Collect::default();
     let processor = StreamProcessor::new(keep, sink.clone(), config()).unwrap();
     let report = processor.start([source]).finish().await;
@@ -75,11 +78,34 @@ pub async fn deliver(
     (sink.records(), report)
 }
 
-/// `(line_number, offset, end, text)` of each line.
-pub fn spans(lines: &[Line]) -> Vec<(u64, u64, u64, String)> {
+/// `(line number, text)` of each line.
+pub fn numbered(lines: &[RawRecord]) -> Vec<(u64, String)> {
     lines
         .iter()
-        .map(|l| (l.line_number, l.offset, l.end, l.text.clone()))
+        .map(|l| (l.position.sequence, l.text.clone()))
+        .collect()
+}
+
+/// Pulls every record of a file's `source`, each with the position just
+/// past it, as its progress says once the record is yielded: its end and
+/// line number.
+pub async fn pull_with_ends(mut source: LineSource) -> Vec<(RawRecord, Position)> {
+    let progress = source.progress().cloned().unwrap();
+    let mut pulled = Vec::new();
+    while let Some(incoming) = source.next().await {
+        pulled.push((incoming.payload, progress.read()));
+    }
+    pulled
+}
+
+/// `(line number, offset just past the line, text)` of each record pulled.
+pub fn ends(pulled: &[(RawRecord, Position)]) -> Vec<(u64, u64, String)> {
+    pulled
+        .iter()
+        .map(|(record, after)| {
+            assert_eq!(after.lines, record.position.sequence);
+            (record.position.sequence, after.offset, record.text.clone())
+        })
         .collect()
 }
 

@@ -1,0 +1,169 @@
+//! The files connector: [`FilesSettings`] as a
+//! [`SourceConnector`], opening the inputs a user named with their
+//! checkpoints.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use sluice_processor::{
+    BuiltSource, ConnectorError, Finish, Finished, SavedCheckpoint, SourceConnector, SourceContext,
+};
+
+use crate::checkpoint::CheckpointError;
+use crate::checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
+use crate::settings::{FilesSettings, SettingError};
+use crate::source::{LineSource, STDIN_ORIGIN, SourceError};
+
+/// Why the files source cannot start or finish: each names the input or
+/// checkpoint, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum FilesError {
+    /// No input was named.
+    #[error("no input: name files, or - for stdin")]
+    NoInput,
+    /// A setting cannot be used.
+    #[error(transparent)]
+    Setting(#[from] SettingError),
+    /// `-` was named more than once.
+    #[error("the input - (stdin) is named more than once: stdin can be read only once")]
+    StdinTwice,
+    /// Checkpoints were asked for with stdin among the inputs.
+    #[error("the input - (stdin) has no checkpoint: give files only, or no checkpoint")]
+    StdinCheckpoint,
+    /// The checkpoint directory cannot be created.
+    #[error("cannot create the checkpoint directory {}: {error}", path.display())]
+    CheckpointDirectory {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+    /// An input cannot be read, or its checkpoint cannot be used.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Checkpoints could not be saved at the end of the run.
+    #[error("{} checkpoint(s) not saved: {}", .0.len(), join(.0))]
+    NotSaved(Vec<CheckpointError>),
+}
+
+fn join(errors: &[CheckpointError]) -> String {
+    let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
+    messages.join("; ")
+}
+
+/// Reads paths and `-` (stdin): `files` has no URL scheme.
+///
+/// [`build`](SourceConnector::build) opens every input of
+/// [`SourceContext::inputs`], one stream each, from its checkpoint when
+/// [`SourceContext::checkpoint`] is set: that file for a single input, a
+/// directory of `<stem>-<hash>.checkpoint.json` files (created if
+/// missing) for several. Each file's [`Checkpointer`] saves its watermark
+/// every second; the source's [`Finish`] saves the last one and returns
+/// every position saved. stdin has no checkpoint (naming it with
+/// checkpoints is an error) and may be named once.
+#[async_trait]
+impl SourceConnector for FilesSettings {
+    const NAME: &'static str = "files";
+
+    async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError> {
+        let (sources, checkpointers) = open(self, context).await?;
+        Ok(BuiltSource {
+            streams: sources.into_iter().map(StreamExt::boxed).collect(),
+            finish: Box::new(SaveCheckpoints(checkpointers)),
+        })
+    }
+}
+
+/// The line sources of `context.inputs`, and their checkpointers.
+async fn open(
+    settings: &FilesSettings,
+    context: &SourceContext,
+) -> Result<(Vec<LineSource>, Vec<Checkpointer>), FilesError> {
+    let options = settings.check()?;
+    if context.inputs.is_empty() {
+        return Err(FilesError::NoInput);
+    }
+    let stdin = context.inputs.iter().filter(|input| *input == STDIN_ORIGIN);
+    match stdin.count() {
+        0 => {}
+        1 if context.checkpoint.is_none() => {}
+        1 => return Err(FilesError::StdinCheckpoint),
+        _ => return Err(FilesError::StdinTwice),
+    }
+    let several = context.inputs.len() > 1;
+    let mut sources = Vec::new();
+    let mut checkpointers = Vec::new();
+    for input in &context.inputs {
+        if input == STDIN_ORIGIN {
+            sources.push(LineSource::stdin(options.clone())?);
+            continue;
+        }
+        let path = Path::new(input);
+        let Some(checkpoint) = &context.checkpoint else {
+            sources.push(LineSource::open(path, options.clone()).await?);
+            continue;
+        };
+        let file = checkpoint_file(checkpoint, path, several)?;
+        let source = LineSource::resume(path, &file, options.clone()).await?;
+        if let Some(progress) = source.progress() {
+            checkpointers.push(Checkpointer::start(
+                file,
+                progress.clone(),
+                DEFAULT_CHECKPOINT_INTERVAL,
+            ));
+        }
+        sources.push(source);
+    }
+    Ok((sources, checkpointers))
+}
+
+/// The checkpoint of `input`: `checkpoint` itself for one input; for
+/// several, a file in the `checkpoint` directory named after the input's
+/// stem and a hash of its canonical path.
+fn checkpoint_file(checkpoint: &Path, input: &Path, several: bool) -> Result<PathBuf, FilesError> {
+    if !several {
+        return Ok(checkpoint.to_owned());
+    }
+    std::fs::create_dir_all(checkpoint).map_err(|error| FilesError::CheckpointDirectory {
+        path: checkpoint.to_owned(),
+        error,
+    })?;
+    let canonical = input.canonicalize().map_err(|error| SourceError::Io {
+        path: input.to_owned(),
+        error,
+    })?;
+    let hash = blake3::hash(canonical.to_string_lossy().as_bytes()).to_hex();
+    let stem = input
+        .file_stem()
+        .map_or_else(String::new, |stem| stem.to_string_lossy().into_owned());
+    Ok(checkpoint.join(format!("{stem}-{}.checkpoint.json", &hash[..16])))
+}
+
+/// Saves every file's last watermark once the processor has stopped.
+struct SaveCheckpoints(Vec<Checkpointer>);
+
+#[async_trait]
+impl Finish for SaveCheckpoints {
+    async fn finish(self: Box<Self>) -> Result<Finished, ConnectorError> {
+        let mut checkpoints = Vec::new();
+        let mut failed = Vec::new();
+        for checkpointer in self.0 {
+            let input = checkpointer.progress().file().to_owned();
+            match checkpointer.finish().await {
+                Ok(at) => checkpoints.push(SavedCheckpoint {
+                    input,
+                    offset: at.offset,
+                    lines: at.lines,
+                }),
+                Err(error) => failed.push(error),
+            }
+        }
+        if failed.is_empty() {
+            Ok(Finished { checkpoints })
+        } else {
+            Err(Box::new(FilesError::NotSaved(failed)))
+        }
+    }
+}
