@@ -199,6 +199,10 @@ impl<R: Serialize + Send + Sync + 'static> SinkConnector<R> for HttpSettings {
             rate_limit_margin: RATE_LIMIT_MARGIN,
         }
     }
+
+    fn redacted(&self) -> HttpSettings {
+        HttpSettings::redacted(self)
+    }
 }
 
 #[cfg(test)]

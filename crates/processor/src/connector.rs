@@ -152,6 +152,15 @@ pub trait SourceConnector: Send + Sync + 'static {
     /// An input, a checkpoint or a server that cannot be used, saying
     /// which and why.
     async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError>;
+
+    /// This configuration as it may be shown (`--print-config`), with
+    /// every secret it holds masked. By default, itself.
+    fn redacted(&self) -> Self
+    where
+        Self: Clone,
+    {
+        self.clone()
+    }
 }
 
 /// The processor settings a sink implies: how long a call may take, and
@@ -199,6 +208,15 @@ pub trait SinkConnector<R>: Send + Sync + 'static {
 
     /// The processor settings this sink implies.
     fn policy(&self) -> SinkPolicy;
+
+    /// This configuration as it may be shown (`--print-config`), with
+    /// every secret it holds masked. By default, itself.
+    fn redacted(&self) -> Self
+    where
+        Self: Clone,
+    {
+        self.clone()
+    }
 }
 
 /// A setting a connector cannot use: names its configuration key (e.g.

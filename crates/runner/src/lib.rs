@@ -1,8 +1,9 @@
-//! The sluice command line's library, one module per subcommand's work:
+//! The sluice command line's library: flags, exit codes and rendering.
 //!
-//! - `sluice run`: [`pipeline::run`] (files, stdin or JetStream, a profile,
-//!   the HTTP sink, checkpoints, dead letters, a shared limit), [`run_command`] (runtime, signals,
-//!   report, exit code), [`exporter`] (Prometheus metrics);
+//! - `sluice run`: [`cli::RunArgs`] (flags, layered over `SLUICE_*`
+//!   variables and a config file by `sluice-pipeline`) and
+//!   [`run_command`] (runtime, signals, report, exit code); the pipeline
+//!   itself is `sluice-pipeline`'s.
 //! - `sluice simulate`: [`simulation::run`], its results
 //!   ([`report::RunReport`]) and their [`render`]ing;
 //! - `sluice generate`: [`generate`]; `sluice mock-api` is
@@ -12,10 +13,7 @@
 //! and `cargo xtask` call the same code.
 
 pub mod cli;
-pub mod exporter;
 pub mod generate;
-mod inputs;
-pub mod pipeline;
 pub mod render;
 pub mod report;
 pub mod run_command;

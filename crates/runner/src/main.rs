@@ -28,13 +28,7 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(&args),
         Command::Generate(args) => generate(&args),
         Command::MockApi(args) => mock_api(&args),
-        Command::Run(args) => match args.settings() {
-            Ok(settings) => sluice::run_command::run(&settings),
-            Err(message) => {
-                eprintln!("sluice: {message}");
-                ExitCode::from(2)
-            }
-        },
+        Command::Run(args) => sluice::run_command::run(&args),
     }
 }
 

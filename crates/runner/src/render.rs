@@ -117,3 +117,46 @@ pub fn report(run: &RunReport) -> String {
     });
     out
 }
+
+/// The report of `sluice run`.
+pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
+    let mut out = String::new();
+    let mut line = |text: String| {
+        out.push_str(&text);
+        out.push('\n');
+    };
+    line(if s.interrupted {
+        "⏹️ sluice run stopped by a signal".to_owned()
+    } else {
+        "✅ sluice run finished".to_owned()
+    });
+    line(format!(
+        "⚖️  ingested {} = delivered {} + dead-lettered {} + handed back {}{}",
+        s.ingested,
+        s.delivered,
+        s.dead_lettered,
+        s.handed_back,
+        if s.conserved { "" } else { "  (VIOLATED)" }
+    ));
+    line(format!(
+        "📞 API calls: {} ({} failed, {} refused); {:.1} records/s over {:.1}s",
+        s.calls, s.failed_calls, s.rate_limit_hits, s.delivered_per_second, s.elapsed_seconds
+    ));
+    line(format!(
+        "⏱️  latency, intake to delivery: p50 {:.1}ms, p99 {:.1}ms",
+        s.p50_latency_ms, s.p99_latency_ms
+    ));
+    for (reason, count) in &s.dead_letter_reasons {
+        line(format!("🪦 dead-lettered ({reason}): {count}"));
+    }
+    for (file, offset, lines) in &s.checkpoints {
+        line(format!(
+            "📌 checkpoint of {}: byte {offset}, line {lines}",
+            file.display()
+        ));
+    }
+    for failure in &s.failures {
+        line(format!("💥 {failure}"));
+    }
+    out
+}

@@ -1,19 +1,42 @@
-//! The `sluice run` command: runtime, signals, status line, report, exit
-//! code.
+//! The `sluice run` command: its settings, the runtime, signals, the
+//! status line, the report and the exit code. The pipeline itself is
+//! `sluice-pipeline`'s.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
-use crate::cli::RunSettings;
-use crate::pipeline::{self, Hooks, RunError, RunSummary};
+use sluice_pipeline::{
+    ConfigLayers, Connectors, Hooks, Pipeline, PipelineError, RunSummary, effective_config,
+};
+
+use crate::cli::{RunArgs, RunConfig};
 use crate::signals::Signals;
 
+/// Exit code of a run that did its job: every record delivered or
+/// dead-lettered.
+pub const EXIT_DONE: u8 = 0;
+/// Exit code of a run that ended with records not processed, or failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code of a setting, input or checkpoint that cannot be used.
+pub const EXIT_SETTING: u8 = 2;
 /// Exit code when a signal stopped the run: records not processed were
 /// handed back and stay past the checkpoint, for the next run.
 pub const EXIT_INTERRUPTED: u8 = 3;
 
-/// Runs `settings` and says how it went, as an exit code.
-pub fn run(settings: &RunSettings) -> ExitCode {
+/// Runs `sluice run` with `args` and says how it went, as an exit code.
+pub fn run(args: &RunArgs) -> ExitCode {
+    let connectors = Connectors::builtin();
+    let layers = match args.layers(&connectors, std::env::vars()) {
+        Ok(layers) => layers,
+        Err(error) => return fail(&error, None),
+    };
+    let config: RunConfig = match layers.load() {
+        Ok(config) => config,
+        Err(error) => return fail(&error, Some(&layers)),
+    };
+    if args.print_config {
+        return print_config(&config, &connectors, &layers);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -21,11 +44,12 @@ pub fn run(settings: &RunSettings) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("sluice: could not start the async runtime: {error}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(EXIT_FAILED);
         }
     };
-    let live = !settings.json && std::io::stderr().is_terminal();
+    let live = !config.json && std::io::stderr().is_terminal();
     let outcome = runtime.block_on(async {
+        let pipeline = Pipeline::build(&config.pipeline, &connectors).await?;
         let signals = Signals::install();
         let hooks = Hooks {
             on_status: |metrics: &sluice_processor::MetricsSnapshot| {
@@ -34,81 +58,78 @@ pub fn run(settings: &RunSettings) -> ExitCode {
                     let _ = std::io::stderr().flush();
                 }
             },
-            stop: Box::pin(signals.clone().nth(1))
-                as std::pin::Pin<Box<dyn Future<Output = ()> + Send>>,
-            abort: Box::pin(signals.nth(2)),
+            stop: signals.clone().nth(1),
+            abort: signals.nth(2),
         };
-        pipeline::run(settings, hooks).await
+        pipeline.run(hooks).await
     });
     if live {
         eprint!("\r\x1b[2K");
     }
     match outcome {
         Ok(summary) => {
-            print_summary(&summary, settings.json);
-            if summary.interrupted {
-                ExitCode::from(EXIT_INTERRUPTED)
-            } else if summary.conserved && summary.handed_back == 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
+            print_summary(&summary, config.json);
+            ExitCode::from(exit_code(&summary))
         }
-        Err(RunError::Setting(message)) => {
-            eprintln!("sluice: {message}");
-            ExitCode::from(2)
-        }
-        Err(RunError::Failed(message)) => {
-            eprintln!("sluice: {message}");
-            ExitCode::FAILURE
-        }
+        Err(error) => fail(&error, Some(&layers)),
     }
 }
 
+/// The exit code of a run that ended so.
+pub fn exit_code(summary: &RunSummary) -> u8 {
+    if summary.interrupted {
+        EXIT_INTERRUPTED
+    } else if summary.is_complete() {
+        EXIT_DONE
+    } else {
+        EXIT_FAILED
+    }
+}
+
+/// Says why the run could not start or finish, and where the setting at
+/// fault came from; its exit code.
+fn fail(error: &PipelineError, layers: Option<&ConfigLayers>) -> ExitCode {
+    let origin = error
+        .key()
+        .zip(layers)
+        .and_then(|(key, layers)| layers.origin(key));
+    match origin {
+        Some(origin) => eprintln!("sluice: {error} (set by {origin})"),
+        None => eprintln!("sluice: {error}"),
+    }
+    ExitCode::from(if error.is_setting() {
+        EXIT_SETTING
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// `--print-config`: the effective configuration as TOML.
+fn print_config(config: &RunConfig, connectors: &Connectors, layers: &ConfigLayers) -> ExitCode {
+    match effective_config(&config.pipeline, connectors) {
+        Ok(mut table) => {
+            table.insert("json".to_owned(), toml::Value::Boolean(config.json));
+            // A closed stdout (`| head`) is not the configuration's fault.
+            let _ = write!(std::io::stdout().lock(), "{table}");
+            ExitCode::from(EXIT_DONE)
+        }
+        Err(error) => fail(&error, Some(layers)),
+    }
+}
+
+/// Prints the report; a closed stdout (`| true`) loses the report, not the
+/// run's exit code.
 fn print_summary(summary: &RunSummary, json: bool) {
-    if json {
+    let text = if json {
         match serde_json::to_string_pretty(summary) {
-            Ok(text) => println!("{text}"),
-            Err(error) => eprintln!("sluice: could not write the report as JSON: {error}"),
+            Ok(text) => text + "\n",
+            Err(error) => {
+                eprintln!("sluice: could not write the report as JSON: {error}");
+                return;
+            }
         }
-        return;
-    }
-    let s = summary;
-    println!(
-        "{} sluice run {}",
-        if s.interrupted { "⏹️" } else { "✅" },
-        if s.interrupted {
-            "stopped by a signal"
-        } else {
-            "finished"
-        }
-    );
-    println!(
-        "⚖️  ingested {} = delivered {} + dead-lettered {} + handed back {}{}",
-        s.ingested,
-        s.delivered,
-        s.dead_lettered,
-        s.handed_back,
-        if s.conserved { "" } else { "  (VIOLATED)" }
-    );
-    println!(
-        "📞 API calls: {} ({} failed, {} refused); {:.1} records/s over {:.1}s",
-        s.calls, s.failed_calls, s.rate_limit_hits, s.delivered_per_second, s.elapsed_seconds
-    );
-    println!(
-        "⏱️  latency, intake to delivery: p50 {:.1}ms, p99 {:.1}ms",
-        s.p50_latency_ms, s.p99_latency_ms
-    );
-    for (reason, count) in &s.dead_letter_reasons {
-        println!("🪦 dead-lettered ({reason}): {count}");
-    }
-    for (file, offset, lines) in &s.checkpoints {
-        println!(
-            "📌 checkpoint of {}: byte {offset}, line {lines}",
-            file.display()
-        );
-    }
-    for failure in &s.failures {
-        println!("💥 {failure}");
-    }
+    } else {
+        crate::render::run_summary(summary)
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }

@@ -5,29 +5,39 @@ mod generate;
 mod mock_api;
 mod parse;
 mod run;
-mod scale_out;
 mod simulate;
 
 use clap::{Parser, Subcommand};
 
 pub use generate::GenerateArgs;
 pub use mock_api::MockApiArgs;
-pub use run::{JsonFields, Ordering as RunOrdering, Profile, RunArgs, RunSettings};
-pub use scale_out::{
-    DEFAULT_NATS_ACK_WAIT, DEFAULT_NATS_CONSUMER, DEFAULT_NATS_LEASE, DEFAULT_NATS_SUBJECT,
-    NatsSettings, ScaleOutArgs,
-};
+pub use run::{RunArgs, RunConfig};
 pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
 
-/// Exit codes of `sluice run`, as `--help` lists them.
-pub const RUN_EXIT_CODES: &str = "Exit codes:
+/// What `sluice run --help` ends with: settings, exit codes, examples.
+pub const RUN_AFTER_HELP: &str = "Settings:
+  Every flag is also a key of the --config file and a SLUICE_<KEY> variable
+  (flags over variables over the file): --concurrency is `concurrency` and
+  SLUICE_CONCURRENCY; a connector's are in its section: --http-url is `url`
+  in [http] and SLUICE_HTTP_URL. --print-config shows every key.
+
+Exit codes:
   0  every record was delivered or dead-lettered
   1  the run ended with records not processed, or failed (e.g. a checkpoint could not be written)
   2  a flag, setting, input or checkpoint is invalid
   3  a signal stopped the run; what was not processed is past the checkpoint, for the next run
 SIGINT or SIGTERM stops reading, finishes or hands back what is in flight within
---drain-timeout, writes the checkpoint and prints the report; a second signal
-cancels what is in flight at once (the checkpoint is still written).";
+--drain-deadline, writes the checkpoint and prints the report; a second signal
+cancels what is in flight at once (the checkpoint is still written).
+
+Examples:
+  sluice run orders.ndjson --http-url http://127.0.0.1:8080/records --rate-limit 15/s
+  sluice run 'data/*.ndjson' --profile json --checkpoint state/ --dead-letters dead.ndjson \\
+      --http-url https://api.example.com/v1/records --http-header 'Authorization: Bearer ${API_TOKEN}'
+  sluice generate --records 300 | sluice run - --http-url http://127.0.0.1:8080/records
+  sluice run nats://127.0.0.1:4222 --nats-stream RECORDS --rate-limit 100/s \\
+      --shared-limit redis://127.0.0.1:6379/quota --http-url http://127.0.0.1:8080/records
+  sluice run --config run.toml --print-config";
 
 /// Exit codes, as `--help` lists them.
 pub const EXIT_CODES: &str = "Exit codes:
@@ -59,7 +69,7 @@ pub enum Command {
     Simulate(SimulateArgs),
     /// Deliver records from files or stdin to an HTTP API, at its quota,
     /// with checkpoints, dead letters and metrics.
-    #[command(after_help = RUN_EXIT_CODES)]
+    #[command(after_help = RUN_AFTER_HELP)]
     Run(Box<RunArgs>),
     /// Serve the original test's API over HTTP on loopback: POST /records,
     /// GET /ledger. Prints its address first; stops on Ctrl-C or SIGTERM.

@@ -1,6 +1,18 @@
-//! Prometheus metrics for `sluice run`: `--metrics-addr` serves
-//! `GET /metrics`, encoded by `prometheus-client` from a
-//! [`MetricsSnapshot`] taken at each scrape.
+//! sluice's Prometheus exporter: a [`StreamProcessor`]'s metrics, encoded
+//! by `prometheus-client` from a [`MetricsSnapshot`] taken at each scrape,
+//! and served at `GET /metrics` ([`serve`]; `sluice run --metrics-addr`
+//! uses it). Any program that embeds the processor can serve the same
+//! metrics:
+//!
+//! ```no_run
+//! # async fn example(reader: sluice_processor::MetricsReader) -> std::io::Result<()> {
+//! // reader: `ProcessorHandle::metrics_reader()` of a running processor
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:9898").await?;
+//! sluice_prometheus::serve(listener, move || reader.metrics(), std::future::pending()).await
+//! # }
+//! ```
+//!
+//! [`StreamProcessor`]: sluice_processor::StreamProcessor
 //!
 //! Nothing is recorded here: a custom [`Collector`] reads a fresh snapshot
 //! when it is scraped and encodes every value as a constant metric, so the

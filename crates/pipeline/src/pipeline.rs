@@ -1,0 +1,208 @@
+//! A pipeline built from its settings, and its run to the end of its
+//! inputs or to a stop.
+
+use std::future::Future;
+use std::time::Duration;
+
+use sluice_files::NdjsonDeadLetters;
+use sluice_processor::{
+    Finish, MetricsSnapshot, RateLimit, RawStream, SourceContext, StreamProcessor,
+};
+use sluice_profiles::json::JsonProfile;
+use sluice_profiles::seed::SeedProfile;
+use sluice_profiles::{Profile, Record};
+use tokio::net::TcpListener;
+
+use crate::connectors::{Connectors, PipelineSink};
+use crate::error::PipelineError;
+use crate::settings::{PipelineSettings, ProfileKind};
+use crate::summary::RunSummary;
+
+/// What a run is told from outside: a status callback about once a
+/// second, and when to stop.
+pub struct Hooks<Status, Stop, Abort> {
+    /// Called about once a second with the metrics.
+    pub on_status: Status,
+    /// Completes when the run should stop: no more reading, calls in
+    /// flight finish within the drain deadline, the rest is handed back.
+    pub stop: Stop,
+    /// Completes when a stop should cut its drain short.
+    pub abort: Abort,
+}
+
+/// A pipeline built from its settings: its source opened, its sink, its
+/// profile and processor ready, its outlets open. [`run`](Self::run) runs
+/// it.
+///
+/// ```no_run
+/// # async fn example() -> Result<(), sluice_pipeline::PipelineError> {
+/// use sluice_pipeline::{Connectors, Hooks, Pipeline, from_toml};
+///
+/// let connectors = Connectors::builtin();
+/// let settings = from_toml(&connectors, r#"
+///     inputs = ["orders.ndjson"]
+///     profile = "json"
+///     rate_limit = "20/s"
+///     [http]
+///     url = "http://127.0.0.1:8080/records"
+/// "#)?;
+/// let pipeline = Pipeline::build(&settings, &connectors).await?;
+/// let summary = pipeline
+///     .run(Hooks { on_status: |_: &_| {}, stop: std::future::pending(), abort: std::future::pending() })
+///     .await?;
+/// assert!(summary.conserved);
+/// # Ok(()) }
+/// ```
+pub struct Pipeline {
+    processor: StreamProcessor<Profile, PipelineSink, Record>,
+    streams: Vec<RawStream>,
+    finish: Box<dyn Finish>,
+    metrics: Option<TcpListener>,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("streams", &self.streams.len())
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pipeline {
+    /// Builds the pipeline `settings` describe from `connectors`: checks
+    /// every setting, builds the profile and the sink, connects the shared
+    /// limit, opens the dead-letter file and the metrics address, and
+    /// opens the source last (so that nothing is read, and no broker
+    /// state taken, when anything else is wrong).
+    ///
+    /// # Errors
+    /// [`PipelineError`] naming the setting, the connector or the input
+    /// that cannot be used.
+    pub async fn build(
+        settings: &PipelineSettings,
+        connectors: &Connectors,
+    ) -> Result<Pipeline, PipelineError> {
+        settings.check_profile()?;
+        let (source_name, source) = connectors.source(settings)?;
+        let (sink_name, sink) = connectors.sink(settings)?;
+        connectors.check_sections(settings, source_name, sink_name)?;
+        let profile = profile(settings)?;
+        let (sink, policy) = sink.build(settings.sections.get(sink_name))?;
+        let config = settings.processor_config(policy)?;
+        let context = SourceContext {
+            inputs: settings.inputs.clone(),
+            checkpoint: settings.checkpoint.clone(),
+            queue_capacity: config.queue_capacity,
+            ordering: config.ordering,
+        };
+        let mut processor = StreamProcessor::new(profile, sink, config)
+            .map_err(|error| PipelineError::setting("limits", error.to_string()))?;
+        if let Some(url) = &settings.shared_limit {
+            let RateLimit::Fixed(quota) = settings.rate_limit()? else {
+                return Err(PipelineError::setting(
+                    "shared_limit",
+                    "needs a known quota: set --rate-limit N/UNIT",
+                ));
+            };
+            let limit = sluice_redis::RedisLimit::connect(url, quota, policy.rate_limit_margin)
+                .await
+                .map_err(|error| PipelineError::setting("shared_limit", error.to_string()))?;
+            processor = processor.with_shared_limit(limit);
+        }
+        if let Some(path) = &settings.dead_letters {
+            let outlet = NdjsonDeadLetters::open(path)
+                .await
+                .map_err(|error| PipelineError::setting("dead_letters", error.to_string()))?;
+            processor = processor.with_dead_letters(outlet);
+        }
+        let metrics = match settings.metrics_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
+                PipelineError::setting("metrics_addr", format!("cannot listen on {addr}: {error}"))
+            })?),
+            None => None,
+        };
+        let built = source
+            .build(settings.sections.get(source_name), &context)
+            .await?;
+        Ok(Pipeline {
+            processor,
+            streams: built.streams,
+            finish: built.finish,
+            metrics,
+        })
+    }
+
+    /// Runs to the end of the inputs, or until `hooks.stop`; then finishes
+    /// the source (its checkpoints, its leases) and returns the summary.
+    ///
+    /// # Errors
+    /// [`PipelineError::Finish`] when the source could not finish (a
+    /// checkpoint not written): every record was resolved, but the next
+    /// run may send some again.
+    ///
+    /// # Cancel safety
+    /// Not cancel safe: dropping the future drops the processor, whose
+    /// records are handed back, and skips the source's finish (a
+    /// checkpoint then stays where it was last saved).
+    pub async fn run<Status, Stop, Abort>(
+        self,
+        mut hooks: Hooks<Status, Stop, Abort>,
+    ) -> Result<RunSummary, PipelineError>
+    where
+        Status: FnMut(&MetricsSnapshot),
+        Stop: Future<Output = ()> + Send + 'static,
+        Abort: Future<Output = ()> + Send + 'static,
+    {
+        let handle = self.processor.start(self.streams);
+        let reader = handle.metrics_reader();
+        let (exporter_stop, exporter_stopped) = tokio::sync::oneshot::channel::<()>();
+        let exporter = self.metrics.map(|listener| {
+            let reader = reader.clone();
+            tokio::spawn(sluice_prometheus::serve(
+                listener,
+                move || reader.metrics(),
+                async move {
+                    let _ = exporter_stopped.await;
+                },
+            ))
+        });
+        let abort = handle.abort_handle();
+        let abort_on_signal = tokio::spawn(async move {
+            hooks.abort.await;
+            abort.abort();
+        });
+        let mut status = tokio::time::interval(Duration::from_secs(1));
+        status.tick().await;
+        let finishing = handle.finish_unless(hooks.stop);
+        tokio::pin!(finishing);
+        let (report, interrupted) = loop {
+            tokio::select! {
+                outcome = &mut finishing => break outcome,
+                _ = status.tick() => (hooks.on_status)(&reader.metrics()),
+            }
+        };
+        abort_on_signal.abort();
+        let finished = self.finish.finish().await;
+        let _ = exporter_stop.send(());
+        if let Some(exporter) = exporter {
+            let _ = exporter.await;
+        }
+        let finished = finished.map_err(|error| PipelineError::Finish(error.to_string()))?;
+        Ok(RunSummary::new(&report, interrupted, &finished.checkpoints))
+    }
+}
+
+/// The profile `settings` choose.
+fn profile(settings: &PipelineSettings) -> Result<Profile, PipelineError> {
+    Ok(match settings.profile() {
+        ProfileKind::Seed => Profile::Seed(
+            SeedProfile::new()
+                .map_err(|error| PipelineError::setting("profile", error.to_string()))?,
+        ),
+        ProfileKind::Json => Profile::Json(Box::new(
+            JsonProfile::new(settings.json_profile()?)
+                .map_err(|error| PipelineError::setting("profile", error.to_string()))?,
+        )),
+    })
+}

@@ -1,0 +1,96 @@
+//! What a run reports.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use sluice_processor::{Report, SavedCheckpoint, StreamStats};
+
+/// What a run did: the conservation identity, the calls, the latencies,
+/// the dead letters by reason, the checkpoints saved. Serialized as
+/// `sluice run --json` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Records taken from the inputs.
+    pub ingested: u64,
+    /// Records the API accepted.
+    pub delivered: u64,
+    /// Records dead-lettered.
+    pub dead_lettered: u64,
+    /// Records not processed (a stop): read again after a restart with the
+    /// same checkpoint.
+    pub handed_back: u64,
+    /// ingested = delivered + dead-lettered + handed back.
+    pub conserved: bool,
+    /// Calls made, refused ones included.
+    pub calls: u64,
+    /// Calls refused as rate limited.
+    pub rate_limit_hits: u64,
+    /// Calls that failed.
+    pub failed_calls: u64,
+    /// Run time, seconds.
+    pub elapsed_seconds: f64,
+    /// Deliveries per second.
+    pub delivered_per_second: f64,
+    /// Median latency from intake to delivery.
+    pub p50_latency_ms: f64,
+    /// 99th percentile of the same.
+    pub p99_latency_ms: f64,
+    /// Dead letters by kind of reason.
+    pub dead_letter_reasons: BTreeMap<String, u64>,
+    /// Per stream by name.
+    pub streams: BTreeMap<String, StreamStats>,
+    /// Whether a signal cut the run short.
+    pub interrupted: bool,
+    /// Faults of user code or connectors caught during the run.
+    pub failures: Vec<String>,
+    /// Each checkpoint written at the end: file, byte offset, lines.
+    pub checkpoints: Vec<(PathBuf, u64, u64)>,
+}
+
+impl RunSummary {
+    /// The summary of `report`, of a run a stop cut short when
+    /// `interrupted`, whose source saved `checkpoints`.
+    pub fn new<R>(
+        report: &Report<R>,
+        interrupted: bool,
+        checkpoints: &[SavedCheckpoint],
+    ) -> RunSummary {
+        let m = &report.metrics;
+        RunSummary {
+            ingested: m.ingested,
+            delivered: m.delivered,
+            dead_lettered: m.dead_lettered,
+            handed_back: m.handed_back,
+            conserved: report.is_conserved(),
+            calls: m.attempts,
+            rate_limit_hits: m.rate_limit_hits,
+            failed_calls: m.failed_calls,
+            elapsed_seconds: m.elapsed.as_secs_f64(),
+            delivered_per_second: m.delivery_rate(),
+            p50_latency_ms: m.latency.p50_ms,
+            p99_latency_ms: m.latency.p99_ms,
+            dead_letter_reasons: m
+                .dead_lettered_by_reason
+                .iter()
+                .map(|(kind, count)| (kind.as_str().to_owned(), *count))
+                .collect(),
+            streams: m
+                .by_stream
+                .iter()
+                .map(|(stream, stats)| (stream.as_str().to_owned(), *stats))
+                .collect(),
+            interrupted,
+            failures: report.failures.iter().map(ToString::to_string).collect(),
+            checkpoints: checkpoints
+                .iter()
+                .map(|saved| (saved.input.clone(), saved.offset, saved.lines))
+                .collect(),
+        }
+    }
+
+    /// Whether every record taken was delivered or dead-lettered.
+    pub fn is_complete(&self) -> bool {
+        self.conserved && self.handed_back == 0
+    }
+}
