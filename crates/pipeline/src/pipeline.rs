@@ -83,7 +83,7 @@ impl Pipeline {
         settings: &PipelineSettings,
         connectors: &Connectors,
     ) -> Result<Pipeline, PipelineError> {
-        settings.check_profile()?;
+        settings.check()?;
         let (source_name, source) = connectors.source(settings)?;
         let (sink_name, sink) = connectors.sink(settings)?;
         connectors.check_sections(settings, source_name, sink_name)?;

@@ -499,6 +499,21 @@ impl PipelineSettings {
         }
     }
 
+    /// Checks every setting of the pipeline's own (not the connectors').
+    ///
+    /// # Errors
+    /// A [`SettingError`] naming the first setting that cannot be used.
+    pub fn check(&self) -> Result<(), SettingError> {
+        self.check_profile()?;
+        self.rate_limit()?;
+        self.concurrency()?;
+        self.queue_capacity()?;
+        self.batch_max()?;
+        self.max_attempts()?;
+        self.drain_deadline()?;
+        Ok(())
+    }
+
     /// The processor's configuration: these limits, under the policy the
     /// sink implies.
     ///

@@ -22,12 +22,13 @@ use crate::settings::PipelineSettings;
 /// ```
 ///
 /// # Errors
-/// [`PipelineError`] naming a source, sink or section that cannot be
-/// read.
+/// [`PipelineError`] naming a setting that cannot be used, or a source,
+/// sink or section that cannot be read.
 pub fn effective_config(
     settings: &PipelineSettings,
     connectors: &Connectors,
 ) -> Result<toml::Table, PipelineError> {
+    settings.check()?;
     let (source_name, source) = connectors.source(settings)?;
     let (sink_name, sink) = connectors.sink(settings)?;
     connectors.check_sections(settings, source_name, sink_name)?;
