@@ -67,7 +67,7 @@ impl fmt::Display for JsonRecord {
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JsonProfileConfig {
-    /// The stream: a non-empty string (see [`StreamName`]).
+    /// The stream: a non-empty string (see [`StreamName`](sluice_processor::StreamName)).
     pub stream_field: Option<String>,
     /// The partition: an integer in `0..=u32::MAX`.
     pub partition_field: Option<String>,

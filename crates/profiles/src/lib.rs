@@ -1,11 +1,9 @@
 //! sluice's pipeline profiles: what a pipeline does to each record
-//! between its source and its sink. Each profile is a
-//! [`Transform`](sluice_processor::Transform) of the core's
-//! [`RawRecord`]s.
+//! between its source and its sink. Each profile is a [`Transform`] of
+//! the core's [`RawRecord`]s.
 //!
-//! - [`seed`]: the original test's domain. [`StreamData`](sluice_models::StreamData)
-//!   in, the standard transform, derive validation,
-//!   [`ProcessedRecord`](sluice_models::ProcessedRecord) out; streams are
+//! - [`seed`]: the original test's domain. `StreamData` in, the standard
+//!   transform, derive validation, [`ProcessedRecord`] out; streams are
 //!   the four source names.
 //! - [`json`]: any JSON object, identity and priority from configured
 //!   fields (or from the source's position), validated against a JSON
