@@ -38,14 +38,13 @@ mod config;
 mod dead_letter;
 mod fault;
 mod intake;
-mod limiter;
+mod limit;
 mod metrics;
 mod places;
 mod processor;
 mod queue;
 mod retry;
 mod shared;
-mod shared_limit;
 mod sink;
 mod stream;
 mod transform;
@@ -62,6 +61,7 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
+pub use limit::{Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY, WindowStart};
 pub use metrics::{
     LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
 };
@@ -70,9 +70,6 @@ pub use processor::{
 };
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
-pub use shared_limit::{
-    Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY, WindowStart,
-};
 pub use sink::{Envelope, SendError, Sink, SinkError};
 pub use stream::{
     MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,

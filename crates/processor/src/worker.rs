@@ -15,11 +15,12 @@ use tokio::time::Instant;
 
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::fault::{FaultyTask, panic_message};
-use crate::limiter::later;
+use crate::limit::WindowStart;
+use crate::limit::later;
+use crate::limit::shared::{self as shared_limit, NotReserved};
 use crate::metrics::Shard;
 use crate::queue::{Batch, Meta, Queued};
 use crate::shared::{HandBackReason, Shared};
-use crate::shared_limit::{self, NotReserved, WindowStart};
 use crate::sink::{Envelope, SendError, Sink, SinkError};
 
 /// Records sent in one call, with what the processor keeps beside each.
