@@ -201,3 +201,40 @@ async fn the_largest_hints_and_margins_saturate_instead_of_panicking() {
     assert!(paused.is_err(), "admission paused far into the future");
     releaser.abort();
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_success_leaving_sooner_than_those_before_it_is_released_on_time() {
+    let margin = Duration::from_millis(100);
+    let limiter = Arc::new(RateLimiter::known(2, WINDOW, margin));
+    let releaser = spawn_releaser(&limiter);
+    let start = Instant::now();
+    let first = limiter.acquire(1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let second = limiter.acquire(1).await;
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // Leaves at 1 150 ms: its call (50 ms) plus the window and margin.
+    second.succeeded(1);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Answered later but called sooner: leaves at 1 100 ms, first.
+    first.succeeded(1);
+    limiter.acquire(1).await.succeeded(1);
+    assert_eq!(start.elapsed(), Duration::from_millis(1_100));
+    releaser.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refusal_counts_only_the_calls_still_in_flight() {
+    let limiter = RateLimiter::known(10, WINDOW, Duration::ZERO);
+    let failed = limiter.acquire(1).await;
+    let refused = limiter.acquire(1).await;
+    let refused_again = limiter.acquire(1).await;
+    let in_flight = limiter.acquire(1).await;
+    drop(failed);
+    // The window holds the two other calls still in flight.
+    refused.refused(None);
+    assert_eq!(limiter.current_limit(), Some(2));
+    // Now only the last one: the refused calls are no longer in flight.
+    refused_again.refused(None);
+    assert_eq!(limiter.current_limit(), Some(1));
+    drop(in_flight);
+}
