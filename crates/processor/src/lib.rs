@@ -39,8 +39,7 @@ mod connector;
 mod dead_letter;
 mod fault;
 mod intake;
-mod limit_text;
-mod limiter;
+mod limit;
 mod metrics;
 mod places;
 mod processor;
@@ -49,7 +48,6 @@ mod raw;
 mod relay;
 mod retry;
 mod shared;
-mod shared_limit;
 mod sink;
 mod stream;
 mod transform;
@@ -71,7 +69,10 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
-pub use limit_text::{MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError};
+pub use limit::{
+    MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError, Reservation, SharedLimit,
+    SharedLimitError, UNAVAILABLE_RETRY, WindowStart,
+};
 pub use metrics::{
     LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
 };
@@ -82,9 +83,6 @@ pub use raw::{Origin, RawRecord};
 pub use relay::{AckRelay, Outcome};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};
-pub use shared_limit::{
-    Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY, WindowStart,
-};
 pub use sink::{Envelope, SendError, Sink, SinkError};
 pub use stream::{
     MAX_STREAM_NAME_LEN, MAX_STREAMS, PartitionId, RecordId, StreamName, StreamNameError,

@@ -15,11 +15,10 @@ use crate::config::{ConfigError, CountedFrom, LimitUnit, ProcessorConfig, RateLi
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure};
 use crate::intake::{self, InTransform};
-use crate::limiter::{RateLimiter, later};
+use crate::limit::{RateLimiter, SharedLimit, later};
 use crate::metrics::MetricsSnapshot;
 use crate::queue::DeliveryQueue;
 use crate::shared::{HandBackReason, HandedBack, Outlet, Settings, Shared};
-use crate::shared_limit::SharedLimit;
 use crate::sink::Sink;
 use crate::stream::StreamName;
 use crate::transform::Transform;

@@ -13,11 +13,10 @@ use crate::ack::{Ack, Resolution};
 use crate::clock::EpochClock;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure, panic_message};
-use crate::limiter::RateLimiter;
+use crate::limit::{RateLimiter, SharedLimit};
 use crate::metrics::{Metrics, Shard};
 use crate::queue::{DeliveryQueue, Meta, Queued};
 use crate::retry::RetryPolicy;
-use crate::shared_limit::SharedLimit;
 use crate::sink::Envelope;
 use crate::stream::{RecordId, StreamName};
 

@@ -1,21 +1,16 @@
-//! A rate limit shared with other processes: the trait a store implements,
-//! and how a worker waits on it.
+//! A rate limit shared with other processes: the trait a store implements
+//! and the types it speaks in.
 //!
 //! The processor's own [`RateLimit`](crate::RateLimit) paces this process;
 //! a [`SharedLimit`] makes several processes together respect one quota.
 //! A call is admitted by the local limiter first, then reserves its units
-//! of the shared window; the reservation is settled when the call ends.
+//! of the shared window (`admit.rs`); the reservation is settled when the
+//! call ends (`settle.rs`).
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::FutureExt;
-use tokio::time::Instant;
-
-use crate::fault::{FaultyTask, panic_message};
-use crate::shared::Shared;
 
 /// How long a worker waits before asking an unreachable shared limit again.
 pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
@@ -42,7 +37,8 @@ pub const UNAVAILABLE_RETRY: Duration = Duration::from_millis(500);
 /// through. Waiting counts against the records' `retry.max_elapsed`.
 ///
 /// # Panics
-/// A panic is caught: the report names [`FaultyTask::SharedLimit`] and the
+/// A panic is caught: the report names
+/// [`FaultyTask::SharedLimit`](crate::FaultyTask::SharedLimit) and the
 /// store counts as unavailable.
 ///
 /// # Cancel safety
@@ -143,77 +139,4 @@ pub enum SharedLimitError {
     /// The store cannot be reached or failed.
     #[error("the shared limit is unavailable: {0}")]
     Unavailable(String),
-}
-
-/// How a wait for the shared window ended without a reservation.
-pub(crate) enum NotReserved {
-    /// The processor is stopping.
-    Stopped,
-    /// The records' `retry.max_elapsed` ran out.
-    TimedOut,
-}
-
-/// Waits for `units` slots of the shared window, until `deadline` or a stop.
-pub(crate) async fn reserve<R: Send + Sync + 'static, S, T>(
-    shared: &Shared<R, S, T>,
-    limit: &dyn SharedLimit,
-    units: usize,
-    deadline: Instant,
-) -> Result<Reservation, NotReserved> {
-    loop {
-        let asked = AssertUnwindSafe(limit.reserve(units)).catch_unwind();
-        let answer = tokio::select! {
-            biased;
-            () = shared.stop.raised() => return Err(NotReserved::Stopped),
-            () = tokio::time::sleep_until(deadline) => return Err(NotReserved::TimedOut),
-            () = tokio::time::sleep(shared.settings.call_timeout) => {
-                Err(SharedLimitError::Unavailable("no answer within the call timeout".into()))
-            }
-            answer = asked => answer.unwrap_or_else(|panic| {
-                let message = panic_message(&*panic).to_owned();
-                shared.failed(FaultyTask::SharedLimit, message.clone());
-                Err(SharedLimitError::Unavailable(format!("it panicked: {message}")))
-            }),
-        };
-        let wait = match answer {
-            Ok(reservation) => {
-                shared.shared_limit_reached();
-                return Ok(reservation);
-            }
-            Err(SharedLimitError::Full { retry_in }) => retry_in,
-            Err(SharedLimitError::Unavailable(why)) => {
-                shared.shared_limit_unreachable(&why);
-                UNAVAILABLE_RETRY
-            }
-        };
-        tokio::select! {
-            biased;
-            () = shared.stop.raised() => return Err(NotReserved::Stopped),
-            () = tokio::time::sleep_until(deadline) => return Err(NotReserved::TimedOut),
-            () = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// Settles `reservation` with `kept` delivered units counted `from`, within the call
-/// timeout. A settlement that fails leaves the slots to expire with the
-/// window: the quota is never exceeded, only used less for a while.
-pub(crate) async fn settle<R: Send + Sync + 'static, S, T>(
-    shared: &Shared<R, S, T>,
-    limit: &dyn SharedLimit,
-    reservation: Reservation,
-    kept: usize,
-    from: WindowStart,
-) {
-    let settling = AssertUnwindSafe(limit.settle(reservation, kept, from)).catch_unwind();
-    match tokio::time::timeout(shared.settings.call_timeout, settling).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(error))) => {
-            tracing::warn!(%error, "cannot settle a shared-limit reservation; it expires with the window");
-        }
-        Ok(Err(panic)) => shared.failed(FaultyTask::SharedLimit, panic_message(&*panic).to_owned()),
-        Err(_) => tracing::warn!(
-            "settling a shared-limit reservation took longer than the call timeout; it expires with the window"
-        ),
-    }
 }
