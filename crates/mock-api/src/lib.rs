@@ -52,16 +52,14 @@
 //! ```
 
 mod api;
-mod config;
 mod ledger;
 mod record;
 mod server;
-mod window;
 
-pub use config::{ConfigError, MockApiConfig, Quota};
 pub use ledger::{Ledger, LedgerCounts, PartitionDeliveries, SUCCESS_TIMES_CAP};
 pub use record::{RecordIdentity, UNNAMED_STREAM};
 pub use server::{
     DEFAULT_ADDR, IDEMPOTENCY_KEY, MAX_BODY_BYTES, MockApiError, MockApiHandle, SHUTDOWN_GRACE,
     run_until, serve,
 };
+pub use sluice_api_model::{Behaviour as MockApiConfig, ConfigError, Quota};
