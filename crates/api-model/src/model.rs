@@ -1,6 +1,7 @@
 //! One call to the API, apart from any transport and any clock: admission,
 //! the draws of latency and fate, and the ledger.
 
+use std::fmt;
 use std::hash::Hash;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -139,7 +140,6 @@ impl<P: Eq + Hash, X> ApiModel<P, X> {
 /// caller went away) frees its slot at once and counts it as cancelled:
 /// a future that holds a `Call` across an `.await` may be dropped at any
 /// point.
-#[derive(Debug)]
 #[must_use = "dropping a call cancels it"]
 pub struct Call<'a, P: Eq + Hash, X> {
     model: &'a ApiModel<P, X>,
@@ -188,6 +188,18 @@ impl<P: Eq + Hash, X> Call<'_, P, X> {
         state.tally.succeeded(self.admitted_at, records);
         on_success(&mut state.annex);
         Ok(())
+    }
+}
+
+impl<P: Eq + Hash, X> fmt::Debug for Call<'_, P, X> {
+    /// The call alone, not the model it belongs to.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Call")
+            .field("admitted_at", &self.admitted_at)
+            .field("latency", &self.latency)
+            .field("fails", &self.fails)
+            .field("settled", &self.slot.is_none())
+            .finish()
     }
 }
 

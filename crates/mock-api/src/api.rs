@@ -60,9 +60,13 @@ impl Api {
         self.model.update_annex(|annex| annex.bad_requests += 1);
     }
 
-    /// One call carrying `records`. Dropping the future while the call is
-    /// in flight (the client went away) frees its slot and counts it as
-    /// cancelled.
+    /// One call carrying `records`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while the call is in flight (the client went
+    /// away) frees its slot and counts it as cancelled; nothing is
+    /// delivered.
     pub(crate) async fn call(
         &self,
         records: Vec<RecordIdentity>,

@@ -3,9 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_api_model::{
-    ApiModel, Behaviour, CallFailed, ConfigError, Quota, Refused, Retention,
-};
+use sluice_api_model::{ApiModel, Behaviour, CallFailed, ConfigError, Quota, Refused, Retention};
 use sluice_models::{PartitionKey, ProcessedRecord};
 use sluice_processor::{Envelope, SendError, Sink, SinkError};
 use tokio::time::Instant;
@@ -164,12 +162,12 @@ impl Sink<ProcessedRecord> for SimulatedApi {
     /// Dropping the future while the call is in flight frees its slot and
     /// counts the call as cancelled; nothing is delivered.
     async fn send(&self, batch: &[Envelope<ProcessedRecord>]) -> Result<(), SendError> {
-        let call = self
-            .model
-            .admit(self.started_at.elapsed())
-            .map_err(|Refused { retry_after }| SinkError::RateLimited {
-                retry_after: self.config.retry_after_hint.then_some(retry_after),
-            })?;
+        let call =
+            self.model
+                .admit(self.started_at.elapsed())
+                .map_err(|Refused { retry_after }| SinkError::RateLimited {
+                    retry_after: self.config.retry_after_hint.then_some(retry_after),
+                })?;
         if !call.latency().is_zero() {
             tokio::time::sleep(call.latency()).await;
         }
@@ -177,9 +175,8 @@ impl Sink<ProcessedRecord> for SimulatedApi {
             let key = envelope.record.key()?;
             Some((key.partition_key(), key.sequence_id))
         });
-        call.complete(deliveries, |()| ()).map_err(|CallFailed| {
-            SinkError::Transient("simulated processing error".to_owned())
-        })?;
+        call.complete(deliveries, |()| ())
+            .map_err(|CallFailed| SinkError::Transient("simulated processing error".to_owned()))?;
         Ok(())
     }
 }
