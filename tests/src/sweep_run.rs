@@ -194,32 +194,32 @@ pub(crate) fn check(scenario: &Scenario, seen: &Observed) -> Result<Outcome, Vec
         format!("offered {} but ingested {}", seen.offered, m.ingested),
     );
     check(
-        m.delivered == ledger.records,
+        m.delivered == ledger.counts.records_delivered,
         format!(
             "delivered {} but the API accepted {}",
-            m.delivered, ledger.records
+            m.delivered, ledger.counts.records_delivered
         ),
     );
     if faults.sink_is_bare() {
         check(
-            m.attempts == ledger.calls,
+            m.attempts == ledger.counts.calls,
             format!(
                 "{} attempts but the API saw {} calls",
-                m.attempts, ledger.calls
+                m.attempts, ledger.counts.calls
             ),
         );
         check(
-            m.failed_calls == ledger.failures + m.timed_out_calls,
+            m.failed_calls == ledger.counts.failures + m.timed_out_calls,
             format!(
                 "{} failed calls but the API failed {} and {} timed out",
-                m.failed_calls, ledger.failures, m.timed_out_calls
+                m.failed_calls, ledger.counts.failures, m.timed_out_calls
             ),
         );
         check(
-            m.rate_limit_hits == ledger.rate_limit_hits,
+            m.rate_limit_hits == ledger.counts.rate_limit_hits,
             format!(
                 "{} refusals but the API refused {}",
-                m.rate_limit_hits, ledger.rate_limit_hits
+                m.rate_limit_hits, ledger.counts.rate_limit_hits
             ),
         );
         if scenario.processor.batch.max_records == 1 {
@@ -229,10 +229,10 @@ pub(crate) fn check(scenario: &Scenario, seen: &Observed) -> Result<Outcome, Vec
                 .filter(|r| r.reason == HandBackReason::CallCancelled)
                 .count() as u64;
             check(
-                cancelled + m.timed_out_calls == ledger.cancelled,
+                cancelled + m.timed_out_calls == ledger.counts.cancelled,
                 format!(
                     "{cancelled} calls cancelled at the stop and {} timed out, but the API saw {} abandoned",
-                    m.timed_out_calls, ledger.cancelled
+                    m.timed_out_calls, ledger.counts.cancelled
                 ),
             );
         }

@@ -57,10 +57,10 @@ async fn the_queue_never_exceeds_its_capacity_and_the_source_slows_down() {
     // Pull-based: the sources made only what the processor could take.
     let offered = harness.simulator.offered().total();
     assert!(
-        offered <= ledger.successes + capacity as u64,
+        offered <= ledger.counts.successes + capacity as u64,
         "offered {offered}"
     );
-    assert!(ledger.successes >= 60 * u64::from(api_limit) * 98 / 100);
+    assert!(ledger.counts.successes >= 60 * u64::from(api_limit) * 98 / 100);
 
     let (dead, back) = sluice_tests::outcome_keys(&report);
     let audit = Audit::of(harness.simulator.offered(), &ledger, &dead, &back);

@@ -69,7 +69,7 @@ async fn calls_in_flight_finish_within_the_drain_deadline() {
     let (report, ledger, audit) = stop_mid_flight(Duration::from_secs(2)).await;
     assert!(report.is_conserved(), "{}", report.conservation());
     assert!(audit.is_clean(), "{audit:?}");
-    assert_eq!(ledger.cancelled, 0, "nothing needed cancelling");
+    assert_eq!(ledger.counts.cancelled, 0, "nothing needed cancelling");
     assert!(
         report
             .handed_back
@@ -83,7 +83,7 @@ async fn calls_in_flight_finish_within_the_drain_deadline() {
             .any(|r| r.reason == HandBackReason::AwaitingRetry)
     );
     assert_eq!(report.metrics.in_flight, 0);
-    assert_eq!(report.metrics.delivered, ledger.successes);
+    assert_eq!(report.metrics.delivered, ledger.counts.successes);
 }
 
 #[tokio::test(start_paused = true)]
@@ -96,7 +96,7 @@ async fn calls_past_the_deadline_are_cancelled_and_handed_back() {
         .count() as u64;
     assert!(cancelled >= 10, "{cancelled}");
     assert_eq!(
-        ledger.cancelled, cancelled,
+        ledger.counts.cancelled, cancelled,
         "the API saw exactly those calls abandoned"
     );
     assert!(report.is_conserved(), "{}", report.conservation());

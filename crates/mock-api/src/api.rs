@@ -1,17 +1,14 @@
-//! One call to the mock API, apart from HTTP: admission, latency, fate,
-//! and the ledger.
+//! One call to the mock API, apart from HTTP: the shared model of the API
+//! (`sluice-api-model`) on tokio's clock, and the ledger it serves.
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
+use sluice_api_model::{ApiModel, CallFailed, Refused};
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, MockApiConfig};
-use crate::ledger::{Ledger, LedgerCounts, Recorder};
+use crate::ledger::{HttpAnnex, Ledger, LedgerCounts, StreamPartition, retention};
 use crate::record::RecordIdentity;
-use crate::window::{Slot, SuccessWindow};
+use crate::{ConfigError, MockApiConfig};
 
 /// What became of a well-formed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,137 +25,66 @@ pub(crate) enum Outcome {
 /// The API's state, shared by every connection.
 #[derive(Debug)]
 pub(crate) struct Api {
-    config: MockApiConfig,
     started_at: Instant,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    rng: ChaCha8Rng,
-    window: SuccessWindow,
-    recorder: Recorder,
+    model: ApiModel<StreamPartition, HttpAnnex>,
 }
 
 impl Api {
     /// An API that starts counting now.
     pub(crate) fn new(config: MockApiConfig) -> Result<Api, ConfigError> {
-        config.validate()?;
         Ok(Api {
             started_at: Instant::now(),
-            state: Mutex::new(State {
-                rng: ChaCha8Rng::seed_from_u64(config.seed),
-                window: SuccessWindow::new(config.rate_limit),
-                recorder: Recorder::default(),
-            }),
-            config,
+            model: ApiModel::new(config, retention(), HttpAnnex::default())?,
         })
     }
 
     /// How the API was configured.
     pub(crate) fn config(&self) -> &MockApiConfig {
-        &self.config
+        self.model.behaviour()
     }
 
     /// A copy of the ledger as it stands.
     pub(crate) fn ledger(&self) -> Ledger {
-        self.lock().recorder.snapshot()
+        self.model.read(Ledger::of)
     }
 
     /// The ledger's counters as they stand: no list is copied, so the
     /// calls in flight wait for the lock no longer than a few loads.
     pub(crate) fn counts(&self) -> LedgerCounts {
-        self.lock().recorder.counts()
+        self.model
+            .read(|tally, annex| LedgerCounts::of(tally.counts(), annex))
     }
 
     /// Notes a body that was refused with `400`.
     pub(crate) fn bad_request(&self) {
-        self.lock().recorder.ledger.counts.bad_requests += 1;
+        self.model.update_annex(|annex| annex.bad_requests += 1);
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One call carrying `records`. Dropping the future while the call is
-    /// in flight (the client went away) frees its slot and counts it as
-    /// cancelled.
+    /// One call carrying `records`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while the call is in flight (the client went
+    /// away) frees its slot and counts it as cancelled; nothing is
+    /// delivered.
     pub(crate) async fn call(
         &self,
-        records: &[RecordIdentity],
+        records: Vec<RecordIdentity>,
         idempotency_key: Option<&str>,
     ) -> Outcome {
-        let admitted_at = Instant::now();
-        let (slot, latency, fails) = {
-            let mut state = self.lock();
-            state.recorder.ledger.counts.calls += 1;
-            let slot = match state.window.admit(admitted_at) {
-                Ok(slot) => slot,
-                Err(retry_after) => {
-                    state.recorder.ledger.counts.rate_limit_hits += 1;
-                    return Outcome::RateLimited(retry_after);
-                }
-            };
-            let (min, max) = (self.config.latency_min, self.config.latency_max);
-            let latency = if min == max {
-                min
-            } else {
-                state.rng.random_range(min..=max)
-            };
-            let rate = self.config.failure_rate;
-            let fails = rate > 0.0 && state.rng.random_bool(rate);
-            (slot, latency, fails)
+        let now = self.started_at.elapsed();
+        let call = match self.model.admit(now) {
+            Ok(call) => call,
+            Err(Refused { retry_after }) => return Outcome::RateLimited(retry_after),
         };
-        let reservation = Reservation {
-            api: self,
-            slot,
-            settled: false,
-        };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+        if !call.latency().is_zero() {
+            tokio::time::sleep(call.latency()).await;
         }
-        reservation.settle(fails, admitted_at, records, idempotency_key)
-    }
-}
-
-/// An admitted call in flight: dropped unsettled (a cancelled call), it
-/// frees its slot.
-struct Reservation<'a> {
-    api: &'a Api,
-    slot: Slot,
-    settled: bool,
-}
-
-impl Reservation<'_> {
-    fn settle(
-        mut self,
-        fails: bool,
-        admitted_at: Instant,
-        records: &[RecordIdentity],
-        idempotency_key: Option<&str>,
-    ) -> Outcome {
-        self.settled = true;
-        let api = self.api;
-        let mut state = api.lock();
-        if fails {
-            state.window.release(self.slot);
-            state.recorder.ledger.counts.failures += 1;
-            return Outcome::Failed;
-        }
-        let since_start = admitted_at.saturating_duration_since(api.started_at);
-        let at_ms = u64::try_from(since_start.as_millis()).unwrap_or(u64::MAX);
-        state.recorder.success(at_ms, records, idempotency_key);
-        Outcome::Accepted(records.len())
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            let mut state = self.api.lock();
-            state.window.release(self.slot);
-            state.recorder.ledger.counts.cancelled += 1;
+        let accepted = records.len();
+        let deliveries = records.into_iter().map(|r| Some(r.into_delivery()));
+        match call.complete(deliveries, |annex| annex.count_key(idempotency_key)) {
+            Ok(()) => Outcome::Accepted(accepted),
+            Err(CallFailed) => Outcome::Failed,
         }
     }
 }
@@ -170,7 +96,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Quota;
+    use crate::Quota;
 
     fn config(limit: u32, failure_rate: f64) -> MockApiConfig {
         MockApiConfig {
@@ -202,7 +128,7 @@ mod tests {
                 tokio::spawn(async move {
                     let mut outcomes = Vec::new();
                     while Instant::now() < until {
-                        outcomes.push(api.call(&one(caller), None).await);
+                        outcomes.push(api.call(one(caller), None).await);
                         tokio::time::sleep(Duration::from_millis(3)).await;
                     }
                     outcomes
@@ -242,11 +168,11 @@ mod tests {
         })
         .unwrap();
         let cut_short =
-            tokio::time::timeout(Duration::from_millis(5), api.call(&one(1), None)).await;
+            tokio::time::timeout(Duration::from_millis(5), api.call(one(1), None)).await;
         assert!(cut_short.is_err());
-        assert_eq!(api.call(&one(2), Some("k")).await, Outcome::Accepted(1));
+        assert_eq!(api.call(one(2), Some("k")).await, Outcome::Accepted(1));
         assert!(matches!(
-            api.call(&one(3), None).await,
+            api.call(one(3), None).await,
             Outcome::RateLimited(_)
         ));
         let ledger = api.ledger();
@@ -274,7 +200,7 @@ mod tests {
             let mut fates = Vec::new();
             for i in 0..40 {
                 let start = Instant::now();
-                fates.push(api.call(&one(i), None).await);
+                fates.push(api.call(one(i), None).await);
                 let took = start.elapsed();
                 assert!(took >= Duration::from_millis(10) && took <= Duration::from_millis(51));
             }

@@ -1,12 +1,14 @@
 //! The mock API's own record of what it was asked and what it accepted,
 //! as `GET /ledger` serves it.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sluice_api_model::{
+    Counts, Keep, Quota, Retention, Tally, failures_per_call, max_in_any_window,
+};
 
-use crate::config::Quota;
 use crate::record::RecordIdentity;
 
 /// How many success times the ledger keeps: the latest ones.
@@ -64,6 +66,31 @@ pub struct LedgerCounts {
 }
 
 impl LedgerCounts {
+    /// The model's counts and the HTTP annex's, times in whole milliseconds
+    /// rounded down.
+    pub(crate) fn of(counts: Counts, annex: &HttpAnnex) -> LedgerCounts {
+        LedgerCounts {
+            calls: counts.calls,
+            successes: counts.successes,
+            failures: counts.failures,
+            rate_limit_hits: counts.rate_limit_hits,
+            bad_requests: annex.bad_requests,
+            cancelled: counts.cancelled,
+            records_delivered: counts.records_delivered,
+            duplicates: counts.duplicates,
+            order_violations: counts.order_violations,
+            first_success_ms: counts.first_success.map(millis),
+            last_success_ms: counts.last_success.map(millis),
+        }
+    }
+
+    /// Failed calls per well-formed call, refused and cancelled ones
+    /// included (0 when there were none): the original test's API error
+    /// rate, as `sluice_api_model::Counts::failures_per_call` defines it.
+    pub fn failures_per_call(&self) -> f64 {
+        failures_per_call(self.failures, self.calls)
+    }
+
     /// Distinct records delivered: deliveries less the repeated ones.
     ///
     /// ```
@@ -175,140 +202,83 @@ impl Ledger {
     /// independent check of the limit. Exact for windows of whole
     /// milliseconds.
     pub fn max_successes_in_any(&self, window: Duration) -> usize {
-        let window = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-        if window == 0 {
-            return 0;
-        }
-        let mut times = self.success_times_ms.clone();
-        times.sort_unstable();
-        let mut most = 0;
-        let mut start = 0;
-        for end in 0..times.len() {
-            // Stops at `start == end` at the latest, as the window is above 0.
-            while times[end] - times[start] >= window {
-                start += 1;
-            }
-            most = most.max(end - start + 1);
-        }
-        most
+        let times = self
+            .success_times_ms
+            .iter()
+            .map(|&ms| Duration::from_millis(ms));
+        max_in_any_window(times, window)
     }
 
-    /// Failed calls as a fraction of admitted calls that completed
-    /// (successes and failures; 0 when there were none).
-    pub fn failure_fraction(&self) -> f64 {
-        let completed = self.counts.successes + self.counts.failures;
-        if completed == 0 {
-            0.0
-        } else {
-            self.counts.failures as f64 / completed as f64
+    /// The ledger of the model's `tally` and the HTTP annex: what `GET
+    /// /ledger` serves.
+    pub(crate) fn of(tally: &Tally<StreamPartition>, annex: &HttpAnnex) -> Ledger {
+        let mut streams: BTreeMap<String, BTreeMap<u64, PartitionDeliveries>> = BTreeMap::new();
+        for ((stream, partition), delivered) in tally.arrivals_by_partition() {
+            let partitions = match streams.get_mut(stream.as_str()) {
+                Some(partitions) => partitions,
+                None => streams.entry(stream.clone()).or_default(),
+            };
+            partitions.insert(*partition, PartitionDeliveries { delivered });
         }
-    }
-}
-
-/// The ledger as the server keeps it, with what it needs to find
-/// duplicates and order violations.
-#[derive(Debug, Default)]
-pub(crate) struct Recorder {
-    /// Everything but `success_times_ms`.
-    pub(crate) ledger: Ledger,
-    success_times: VecDeque<u64>,
-    partitions: HashMap<String, HashMap<u64, Seen>>,
-}
-
-#[derive(Debug, Default)]
-struct Seen {
-    sequences: HashSet<u64>,
-    highest: u64,
-}
-
-impl Recorder {
-    /// Notes a successful call admitted `at_ms` after the start.
-    pub(crate) fn success(
-        &mut self,
-        at_ms: u64,
-        records: &[RecordIdentity],
-        idempotency_key: Option<&str>,
-    ) {
-        let ledger = &mut self.ledger;
-        ledger.counts.successes += 1;
-        ledger.counts.records_delivered += records.len() as u64;
-        ledger.counts.first_success_ms = Some(
-            ledger
-                .counts
-                .first_success_ms
-                .map_or(at_ms, |t| t.min(at_ms)),
-        );
-        ledger.counts.last_success_ms = Some(
-            ledger
-                .counts
-                .last_success_ms
-                .map_or(at_ms, |t| t.max(at_ms)),
-        );
-        if self.success_times.len() >= SUCCESS_TIMES_CAP {
-            self.success_times.pop_front();
-        }
-        self.success_times.push_back(at_ms);
-        if let Some(key) = idempotency_key {
-            match ledger.idempotency_keys.get_mut(key) {
-                Some(count) => *count += 1,
-                None => {
-                    ledger.idempotency_keys.insert(key.to_owned(), 1);
-                }
-            }
-        }
-        for record in records {
-            self.deliver(record);
-        }
-    }
-
-    fn deliver(&mut self, record: &RecordIdentity) {
-        let RecordIdentity {
-            stream,
-            partition,
-            sequence,
-        } = record;
-        let partitions = match self.ledger.streams.get_mut(stream.as_str()) {
-            Some(partitions) => partitions,
-            None => self.ledger.streams.entry(stream.clone()).or_default(),
-        };
-        partitions
-            .entry(*partition)
-            .or_default()
-            .delivered
-            .push(*sequence);
-        let seen = match self.partitions.get_mut(stream.as_str()) {
-            Some(seen) => seen,
-            None => self.partitions.entry(stream.clone()).or_default(),
-        };
-        let seen = seen.entry(*partition).or_default();
-        if !seen.sequences.insert(*sequence) {
-            self.ledger.counts.duplicates += 1;
-        }
-        if *sequence < seen.highest {
-            self.ledger.counts.order_violations += 1;
-        }
-        seen.highest = seen.highest.max(*sequence);
-    }
-
-    /// The counters as they stand, without copying any list.
-    pub(crate) fn counts(&self) -> LedgerCounts {
-        self.ledger.counts
-    }
-
-    /// A copy of the ledger as it stands.
-    pub(crate) fn snapshot(&self) -> Ledger {
         Ledger {
-            success_times_ms: self.success_times.iter().copied().collect(),
-            ..self.ledger.clone()
+            counts: LedgerCounts::of(tally.counts(), annex),
+            success_times_ms: tally.success_times().map(millis).collect(),
+            streams,
+            idempotency_keys: annex.idempotency_keys.clone(),
         }
     }
+}
+
+/// A (stream, partition): the unit the ledger checks for duplicates and
+/// order.
+pub(crate) type StreamPartition = (String, u64);
+
+/// What the mock API keeps: every success time up to
+/// [`SUCCESS_TIMES_CAP`], and every delivery in arrival order.
+pub(crate) fn retention() -> Retention {
+    Retention {
+        success_times: Keep::Latest(SUCCESS_TIMES_CAP),
+        arrivals: true,
+    }
+}
+
+/// What the mock API counts beside the shared model: what only HTTP has.
+#[derive(Debug, Default)]
+pub(crate) struct HttpAnnex {
+    /// Bodies refused with `400`.
+    pub(crate) bad_requests: u64,
+    /// `Idempotency-Key` header → how many successful calls carried it.
+    idempotency_keys: BTreeMap<String, u64>,
+}
+
+impl HttpAnnex {
+    /// Notes the `Idempotency-Key` of a successful call, if it had one.
+    pub(crate) fn count_key(&mut self, idempotency_key: Option<&str>) {
+        let Some(key) = idempotency_key else {
+            return;
+        };
+        match self.idempotency_keys.get_mut(key) {
+            Some(count) => *count += 1,
+            None => {
+                self.idempotency_keys.insert(key.to_owned(), 1);
+            }
+        }
+    }
+}
+
+/// `time` in whole milliseconds, rounded down.
+fn millis(time: Duration) -> u64 {
+    u64::try_from(time.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use sluice_api_model::ApiModel;
+
     use super::*;
+    use crate::MockApiConfig;
 
     fn id(stream: &str, partition: u64, sequence: u64) -> RecordIdentity {
         RecordIdentity {
@@ -318,20 +288,46 @@ mod tests {
         }
     }
 
+    /// The ledger after successful calls, each admitted at `at_ms` with
+    /// its records and key, on an API with no limit, failures or latency.
+    fn ledger_after<'k>(
+        calls: impl IntoIterator<Item = (u64, Vec<RecordIdentity>, Option<&'k str>)>,
+    ) -> Ledger {
+        let config = MockApiConfig {
+            rate_limit: None,
+            failure_rate: 0.0,
+            latency_min: Duration::ZERO,
+            latency_max: Duration::ZERO,
+            seed: 0,
+        };
+        let api = ApiModel::new(config, retention(), HttpAnnex::default()).unwrap();
+        for (at_ms, records, key) in calls {
+            let call = api.admit(Duration::from_millis(at_ms)).unwrap();
+            let deliveries = records.into_iter().map(|r| Some(r.into_delivery()));
+            call.complete(deliveries, |annex| annex.count_key(key))
+                .unwrap();
+        }
+        api.read(Ledger::of)
+    }
+
     #[test]
     fn duplicates_and_reordering_are_found_per_partition() {
-        let mut recorder = Recorder::default();
-        let calls = [
-            vec![id("a", 0, 1), id("a", 1, 5)],
-            vec![id("a", 0, 2), id("a", 1, 6), id("b", 0, 1)],
+        let ledger = ledger_after([
+            (0, vec![id("a", 0, 1), id("a", 1, 5)], Some("k")),
+            (
+                10,
+                vec![id("a", 0, 2), id("a", 1, 6), id("b", 0, 1)],
+                Some("k"),
+            ),
             // (a, 0, 2) again is not below the highest; (a, 0, 1) is.
-            vec![id("a", 0, 2), id("a", 0, 1), id("a", 1, 7)],
-        ];
-        for (i, records) in calls.iter().enumerate() {
-            recorder.success(i as u64 * 10, records, Some("k"));
-        }
-        let ledger = recorder.snapshot();
-        assert_eq!(ledger.counts.successes, 3);
+            (
+                20,
+                vec![id("a", 0, 2), id("a", 0, 1), id("a", 1, 7)],
+                Some("k"),
+            ),
+            (30, vec![], None),
+        ]);
+        assert_eq!(ledger.counts.successes, 4);
         assert_eq!(ledger.counts.records_delivered, 8);
         assert_eq!(ledger.counts.duplicates, 2);
         assert_eq!(ledger.counts.order_violations, 1);
@@ -339,13 +335,13 @@ mod tests {
         assert_eq!(ledger.delivered("a", 1), [5, 6, 7]);
         assert_eq!(ledger.delivered("c", 0), [] as [u64; 0]);
         assert_eq!(ledger.idempotency_keys.get("k"), Some(&3));
-        assert_eq!(ledger.success_times_ms, [0, 10, 20]);
+        assert_eq!(ledger.success_times_ms, [0, 10, 20, 30]);
         assert_eq!(
             (
                 ledger.counts.first_success_ms,
                 ledger.counts.last_success_ms
             ),
-            (Some(0), Some(20))
+            (Some(0), Some(30))
         );
         assert_eq!(ledger.deliveries().count(), 8);
         let lost = ledger.lost_from([("a", 0, 1), ("a", 0, 3), ("b", 0, 1), ("b", 2, 1)]);
@@ -370,37 +366,34 @@ mod tests {
 
     #[test]
     fn success_times_keep_the_latest_and_the_json_round_trips() {
-        let mut recorder = Recorder::default();
-        for t in 0..SUCCESS_TIMES_CAP as u64 + 3 {
-            recorder.success(t, &[], None);
-        }
-        let ledger = recorder.snapshot();
+        let ledger = ledger_after((0..SUCCESS_TIMES_CAP as u64 + 3).map(|t| (t, vec![], None)));
         assert_eq!(ledger.success_times_ms.len(), SUCCESS_TIMES_CAP);
         assert_eq!(ledger.success_times_ms.first(), Some(&3));
         assert_eq!(ledger.counts.first_success_ms, Some(0));
 
-        let mut recorder = Recorder::default();
-        recorder.success(5, &[id("s", 3, 9)], Some("key-1"));
-        let ledger = recorder.snapshot();
+        let ledger = ledger_after([(5, vec![id("s", 3, 9)], Some("key-1"))]);
         let json = serde_json::to_value(&ledger).unwrap();
         assert_eq!(
             json["streams"]["s"]["3"]["delivered"],
             serde_json::json!([9])
         );
         assert_eq!(json["first_success_ms"], 5);
+        assert_eq!(json["idempotency_keys"]["key-1"], 1);
         let back: Ledger = serde_json::from_value(json).unwrap();
         assert_eq!(back, ledger);
     }
 
     #[test]
-    fn the_failure_fraction_counts_completed_calls_only() {
-        let mut ledger = Ledger::default();
-        assert_eq!(ledger.failure_fraction(), 0.0, "no call completed");
-        ledger.counts.successes = 3;
-        ledger.counts.failures = 1;
-        // Refused and cancelled calls did not complete: not counted.
-        ledger.counts.rate_limit_hits = 10;
-        ledger.counts.cancelled = 10;
-        assert_eq!(ledger.failure_fraction(), 0.25);
+    fn failures_per_call_count_every_well_formed_call() {
+        let mut counts = LedgerCounts::default();
+        assert_eq!(counts.failures_per_call(), 0.0, "no call made");
+        counts.calls = 16;
+        counts.successes = 3;
+        counts.failures = 1;
+        // Refused and cancelled calls are calls; malformed bodies are not.
+        counts.rate_limit_hits = 10;
+        counts.cancelled = 2;
+        counts.bad_requests = 100;
+        assert_eq!(counts.failures_per_call(), 0.0625);
     }
 }

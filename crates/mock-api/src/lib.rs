@@ -9,9 +9,9 @@
 //!      with `Retry-After` (whole seconds, rounded up, at least 1) saying
 //!      when the oldest live slot frees. Otherwise the call reserves a
 //!      slot: the limit counts *successes* and holds under any
-//!      concurrency, as in `sluice-sim`'s `SimulatedApi`. A slot is freed
-//!      at once if its call fails or is cancelled (the client went away),
-//!      and one window after admission if it succeeds.
+//!      concurrency. A slot is freed at once if its call fails or is
+//!      cancelled (the client went away), and one window after admission
+//!      if it succeeds.
 //!   2. **Latency.** The call waits a seeded random duration in
 //!      `latency_min..=latency_max` (tokio's clock).
 //!   3. **Fate.** With probability `failure_rate`, `503`; otherwise `200`
@@ -23,6 +23,15 @@
 //! - `GET /ledger/counts`: its counters alone ([`LedgerCounts`]), cheap
 //!   to poll while a run goes on: the whole ledger grows with every
 //!   record, and copying it holds up the calls in flight.
+//!
+//! The limit, the latency and failure draws and the ledger's counts are
+//! the shared model of the API (`sluice-api-model`, the same one
+//! `sluice-sim`'s `SimulatedApi` runs on tokio's paused clock), here on
+//! tokio's clock in real time; [`MockApiConfig`], [`Quota`] and
+//! [`ConfigError`] are its types. This crate owns the HTTP: routes, bodies
+//! and record identities, status codes and `Retry-After`, the JSON
+//! [`Ledger`] (times in whole milliseconds), and what only HTTP has:
+//! malformed bodies and `Idempotency-Key` counts.
 //!
 //! The listener is the caller's; our servers listen on `127.0.0.1`
 //! ([`DEFAULT_ADDR`]) unless told otherwise.
@@ -52,16 +61,14 @@
 //! ```
 
 mod api;
-mod config;
 mod ledger;
 mod record;
 mod server;
-mod window;
 
-pub use config::{ConfigError, MockApiConfig, Quota};
 pub use ledger::{Ledger, LedgerCounts, PartitionDeliveries, SUCCESS_TIMES_CAP};
 pub use record::{RecordIdentity, UNNAMED_STREAM};
 pub use server::{
     DEFAULT_ADDR, IDEMPOTENCY_KEY, MAX_BODY_BYTES, MockApiError, MockApiHandle, SHUTDOWN_GRACE,
     run_until, serve,
 };
+pub use sluice_api_model::{Behaviour as MockApiConfig, ConfigError, Quota};

@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::ledger::StreamPartition;
+
 /// A record's identity, for the ledger: which (stream, partition) it
 /// belongs to and where it stands in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -37,6 +39,14 @@ impl RecordIdentity {
                 .or_else(|| integer("sequence_id"))
                 .unwrap_or(0),
         }
+    }
+}
+
+impl RecordIdentity {
+    /// The identity as the shared model counts deliveries: its (stream,
+    /// partition) and its sequence.
+    pub(crate) fn into_delivery(self) -> (StreamPartition, u64) {
+        ((self.stream, self.partition), self.sequence)
     }
 }
 

@@ -20,9 +20,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{Api, Outcome};
-use crate::config::{ConfigError, MockApiConfig};
 use crate::ledger::{Ledger, LedgerCounts};
 use crate::record::{BadBody, parse_body};
+use crate::{ConfigError, MockApiConfig};
 
 /// Where our servers listen unless told otherwise: the loopback interface
 /// only (`127.0.0.1:8080`). Binding is the caller's: [`serve`] takes a
@@ -209,7 +209,7 @@ async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| String::from_utf8_lossy(value.as_bytes()));
-    match api.call(&records, key.as_deref()).await {
+    match api.call(records, key.as_deref()).await {
         Outcome::Accepted(n) => {
             (StatusCode::OK, axum::Json(json!({ "accepted": n }))).into_response()
         }

@@ -40,18 +40,20 @@ impl Accuracy {
 
 /// Compares `metrics` with `ledger` as the original test does:
 /// - `total_processed` within max(2, 10 %) of the records the API accepted;
-/// - `error_rate` within 0.15 of failures / calls;
+/// - `error_rate` within 0.15 of failures / calls (refused and cancelled
+///   calls included: `Counts::failures_per_call`);
 /// - `processing_rate_per_second` within max(1.0, 20 %) of successes /
 ///   (time of last success - API start);
 /// - `rate_limit_hits` between 0 and 1000.
 pub fn metric_accuracy(metrics: &PipelineMetrics, ledger: &Ledger) -> Accuracy {
-    let successes = ledger.records as f64;
+    let counts = &ledger.counts;
+    let successes = counts.records_delivered as f64;
     let total_tolerance = (successes * 0.10).max(2.0);
     let total = metrics.total_processed as f64;
 
-    let api_error_rate = ledger.failure_fraction();
+    let api_error_rate = counts.failures_per_call();
 
-    let api_rate = match ledger.last_success {
+    let api_rate = match counts.last_success {
         Some(last) if last.as_secs_f64() > 0.0 => successes / last.as_secs_f64(),
         _ => 0.0,
     };
@@ -62,10 +64,10 @@ pub fn metric_accuracy(metrics: &PipelineMetrics, ledger: &Ledger) -> Accuracy {
         AccuracyCheck {
             name: "total_processed",
             passed: (total - successes).abs() <= total_tolerance,
-            exact: metrics.total_processed == ledger.records,
+            exact: metrics.total_processed == counts.records_delivered,
             detail: format!(
                 "{} vs API deliveries {} (tolerance {total_tolerance:.1})",
-                metrics.total_processed, ledger.records
+                metrics.total_processed, counts.records_delivered
             ),
         },
         AccuracyCheck {
@@ -74,7 +76,7 @@ pub fn metric_accuracy(metrics: &PipelineMetrics, ledger: &Ledger) -> Accuracy {
             exact: (metrics.error_rate - api_error_rate).abs() < 1e-12,
             detail: format!(
                 "{:.4} vs API failures/calls {}/{} = {api_error_rate:.4} (tolerance 0.15)",
-                metrics.error_rate, ledger.failures, ledger.calls
+                metrics.error_rate, counts.failures, counts.calls
             ),
         },
         AccuracyCheck {
@@ -86,10 +88,10 @@ pub fn metric_accuracy(metrics: &PipelineMetrics, ledger: &Ledger) -> Accuracy {
         AccuracyCheck {
             name: "rate_limit_hits",
             passed: metrics.rate_limit_hits <= 1000,
-            exact: metrics.rate_limit_hits == ledger.rate_limit_hits,
+            exact: metrics.rate_limit_hits == counts.rate_limit_hits,
             detail: format!(
                 "{} vs API {} (allowed 0 to 1000)",
-                metrics.rate_limit_hits, ledger.rate_limit_hits
+                metrics.rate_limit_hits, counts.rate_limit_hits
             ),
         },
     ];
@@ -100,16 +102,21 @@ pub fn metric_accuracy(metrics: &PipelineMetrics, ledger: &Ledger) -> Accuracy {
 mod tests {
     use std::time::Duration;
 
+    use sluice_api_model::Counts;
+
     use super::*;
 
     fn ledger() -> Ledger {
         Ledger {
-            calls: 200,
-            successes: 150,
-            records: 150,
-            failures: 30,
-            rate_limit_hits: 20,
-            last_success: Some(Duration::from_secs(10)),
+            counts: Counts {
+                calls: 200,
+                successes: 150,
+                records_delivered: 150,
+                failures: 30,
+                rate_limit_hits: 20,
+                last_success: Some(Duration::from_secs(10)),
+                ..Counts::default()
+            },
             ..Ledger::default()
         }
     }

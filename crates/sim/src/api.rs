@@ -1,13 +1,10 @@
 //! The simulated downstream API: rate limited, slow and unreliable.
 
-use std::collections::VecDeque;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rand::rngs::ChaCha8Rng;
-use rand::{RngExt, SeedableRng};
-use sluice_models::ProcessedRecord;
+use sluice_api_model::{ApiModel, Behaviour, CallFailed, ConfigError, Quota, Refused, Retention};
+use sluice_models::{PartitionKey, ProcessedRecord};
 use sluice_processor::{Envelope, SendError, Sink, SinkError};
 use tokio::time::Instant;
 
@@ -34,7 +31,8 @@ pub struct ApiConfig {
     /// The original API does not.
     pub retry_after_hint: bool,
     /// Whether the ledger keeps every success time and delivered key (the
-    /// per-partition audit is kept regardless). Off for long benchmarks.
+    /// counts and the per-partition audit are kept regardless). Off for
+    /// long benchmarks.
     pub keep_log: bool,
     /// Seed of the API's RNG (latency and failure draws).
     pub seed: u64,
@@ -59,33 +57,44 @@ impl Default for ApiConfig {
 
 impl ApiConfig {
     /// Checks that every value is usable.
+    ///
+    /// # Errors
+    ///
+    /// A [`SimError`] naming the first unusable setting, e.g.
+    /// `api.failure_rate`.
     pub fn validate(&self) -> Result<(), SimError> {
-        if !(0.0..=1.0).contains(&self.failure_rate) {
-            return Err(SimError::new(
-                "api.failure_rate",
-                format!("must be between 0 and 1, got {}", self.failure_rate),
-            ));
-        }
         if self.window.is_zero() {
             return Err(SimError::new("api.window", "must be above 0"));
         }
-        if self.rate_limit == Some(0) {
-            return Err(SimError::new(
-                "api.rate_limit",
-                "must be at least 1 when set",
-            ));
-        }
-        if self.latency_min > self.latency_max {
-            return Err(SimError::new(
-                "api.latency_min",
-                format!(
-                    "{:?} is above latency_max {:?}",
-                    self.latency_min, self.latency_max
-                ),
-            ));
-        }
-        Ok(())
+        self.behaviour().validate().map_err(setting_error)
     }
+
+    /// The behaviour of the shared API model these settings describe, its
+    /// seed derived from the simulation's.
+    fn behaviour(&self) -> Behaviour {
+        Behaviour {
+            rate_limit: self.rate_limit.map(|limit| Quota {
+                limit,
+                window: self.window,
+            }),
+            failure_rate: self.failure_rate,
+            latency_min: self.latency_min,
+            latency_max: self.latency_max,
+            seed: derive_seed(self.seed, "api"),
+        }
+    }
+}
+
+/// The model's complaint, under the name of our setting.
+fn setting_error(error: ConfigError) -> SimError {
+    let field = match &error {
+        ConfigError::ZeroLimit => "api.rate_limit",
+        ConfigError::ZeroWindow => "api.window",
+        ConfigError::FailureRate(_) => "api.failure_rate",
+        ConfigError::LatencyRange { .. } => "api.latency_min",
+        _ => "api",
+    };
+    SimError::new(field, error.reason())
 }
 
 /// A downstream API that behaves as SCENARIO.md describes, with the
@@ -93,54 +102,42 @@ impl ApiConfig {
 /// gives it back if it fails, so the limit holds under any concurrency.
 ///
 /// One call:
-/// 1. If the successes (and reservations) admitted in the last second are
+/// 1. If the successes (and reservations) admitted in the last window are
 ///    already at the limit, the call is refused at once as rate limited.
 /// 2. Otherwise it reserves a slot and waits a latency drawn uniformly from
 ///    `[latency_min, latency_max]`.
 /// 3. It then fails with probability `failure_rate` (the slot is given
-///    back), or succeeds (the slot stays for one second from admission).
+///    back), or succeeds (the slot stays for one window from admission).
 ///
-/// The API keeps its own [`Ledger`]. Waits use tokio's clock; draws come
-/// from its own seeded RNG.
+/// The window, the draws and the ledger's counts are the shared model of
+/// the API (`sluice-api-model`), the same as `sluice-mock-api`'s; this
+/// type makes it a [`Sink`] on tokio's clock: waits use tokio's clock,
+/// draws come from the model's RNG, seeded from the simulation's seed.
 #[derive(Debug)]
 pub struct SimulatedApi {
     config: ApiConfig,
     started_at: Instant,
-    state: Mutex<State>,
-}
-
-#[derive(Debug)]
-struct State {
-    rng: ChaCha8Rng,
-    /// Admitted calls of the last window, oldest first: successes and
-    /// calls still in flight (`live`), or failed ones (not live).
-    window: VecDeque<Admission>,
-    live: usize,
-    next_id: u64,
-    ledger: Ledger,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Admission {
-    id: u64,
-    at: Instant,
-    live: bool,
+    model: ApiModel<PartitionKey>,
 }
 
 impl SimulatedApi {
     /// An API that starts counting now.
+    ///
+    /// # Errors
+    ///
+    /// A [`SimError`] if `config` is not usable.
     pub fn new(config: ApiConfig) -> Result<SimulatedApi, SimError> {
         config.validate()?;
+        let retention = if config.keep_log {
+            Retention::EVERYTHING
+        } else {
+            Retention::COUNTS
+        };
+        let model = ApiModel::new(config.behaviour(), retention, ()).map_err(setting_error)?;
         Ok(SimulatedApi {
-            started_at: Instant::now(),
-            state: Mutex::new(State {
-                rng: ChaCha8Rng::seed_from_u64(derive_seed(config.seed, "api")),
-                window: VecDeque::new(),
-                live: 0,
-                next_id: 0,
-                ledger: Ledger::default(),
-            }),
             config,
+            started_at: Instant::now(),
+            model,
         })
     }
 
@@ -151,125 +148,7 @@ impl SimulatedApi {
 
     /// A copy of the ledger as it stands.
     pub fn ledger(&self) -> Ledger {
-        self.lock().ledger.clone()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // Every critical section leaves the state consistent.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Admits or refuses a call; on admission, reserves a slot and draws the
-    /// call's latency and fate.
-    fn admit(&self, now: Instant) -> Result<(u64, Duration, bool), SinkError> {
-        let mut state = self.lock();
-        state.ledger.calls += 1;
-        while let Some(oldest) = state.window.front() {
-            if oldest.at + self.config.window > now {
-                break;
-            }
-            if oldest.live {
-                state.live -= 1;
-            }
-            state.window.pop_front();
-        }
-        if let Some(limit) = self.config.rate_limit
-            && state.live >= limit as usize
-        {
-            state.ledger.rate_limit_hits += 1;
-            let retry_after = self.config.retry_after_hint.then(|| {
-                let oldest_live = state.window.iter().find(|a| a.live).map_or(now, |a| a.at);
-                (oldest_live + self.config.window).saturating_duration_since(now)
-            });
-            return Err(SinkError::RateLimited { retry_after });
-        }
-        let id = state.next_id;
-        state.next_id += 1;
-        if self.config.rate_limit.is_some() {
-            state.window.push_back(Admission {
-                id,
-                at: now,
-                live: true,
-            });
-            state.live += 1;
-        }
-        let latency = if self.config.latency_max.is_zero() {
-            Duration::ZERO
-        } else {
-            state
-                .rng
-                .random_range(self.config.latency_min..=self.config.latency_max)
-        };
-        let fails =
-            self.config.failure_rate > 0.0 && state.rng.random_bool(self.config.failure_rate);
-        Ok((id, latency, fails))
-    }
-
-    /// Frees the slot of admission `id`, if it is still in the window.
-    fn release(state: &mut State, id: u64) {
-        if let Ok(i) = state.window.binary_search_by_key(&id, |a| a.id)
-            && state.window[i].live
-        {
-            state.window[i].live = false;
-            state.live -= 1;
-        }
-    }
-}
-
-/// An admitted call in flight: dropping it (a cancelled call) frees its slot.
-struct Reservation<'a> {
-    api: &'a SimulatedApi,
-    id: u64,
-    settled: bool,
-}
-
-impl Reservation<'_> {
-    fn settle(
-        mut self,
-        fails: bool,
-        admitted_at: Instant,
-        batch: &[Envelope<ProcessedRecord>],
-    ) -> Result<(), SinkError> {
-        self.settled = true;
-        let api = self.api;
-        let mut state = api.lock();
-        if fails {
-            SimulatedApi::release(&mut state, self.id);
-            state.ledger.failures += 1;
-            return Err(SinkError::Transient(
-                "simulated processing error".to_owned(),
-            ));
-        }
-        let ledger = &mut state.ledger;
-        let since_start = admitted_at.saturating_duration_since(api.started_at);
-        ledger.successes += 1;
-        ledger.records += batch.len() as u64;
-        ledger.last_success = Some(since_start);
-        for envelope in batch {
-            match envelope.record.key() {
-                Some(key) => {
-                    ledger.audit.record(key);
-                    if api.config.keep_log {
-                        ledger.deliveries.push(key);
-                    }
-                }
-                None => ledger.audit.record_unidentified(),
-            }
-        }
-        if api.config.keep_log {
-            ledger.success_times.push(since_start);
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Reservation<'_> {
-    fn drop(&mut self) {
-        if !self.settled {
-            let mut state = self.api.lock();
-            SimulatedApi::release(&mut state, self.id);
-            state.ledger.cancelled += 1;
-        }
+        self.model.read(|tally, ()| Ledger::of(tally))
     }
 }
 
@@ -277,17 +156,27 @@ impl Drop for Reservation<'_> {
 impl Sink<ProcessedRecord> for SimulatedApi {
     /// One call for the whole batch: admitted, refused, failed or
     /// successful as one. The limit counts calls.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while the call is in flight frees its slot and
+    /// counts the call as cancelled; nothing is delivered.
     async fn send(&self, batch: &[Envelope<ProcessedRecord>]) -> Result<(), SendError> {
-        let admitted_at = Instant::now();
-        let (id, latency, fails) = self.admit(admitted_at)?;
-        let reservation = Reservation {
-            api: self,
-            id,
-            settled: false,
-        };
-        if !latency.is_zero() {
-            tokio::time::sleep(latency).await;
+        let call =
+            self.model
+                .admit(self.started_at.elapsed())
+                .map_err(|Refused { retry_after }| SinkError::RateLimited {
+                    retry_after: self.config.retry_after_hint.then_some(retry_after),
+                })?;
+        if !call.latency().is_zero() {
+            tokio::time::sleep(call.latency()).await;
         }
-        Ok(reservation.settle(fails, admitted_at, batch)?)
+        let deliveries = batch.iter().map(|envelope| {
+            let key = envelope.record.key()?;
+            Some((key.partition_key(), key.sequence_id))
+        });
+        call.complete(deliveries, |()| ())
+            .map_err(|CallFailed| SinkError::Transient("simulated processing error".to_owned()))?;
+        Ok(())
     }
 }

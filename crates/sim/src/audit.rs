@@ -52,9 +52,9 @@ impl Audit {
         };
 
         let mut audit = Audit {
-            duplicates: ledger.audit.duplicates(),
-            order_violations: ledger.audit.order_violations(),
-            unexpected: ledger.audit.unidentified(),
+            duplicates: ledger.counts.duplicates,
+            order_violations: ledger.counts.order_violations,
+            unexpected: ledger.counts.unidentified,
             ..Audit::default()
         };
         for key in offered.keys() {

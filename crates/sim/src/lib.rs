@@ -3,7 +3,11 @@
 //!
 //! - [`SimulatedApi`]: the downstream, rate limited (the corrected sliding
 //!   window: the limit holds under any concurrency), slow and unreliable,
-//!   with its own [`Ledger`];
+//!   with its own [`Ledger`]. The window, the latency and failure draws
+//!   and the ledger's [`Counts`] are the shared model of the API
+//!   (`sluice-api-model`, the same one `sluice-mock-api` serves over
+//!   HTTP); this crate makes it a `Sink` on tokio's clock and keeps the
+//!   ledger in the simulation's types (`RecordKey`s);
 //! - [`StreamSimulator`]: the sources, one pull-based paced
 //!   [`SourceStream`] each, with well-formed and problematic payloads and
 //!   optional partitions and bursts;
@@ -28,6 +32,7 @@ pub use api::{ApiConfig, SimulatedApi, WINDOW};
 pub use audit::Audit;
 pub use generator::{PayloadKind, payload_of_kind};
 pub use ledger::{DeliveryAudit, Ledger};
+pub use sluice_api_model::Counts;
 pub use stream::{
     Burst, IncomingSource, MAX_RATE_PER_SOURCE, MIN_RATE_PER_SOURCE, Offered, SourceStream,
     StreamConfig, StreamSimulator,

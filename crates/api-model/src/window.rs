@@ -1,18 +1,16 @@
 //! The limit: a sliding window of successes whose slots are reserved at
 //! admission, so that it holds under any concurrency.
 //!
-//! The logic of `sluice-sim`'s `SimulatedApi`, kept apart from the ledger:
-//! a call is admitted only while fewer than `limit` slots are live, where a
-//! slot is live from its admission until either its call fails or is
+//! A call is admitted only while fewer than `limit` slots are live, where
+//! a slot is live from its admission until either its call fails or is
 //! cancelled (the slot is released at once) or one window has passed since
-//! its admission (a success keeps its slot that long).
+//! its admission (a success keeps its slot that long). Times are durations
+//! since the API's start.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::config::Quota;
+use crate::quota::Quota;
 
 /// The slots of the last window, for a limited API; nothing for an
 /// unlimited one.
@@ -30,7 +28,7 @@ pub(crate) struct SuccessWindow {
 #[derive(Debug, Clone, Copy)]
 struct Admission {
     id: u64,
-    at: Instant,
+    at: Duration,
     live: bool,
 }
 
@@ -52,7 +50,7 @@ impl SuccessWindow {
     /// Admits a call at `now` and reserves its slot, or refuses it with
     /// the time until the oldest live slot frees (the earliest a new call
     /// can be admitted, unless a call in flight fails first).
-    pub(crate) fn admit(&mut self, now: Instant) -> Result<Slot, Duration> {
+    pub(crate) fn admit(&mut self, now: Duration) -> Result<Slot, Duration> {
         let Some(quota) = self.quota else {
             return Ok(Slot(None));
         };
@@ -72,7 +70,7 @@ impl SuccessWindow {
                 .find(|a| a.live)
                 .map_or(now, |a| a.at);
             let frees_at = oldest_live.checked_add(quota.window);
-            let wait = frees_at.map_or(Duration::MAX, |t| t.saturating_duration_since(now));
+            let wait = frees_at.map_or(Duration::MAX, |t| t.saturating_sub(now));
             return Err(wait);
         }
         let id = self.next_id;
@@ -104,8 +102,8 @@ impl SuccessWindow {
 }
 
 /// Whether a slot admitted `at` has left the window by `now`. A window too
-/// long for the clock never ends.
-fn expired(at: Instant, window: Duration, now: Instant) -> bool {
+/// long for the timeline never ends.
+fn expired(at: Duration, window: Duration, now: Duration) -> bool {
     at.checked_add(window).is_some_and(|end| end <= now)
 }
 
@@ -123,41 +121,38 @@ mod tests {
 
     #[test]
     fn a_full_window_refuses_until_the_oldest_slot_frees() {
-        let t0 = Instant::now();
         let mut window = SuccessWindow::new(Some(Quota::per_second(2)));
-        window.admit(t0).unwrap();
-        window.admit(t0 + ms(300)).unwrap();
-        assert_eq!(window.admit(t0 + ms(400)), Err(ms(600)));
+        window.admit(ms(0)).unwrap();
+        window.admit(ms(300)).unwrap();
+        assert_eq!(window.admit(ms(400)), Err(ms(600)));
         // Exactly one window after admission, the slot is free again.
-        window.admit(t0 + SECOND).unwrap();
-        assert_eq!(window.admit(t0 + SECOND), Err(ms(300)));
+        window.admit(SECOND).unwrap();
+        assert_eq!(window.admit(SECOND), Err(ms(300)));
     }
 
     #[test]
     fn a_released_slot_is_free_at_once_and_only_once() {
-        let t0 = Instant::now();
         let mut window = SuccessWindow::new(Some(Quota::per_second(2)));
-        let failed = window.admit(t0).unwrap();
-        window.admit(t0 + ms(100)).unwrap();
-        assert!(window.admit(t0 + ms(200)).is_err());
+        let failed = window.admit(ms(0)).unwrap();
+        window.admit(ms(100)).unwrap();
+        assert!(window.admit(ms(200)).is_err());
         window.release(failed);
         window.release(failed);
-        let third = window.admit(t0 + ms(200)).unwrap();
+        let third = window.admit(ms(200)).unwrap();
         // The refusal counts from the oldest live slot, not the released one.
-        assert_eq!(window.admit(t0 + ms(250)), Err(ms(850)));
+        assert_eq!(window.admit(ms(250)), Err(ms(850)));
         // Releasing a slot that has left the window changes nothing.
-        window.admit(t0 + ms(1250)).unwrap();
+        window.admit(ms(1250)).unwrap();
         window.release(third);
-        window.admit(t0 + ms(1260)).unwrap();
-        assert_eq!(window.admit(t0 + ms(1270)), Err(ms(980)));
+        window.admit(ms(1260)).unwrap();
+        assert_eq!(window.admit(ms(1270)), Err(ms(980)));
     }
 
     #[test]
     fn no_quota_admits_everything_and_huge_windows_do_not_overflow() {
-        let t0 = Instant::now();
         let mut unlimited = SuccessWindow::new(None);
         for i in 0..10_000 {
-            unlimited.admit(t0 + ms(i)).unwrap();
+            unlimited.admit(ms(i)).unwrap();
         }
         assert!(unlimited.admissions.is_empty());
 
@@ -165,7 +160,7 @@ mod tests {
             limit: 1,
             window: Duration::MAX,
         }));
-        forever.admit(t0).unwrap();
-        assert_eq!(forever.admit(t0 + SECOND * 3600), Err(Duration::MAX));
+        forever.admit(SECOND).unwrap();
+        assert_eq!(forever.admit(SECOND * 3600), Err(Duration::MAX));
     }
 }
