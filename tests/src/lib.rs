@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice::simulation::SimulationConfig;
 use sluice_models::{ProcessedRecord, RecordKey};
 use sluice_processor::{EpochClock, ProcessorConfig, ProcessorHandle, Report, StreamProcessor};
 use sluice_profiles::seed::{SeedProfile, record_key};
+use sluice_sim::simulation::SimulationConfig;
 use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
 
 /// The original 10-second check on tokio's paused clock.
@@ -52,7 +52,7 @@ pub struct Harness {
 impl Harness {
     /// Starts a processor on the simulator's streams.
     pub fn start(api: ApiConfig, stream: StreamConfig, processor: ProcessorConfig) -> Harness {
-        let clock = EpochClock::starting_at(sluice::simulation::VIRTUAL_EPOCH);
+        let clock = EpochClock::starting_at(sluice_sim::simulation::VIRTUAL_EPOCH);
         let api = Arc::new(SimulatedApi::new(api).unwrap_or_else(|e| panic!("{e}")));
         let simulator = StreamSimulator::new(stream, clock).unwrap_or_else(|e| panic!("{e}"));
         let profile = SeedProfile::new().unwrap_or_else(|e| panic!("{e}"));

@@ -45,7 +45,7 @@ pub(crate) struct Observed {
 
 impl Run {
     pub(crate) fn start(scenario: &Scenario) -> Run {
-        let clock = EpochClock::starting_at(sluice::simulation::VIRTUAL_EPOCH);
+        let clock = EpochClock::starting_at(sluice_sim::simulation::VIRTUAL_EPOCH);
         let api =
             Arc::new(SimulatedApi::new(scenario.api.clone()).unwrap_or_else(|e| panic!("{e}")));
         let simulator =

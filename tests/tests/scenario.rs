@@ -3,12 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // helpers of tests may panic
 
-use sluice::simulation::{self, SimulationConfig};
 use sluice_processor::RateLimit;
+use sluice_sim::simulation::{self, SimulationConfig};
 use sluice_tests::virtual_ten_second_check;
 
-async fn run(config: &SimulationConfig) -> sluice::report::RunReport {
-    simulation::run(config, |_| {}).await.unwrap()
+async fn run(config: &SimulationConfig) -> sluice_sim::report::RunReport {
+    simulation::run(config, |_| {}, std::future::pending())
+        .await
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]

@@ -31,6 +31,6 @@ pub use config::{
     JetStreamConfig, NatsError, SUBJECT_PREFIX,
 };
 pub use partitioned::{PartitionLeases, PartitionedSource};
-pub use publisher::{JetStreamPublisher, record_subject};
+pub use publisher::{JetStreamPublisher, StreamTarget, record_subject};
 pub use settings::{DEFAULT_ACK_WAIT, DEFAULT_CONSUMER, DEFAULT_LEASE, NatsSettings};
 pub use source::{JetStreamSource, parse_subject};

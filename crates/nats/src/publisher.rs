@@ -80,6 +80,49 @@ impl JetStreamPublisher {
         Ok(())
     }
 
+    /// Fails unless the stream `name` exists.
+    ///
+    /// # Errors
+    /// [`NatsError::Config`] naming the stream when it is missing (or the
+    /// server cannot say).
+    pub async fn require_stream(&self, name: &str) -> Result<(), NatsError> {
+        match self.context.get_stream(name).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(NatsError::Config(format!(
+                "no JetStream stream `{name}` ({error}): create it, or ask for it to be created"
+            ))),
+        }
+    }
+
+    /// Loads a stream: connects to `target.url`, makes sure the stream
+    /// exists (creating it over `<prefix>.>` when `target.create_stream`
+    /// and it is missing), and publishes `records` as
+    /// [`publish_all`](Self::publish_all) does; returns how many were
+    /// stored.
+    ///
+    /// # Errors
+    /// As [`connect`](Self::connect), [`require_stream`](Self::require_stream)
+    /// and [`publish_all`](Self::publish_all).
+    pub async fn load<I, S, L>(target: &StreamTarget, records: I) -> Result<u64, NatsError>
+    where
+        I: IntoIterator<Item = (S, u32, L)>,
+        S: AsRef<str>,
+        L: Into<String>,
+    {
+        let publisher = JetStreamPublisher::connect(&target.url)
+            .await?
+            .with_prefix(&target.subject_prefix);
+        if target.create_stream {
+            let subjects = vec![format!("{}.>", target.subject_prefix)];
+            publisher
+                .create_stream_if_missing(&target.stream, subjects)
+                .await?;
+        } else {
+            publisher.require_stream(&target.stream).await?;
+        }
+        publisher.publish_all(records).await
+    }
+
     /// Publishes one record to [`record_subject`]`(stream, partition)` and
     /// waits for JetStream to store it.
     ///
@@ -138,6 +181,19 @@ impl JetStreamPublisher {
             .await
             .map_err(|error| NatsError::nats(format!("publish to {subject}"), error))
     }
+}
+
+/// Where [`JetStreamPublisher::load`] loads records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTarget {
+    /// The server, `nats://HOST:PORT`.
+    pub url: String,
+    /// The JetStream stream.
+    pub stream: String,
+    /// Whether to create the stream when it is missing.
+    pub create_stream: bool,
+    /// The subjects' first token: `<prefix>.<stream>.<partition>`.
+    pub subject_prefix: String,
 }
 
 async fn stored(publication: PublishAckFuture) -> Result<(), NatsError> {

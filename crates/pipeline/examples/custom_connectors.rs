@@ -49,8 +49,9 @@ impl SourceConnector for Generator {
     const NAME: &'static str = "generator";
 
     async fn build(&self, _: &SourceContext) -> Result<BuiltSource, ConnectorError> {
-        let stream = StreamName::new(&self.stream)
-            .map_err(|error| SettingError::new("generator.stream", "(config)", error.to_string()))?;
+        let stream = StreamName::new(&self.stream).map_err(|error| {
+            SettingError::new("generator.stream", "(config)", error.to_string())
+        })?;
         let origin = Origin::new("generator");
         let records = futures::stream::iter(1..=self.records).map(move |n| {
             let position = RecordId {
@@ -58,7 +59,11 @@ impl SourceConnector for Generator {
                 partition: 0,
                 sequence: n,
             };
-            Incoming::new(RawRecord::new(origin.clone(), position, format!("{{\"n\":{n}}}")))
+            Incoming::new(RawRecord::new(
+                origin.clone(),
+                position,
+                format!("{{\"n\":{n}}}"),
+            ))
         });
         Ok(BuiltSource {
             streams: vec![records.boxed()],
@@ -109,7 +114,10 @@ impl SinkConnector<Record> for FileSinkSettings {
             .path
             .as_ref()
             .ok_or_else(|| SettingError::new("file.path", "(config)", "required"))?;
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         Ok(FileSink {
             file: tokio::sync::Mutex::new(tokio::fs::File::from_std(file)),
         })
@@ -156,9 +164,10 @@ pub async fn run(out: &std::path::Path) -> Result<RunSummary, Box<dyn std::error
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let out = std::env::args()
-        .nth(1)
-        .map_or_else(|| std::env::temp_dir().join("generated.ndjson"), PathBuf::from);
+    let out = std::env::args().nth(1).map_or_else(
+        || std::env::temp_dir().join("generated.ndjson"),
+        PathBuf::from,
+    );
     let summary = run(&out).await?;
     println!(
         "delivered {} of {} records to {}",

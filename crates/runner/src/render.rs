@@ -4,8 +4,8 @@ use std::fmt::Write as _;
 
 use sluice_processor::MetricsSnapshot;
 
-use crate::report::RunReport;
-use crate::simulation::SimulationConfig;
+use sluice_sim::report::RunReport;
+use sluice_sim::simulation::SimulationConfig;
 
 /// The banner printed before a run.
 pub fn banner(config: &SimulationConfig) -> String {

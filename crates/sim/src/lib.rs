@@ -12,7 +12,12 @@
 //!   [`SourceStream`] each, with well-formed and problematic payloads and
 //!   optional partitions and bursts;
 //! - [`metric_accuracy`]: the original's accuracy checks of a processor's
-//!   metrics against the ledger, and [`Audit`]: the fate of every record.
+//!   metrics against the ledger, and [`Audit`]: the fate of every record;
+//! - [`simulation`]: one run of the `seed` profile's pipeline against both
+//!   (`sluice simulate`, the acceptance check, the sweep), and its
+//!   [`report`] against the original's thresholds;
+//! - [`ndjson`]: the simulator's records as NDJSON lines (`sluice
+//!   generate`), some made undeliverable on purpose.
 //!
 //! Everything random is drawn from RNGs seeded from one seed (each part of
 //! the simulation derives its own, so that one part's draws do not depend
@@ -25,6 +30,9 @@ mod api;
 mod audit;
 mod generator;
 mod ledger;
+pub mod ndjson;
+pub mod report;
+pub mod simulation;
 mod stream;
 
 pub use accuracy::{Accuracy, AccuracyCheck, metric_accuracy};

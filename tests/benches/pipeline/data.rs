@@ -46,7 +46,7 @@ pub fn seed_file(records: u64) -> PathBuf {
             seed: 1,
             ..StreamConfig::default()
         };
-        sluice::generate::write_records(config, records, 0.0, file).unwrap();
+        sluice_sim::ndjson::write_records(config, records, 0.0, file).unwrap();
         std::fs::rename(&partial, &path).unwrap();
     }
     warm(&path);

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use sluice::simulation::{self, SimulationConfig};
 use sluice_models::{DataSource, ProcessedRecord, StreamData};
 use sluice_processor::{
     Context, DeliveryOrder, EpochClock, Incoming, ProcessorConfig, RateLimit, Rejected,
     StreamProcessor, Transformed,
 };
 use sluice_profiles::seed::SeedProfile;
+use sluice_sim::simulation::{self, SimulationConfig};
 use sluice_sim::{ApiConfig, SimulatedApi, StreamConfig, StreamSimulator};
 
 use crate::{InstantSink, cpu_time, multi_thread_runtime, rss_mib};
@@ -161,7 +161,7 @@ pub fn latency_bound(virtual_time: bool) -> Value {
     }
     .seeded();
     let started = Instant::now();
-    let run = simulation::run_blocking(&config, |_| {}).unwrap();
+    let run = simulation::run_blocking(&config, |_| {}, std::future::pending).unwrap();
     json!({
         "virtual_time": virtual_time,
         "wall_seconds": started.elapsed().as_secs_f64(),

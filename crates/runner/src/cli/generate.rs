@@ -7,7 +7,7 @@ use sluice_sim::StreamConfig;
 use super::parse::{probability, source};
 use sluice_nats::SUBJECT_PREFIX;
 
-use crate::generate::NatsTarget;
+use sluice_nats::StreamTarget;
 
 /// Flags of `sluice generate`: NDJSON records from the stream simulator,
 /// problematic payloads included, for `sluice run --profile seed`; to
@@ -63,7 +63,7 @@ impl GenerateArgs {
     /// # Errors
     /// A message naming the flag when `--to` is no `nats://` URL or
     /// `--nats-stream` is missing.
-    pub fn nats_target(&self) -> Result<Option<NatsTarget>, String> {
+    pub fn nats_target(&self) -> Result<Option<StreamTarget>, String> {
         let Some(url) = &self.to else {
             return Ok(None);
         };
@@ -81,7 +81,7 @@ impl GenerateArgs {
             .nats_stream
             .clone()
             .ok_or("--to nats://... needs --nats-stream NAME")?;
-        Ok(Some(NatsTarget {
+        Ok(Some(StreamTarget {
             url: url.clone(),
             stream,
             create_stream: self.create_stream,

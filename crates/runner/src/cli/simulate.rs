@@ -11,7 +11,7 @@ use sluice_sim::{ApiConfig, StreamConfig, WINDOW};
 use super::parse::{
     MAX_RUN, MAX_WAIT, bounded_duration, client_rate_limit, probability, rate_per_source, source,
 };
-use crate::simulation::SimulationConfig;
+use sluice_sim::simulation::SimulationConfig;
 
 /// Flags of `sluice simulate`.
 #[derive(Debug, Args)]

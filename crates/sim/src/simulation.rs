@@ -1,12 +1,13 @@
-//! One run of the pipeline against the simulator.
+//! One run of the pipeline against the simulator: `sluice simulate`,
+//! the acceptance check and the sweep.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::{ApiConfig, Audit, SimulatedApi, StreamConfig, StreamSimulator, metric_accuracy};
 use sluice_processor::{EpochClock, MetricsSnapshot, ProcessorConfig, RateLimit, StreamProcessor};
 use sluice_profiles::seed::{SeedProfile, pipeline_metrics, record_key};
-use sluice_sim::{ApiConfig, Audit, SimulatedApi, StreamConfig, StreamSimulator, metric_accuracy};
 
 use crate::report::RunReport;
 
@@ -40,7 +41,7 @@ impl SimulationConfig {
         let api = ApiConfig::default();
         let known_limit = api.rate_limit.and_then(NonZeroU32::new).map_or(
             RateLimit::Adaptive {
-                window: sluice_sim::WINDOW,
+                window: crate::WINDOW,
             },
             RateLimit::per_second,
         );
@@ -72,7 +73,7 @@ impl SimulationConfig {
 pub enum SimulationError {
     /// A simulator setting.
     #[error(transparent)]
-    Simulator(#[from] sluice_sim::SimError),
+    Simulator(#[from] crate::SimError),
     /// A processor setting.
     #[error(transparent)]
     Processor(#[from] sluice_processor::ConfigError),
@@ -84,20 +85,15 @@ pub enum SimulationError {
     Runtime(#[from] std::io::Error),
 }
 
-/// Completes on Ctrl-C in a real-time run; never in virtual time (a
-/// virtual minute takes milliseconds, and tests run many at once).
-async fn interrupt(virtual_time: bool) {
-    if virtual_time || tokio::signal::ctrl_c().await.is_err() {
-        std::future::pending::<()>().await;
-    }
-}
-
 /// Runs `config` to completion on a runtime of its own: tokio's paused
 /// clock on one thread for virtual time, the multi-threaded runtime
-/// otherwise. `on_status` is called about once a second of run time.
-pub fn run_blocking(
+/// otherwise. `on_status` is called about once a second of run time;
+/// `interrupt` (made on that runtime) cuts the run short, which then
+/// reports on the part that ran.
+pub fn run_blocking<Interrupt: Future<Output = ()>>(
     config: &SimulationConfig,
     on_status: impl FnMut(&MetricsSnapshot),
+    interrupt: impl FnOnce() -> Interrupt,
 ) -> Result<RunReport, SimulationError> {
     let runtime = if config.virtual_time {
         tokio::runtime::Builder::new_current_thread()
@@ -109,14 +105,16 @@ pub fn run_blocking(
             .enable_all()
             .build()?
     };
-    runtime.block_on(run(config, on_status))
+    runtime.block_on(async { run(config, on_status, interrupt()).await })
 }
 
 /// Runs `config` on the current runtime (which must have a paused clock
-/// when `virtual_time` is set, as under `#[tokio::test(start_paused = true)]`).
+/// when `virtual_time` is set, as under `#[tokio::test(start_paused = true)]`),
+/// until its duration has passed or `interrupt` completes.
 pub async fn run(
     config: &SimulationConfig,
     mut on_status: impl FnMut(&MetricsSnapshot),
+    interrupt: impl Future<Output = ()>,
 ) -> Result<RunReport, SimulationError> {
     let clock = if config.virtual_time {
         EpochClock::starting_at(VIRTUAL_EPOCH)
@@ -136,14 +134,13 @@ pub async fn run(
         Duration::from_secs(1),
     );
     let started = tokio::time::Instant::now();
-    let interrupted = interrupt(config.virtual_time);
-    tokio::pin!(interrupted);
+    tokio::pin!(interrupt);
     let mut config = config.clone();
     loop {
         tokio::select! {
             () = tokio::time::sleep_until(deadline) => break,
             _ = status.tick() => on_status(&handle.metrics()),
-            () = &mut interrupted => {
+            () = &mut interrupt => {
                 // Ctrl-C: stop now and report on the part that ran.
                 tracing::warn!("interrupted: stopping and reporting the run so far");
                 config.duration = started.elapsed().max(Duration::from_millis(1));

@@ -1,13 +1,13 @@
-//! `sluice generate`: a data set from the stream simulator, as NDJSON or
-//! published to JetStream.
+//! Data sets from the stream simulator as NDJSON lines (`sluice
+//! generate`): the simulator's records, a share of them made
+//! undeliverable on purpose.
 
 use std::io::{self, Write};
 
+use crate::{SimError, StreamConfig, StreamSimulator};
 use rand::rngs::ChaCha8Rng;
 use rand::{RngExt, SeedableRng};
-use sluice_nats::{JetStreamPublisher, NatsError};
 use sluice_processor::EpochClock;
-use sluice_sim::{SimError, StreamConfig, StreamSimulator};
 
 /// One generated record: the stream and partition it belongs to, and its
 /// NDJSON line (without the newline).
@@ -70,56 +70,6 @@ pub fn write_records(
     Ok(())
 }
 
-/// Publishes the [`lines`] to the JetStream stream of `target`, each to
-/// `<prefix>.<source>.<partition>`, waiting for JetStream to store each;
-/// creates the stream (over `<prefix>.>`) first when asked and it is
-/// missing. Returns how many were stored.
-///
-/// # Errors
-/// A simulator setting that cannot be used, or a record that could not be
-/// published or stored (the ones before it are stored).
-pub async fn publish_records(
-    config: StreamConfig,
-    records: u64,
-    invalid_rate: f64,
-    target: &NatsTarget,
-) -> Result<u64, GenerateError> {
-    let lines = lines(config, records, invalid_rate)?;
-    let publisher = JetStreamPublisher::connect(&target.url)
-        .await?
-        .with_prefix(&target.subject_prefix);
-    if target.create_stream {
-        let subjects = vec![format!("{}.>", target.subject_prefix)];
-        publisher
-            .create_stream_if_missing(&target.stream, subjects)
-            .await?;
-    } else {
-        publisher
-            .context()
-            .get_stream(&target.stream)
-            .await
-            .map_err(|e| GenerateError::NoStream(target.stream.clone(), e.to_string()))?;
-    }
-    let published = lines.map(|generated| {
-        let text = String::from_utf8_lossy(&generated.line).into_owned();
-        (generated.stream, generated.partition, text)
-    });
-    Ok(publisher.publish_all(published).await?)
-}
-
-/// Where `sluice generate --to nats://...` publishes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatsTarget {
-    /// The server, `nats://HOST:PORT`.
-    pub url: String,
-    /// The JetStream stream.
-    pub stream: String,
-    /// Whether to create the stream when it is missing.
-    pub create_stream: bool,
-    /// The subjects' first token: `<prefix>.<source>.<partition>`.
-    pub subject_prefix: String,
-}
-
 /// The ways `sluice generate` makes a line undeliverable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
@@ -156,7 +106,7 @@ impl Invalid {
     }
 }
 
-/// Why `sluice generate` could not write its records.
+/// Why generated records could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
     /// A simulator setting.
@@ -165,12 +115,6 @@ pub enum GenerateError {
     /// Writing failed.
     #[error("could not write the records: {0}")]
     Write(#[from] io::Error),
-    /// Publishing to JetStream failed.
-    #[error("could not publish the records: {0}")]
-    Publish(#[from] NatsError),
-    /// The JetStream stream is missing, and was not to be created.
-    #[error("no JetStream stream `{0}` ({1}); add --create-stream to create it")]
-    NoStream(String, String),
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use crate::{Accuracy, Audit, Ledger};
 use serde::Serialize;
 use sluice_models::ProcessedRecord;
 use sluice_models::{DataSource, Priority, SourceStats};
 use sluice_processor::{DeadLetterKind, DeliveryOrder, HandBackReason, Report};
 use sluice_profiles::seed::pipeline_metrics;
-use sluice_sim::{Accuracy, Audit, Ledger};
 
 use crate::simulation::SimulationConfig;
 
