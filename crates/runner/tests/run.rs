@@ -217,7 +217,7 @@ fn the_metrics_endpoint_parses_and_ends_equal_to_the_report() {
 fn the_readme_demo_works_as_written() {
     let api = MockApi::start(&[]);
     let pipeline = format!(
-        "{bin} generate --records 100 | {bin} run --input - --http-url {url} --json",
+        "{bin} generate --records 100 | {bin} run - --http-url {url} --json",
         bin = env!("CARGO_BIN_EXE_sluice"),
         url = api.url()
     );
@@ -244,4 +244,32 @@ fn the_readme_demo_works_as_written() {
         api.ledger().counts.records_delivered,
         report["delivered"].as_u64().unwrap()
     );
+
+    // `simulate --json` names the facts it shares with `run --json` alike.
+    let simulated = sluice()
+        .args(["simulate", "--virtual-time", "--seed", "3", "--json"])
+        .output()
+        .unwrap();
+    let simulated: serde_json::Value = serde_json::from_slice(&simulated.stdout).unwrap();
+    for shared in [
+        "ingested",
+        "delivered",
+        "dead_lettered",
+        "handed_back",
+        "conserved",
+        "calls",
+        "rate_limit_hits",
+        "failed_calls",
+        "elapsed_seconds",
+        "delivered_per_second",
+        "p50_latency_ms",
+        "p99_latency_ms",
+        "dead_letter_reasons",
+    ] {
+        assert!(report.get(shared).is_some(), "run --json lacks {shared}");
+        assert!(
+            simulated.get(shared).is_some(),
+            "simulate --json lacks {shared}"
+        );
+    }
 }

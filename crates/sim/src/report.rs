@@ -42,14 +42,22 @@ pub struct RunReport {
     pub dead_lettered: u64,
     /// Records handed back at stop.
     pub handed_back: u64,
-    /// API calls, refused ones included.
+    /// API calls, refused ones included (as `sluice run --json` names them).
+    pub calls: u64,
+    /// The same as `calls` (this report's name for it before `calls`; kept
+    /// for one release).
     pub attempts: u64,
     /// API calls that failed.
     pub failed_calls: u64,
     /// API calls refused as rate limited.
     pub rate_limit_hits: u64,
-    /// Delivered records per second of run time.
+    /// Delivered records per second of run time (the original's name).
     pub processing_rate_per_second: f64,
+    /// The same (as `sluice run --json` names it).
+    pub delivered_per_second: f64,
+    /// How long the processor ran, seconds (as `sluice run --json` names
+    /// it): the sources' duration and the stop's drain.
+    pub elapsed_seconds: f64,
     /// Mean time from intake to delivery, ms.
     pub avg_processing_time_ms: f64,
     /// Median time from intake to delivery, ms.
@@ -174,10 +182,13 @@ impl RunReport {
             delivered: m.delivered,
             dead_lettered: m.dead_lettered,
             handed_back: m.handed_back,
+            calls: m.attempts,
             attempts: m.attempts,
             failed_calls: m.failed_calls,
             rate_limit_hits: m.rate_limit_hits,
             processing_rate_per_second: pipeline.processing_rate_per_second,
+            delivered_per_second: pipeline.processing_rate_per_second,
+            elapsed_seconds: m.elapsed.as_secs_f64(),
             avg_processing_time_ms: pipeline.avg_processing_time_ms,
             p50_latency_ms: m.latency.p50_ms,
             p99_latency_ms: m.latency.p99_ms,

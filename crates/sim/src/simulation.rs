@@ -36,7 +36,9 @@ pub struct SimulationConfig {
 
 impl SimulationConfig {
     /// The original 10-second check, on the real clock, with the client
-    /// told the API's limit.
+    /// told the API's limit: `sluice simulate`'s defaults (16 calls in
+    /// flight, as `sluice run`; a queue of 100, the original's backlog
+    /// bound).
     pub fn ten_second_check(seed: u64) -> SimulationConfig {
         let api = ApiConfig::default();
         let known_limit = api.rate_limit.and_then(NonZeroU32::new).map_or(
@@ -51,6 +53,7 @@ impl SimulationConfig {
             stream: StreamConfig::default(),
             processor: ProcessorConfig {
                 rate_limit: known_limit,
+                max_in_flight: 16,
                 ..ProcessorConfig::default()
             },
             virtual_time: false,

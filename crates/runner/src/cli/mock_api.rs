@@ -4,9 +4,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Args;
-use sluice_mock_api::{MockApiConfig, Quota};
+use sluice_mock_api::MockApiConfig;
 
-use super::parse::{MAX_WAIT, duration, probability};
+use super::parse::{ApiLimit, api_limit, latency, probability};
 
 /// Flags of `sluice mock-api`: the original test's API over real HTTP.
 #[derive(Debug, Args)]
@@ -17,23 +17,19 @@ pub struct MockApiArgs {
     pub listen: SocketAddr,
     /// Successes admitted per sliding window, N/UNIT (`15/s`, `1000/min`,
     /// `5/200ms`), or `none`.
-    #[arg(long, default_value = "15/s", value_parser = quota)]
+    #[arg(long, default_value = "15/s", value_name = "N/UNIT|none", value_parser = api_limit)]
     pub rate_limit: ApiLimit,
     /// The probability that an admitted call fails with 503 (0 to 1).
-    #[arg(long, default_value_t = 0.15, value_parser = probability)]
+    #[arg(long, default_value_t = 0.15, value_name = "P", value_parser = probability)]
     pub failure_rate: f64,
     /// The latency of an admitted call, MIN..MAX (each 0 to 1h), e.g.
     /// `10ms..50ms`, or one value.
-    #[arg(long, default_value = "10ms..50ms", value_parser = latency)]
+    #[arg(long, default_value = "10ms..50ms", value_name = "MIN..MAX", value_parser = latency)]
     pub latency: (Duration, Duration),
     /// The seed of latencies and failures.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
-
-/// `--rate-limit` of the mock API: a quota, or none.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ApiLimit(pub Option<Quota>);
 
 impl MockApiArgs {
     /// The API these flags describe.
@@ -48,40 +44,12 @@ impl MockApiArgs {
     }
 }
 
-fn quota(text: &str) -> Result<ApiLimit, String> {
-    match text.trim() {
-        "none" => Ok(ApiLimit(None)),
-        other => other
-            .parse::<Quota>()
-            .map(|quota| ApiLimit(Some(quota)))
-            .map_err(|e| e.to_string()),
-    }
-}
-
-fn latency(text: &str) -> Result<(Duration, Duration), String> {
-    let (low, high) = text.split_once("..").unwrap_or((text, text));
-    let (low, high) = (duration(low.trim())?, duration(high.trim())?);
-    if high > MAX_WAIT {
-        return Err(format!(
-            "{} is longer than 1h",
-            humantime::format_duration(high)
-        ));
-    }
-    if low > high {
-        return Err(format!(
-            "{} is above {}",
-            humantime::format_duration(low),
-            humantime::format_duration(high)
-        ));
-    }
-    Ok((low, high))
-}
-
 #[cfg(test)]
 mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::cli::parse::latency;
     use crate::cli::{Cli, Command};
 
     #[test]
@@ -101,8 +69,13 @@ mod tests {
         assert_eq!(latency("0ms"), Ok((ms(0), ms(0))));
         assert!(latency("50ms..10ms").unwrap_err().contains("above"));
         assert!(latency("1ms..2h").is_err());
-        assert_eq!(quota("none"), Ok(ApiLimit(None)));
-        assert_eq!(quota("20/s").unwrap().0.unwrap().limit, 20);
-        assert!(quota("0/s").is_err());
+        assert_eq!(api_limit("none"), Ok(ApiLimit(None)));
+        assert_eq!(api_limit("20/s").unwrap().0.unwrap().limit, 20);
+        assert_eq!(
+            api_limit("20").unwrap().0.unwrap().limit,
+            20,
+            "the old spelling"
+        );
+        assert!(api_limit("0/s").is_err());
     }
 }

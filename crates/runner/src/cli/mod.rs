@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 pub use generate::GenerateArgs;
 pub use mock_api::MockApiArgs;
 pub use run::{RunArgs, RunConfig};
-pub use simulate::{ClientRateLimit, OrderingArg, SimulateArgs};
+pub use simulate::{DEFAULT_SIMULATE_QUEUE_CAPACITY, SimulateArgs};
 
 /// What `sluice run --help` ends with: settings, exit codes, examples.
 pub const RUN_AFTER_HELP: &str = "Settings:
@@ -45,6 +45,18 @@ pub const EXIT_CODES: &str = "Exit codes:
   1  the run completed but a check failed, or it could not run
   2  a flag or setting is invalid";
 
+/// What `sluice simulate --help` ends with.
+pub const SIMULATE_AFTER_HELP: &str = "Exit codes:
+  0  the run completed and every check passed
+  1  the run completed but a check failed, or it could not run
+  2  a flag or setting is invalid
+
+Examples:
+  sluice simulate                                   # the original 10-second check
+  sluice simulate --virtual-time --seed 1 --duration 60s --json
+  sluice simulate --rate-limit auto                 # learn the API's limit
+  sluice simulate --api-rate-limit 1000/min --failure-rate 0.3 --partitions 8";
+
 /// sluice: concurrent sources to a rate-limited, unreliable API, with
 /// nothing lost.
 #[derive(Debug, Parser)]
@@ -65,7 +77,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the pipeline against the simulated sources and API. The defaults
     /// are the original test's 10-second check.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = SIMULATE_AFTER_HELP)]
     Simulate(SimulateArgs),
     /// Deliver records from files or stdin to an HTTP API, at its quota,
     /// with checkpoints, dead letters and metrics.
