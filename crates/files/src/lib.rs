@@ -73,6 +73,7 @@ mod checkpoint;
 mod checkpointer;
 mod connector;
 mod dead_letters;
+mod inputs;
 mod line;
 mod progress;
 mod settings;
@@ -82,6 +83,7 @@ pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRIN
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
+pub use inputs::InputError;
 pub use line::DEFAULT_MAX_LINE_BYTES;
 pub use progress::{LineTicket, Position, Progress, SourceEnd};
 pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT, SettingError};

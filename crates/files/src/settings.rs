@@ -57,6 +57,12 @@ pub struct FilesSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_line_bytes: Option<u64>,
+    /// Read the files of directories named as inputs, and of their
+    /// subdirectories, at any depth (default: a directory's own files
+    /// only).
+    #[arg(id = "files.recursive", long = "recursive")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive: bool,
 }
 
 /// A setting of [`FilesSettings`] that cannot be used.
