@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::progress::{Position, Progress};
 
 /// The default interval between checkpoints (1 s).
@@ -44,9 +44,9 @@ pub struct Checkpointer {
 struct Shared {
     file: PathBuf,
     progress: Progress,
-    /// The position saved last (or read from, before any save). Held for
+    /// The checkpoint saved last (or read from, before any save). Held for
     /// the whole of a save, on the blocking thread.
-    saved: Mutex<Position>,
+    saved: Mutex<Checkpoint>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -62,7 +62,7 @@ impl Checkpointer {
         let interval = interval.max(MIN_CHECKPOINT_INTERVAL);
         let shared = Arc::new(Shared {
             file: checkpoint.into(),
-            saved: Mutex::new(progress.start()),
+            saved: Mutex::new(progress.checkpoint()),
             progress,
             last_error: Mutex::new(None),
         });
@@ -100,7 +100,7 @@ impl Checkpointer {
 
     /// The position last saved (or resumed from, before any save).
     pub fn saved(&self) -> Position {
-        *lock(&self.shared.saved)
+        lock(&self.shared.saved).position()
     }
 
     /// The error of the last save, if it failed.
@@ -177,10 +177,10 @@ fn save_blocking(shared: &Shared) -> Result<Position, CheckpointError> {
     let mut saved = lock(&shared.saved);
     let checkpoint = shared.progress.checkpoint();
     let at = checkpoint.position();
-    if at == *saved {
+    if checkpoint == *saved {
         return Ok(at);
     }
     checkpoint.save(&shared.file)?;
-    *saved = at;
+    *saved = checkpoint;
     Ok(at)
 }

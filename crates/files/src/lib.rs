@@ -75,11 +75,14 @@ mod connector;
 mod dead_letters;
 mod inputs;
 mod line;
+mod open;
 mod progress;
+mod reading;
+mod resume;
 mod settings;
 mod source;
 
-pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES};
+pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FileId};
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
@@ -89,5 +92,6 @@ pub use progress::{LineTicket, Position, Progress, SourceEnd};
 pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT, SettingError};
 pub use sluice_processor::Resolutions;
 pub use source::{
-    DEFAULT_BUFFER_BYTES, LineSource, STDIN_ORIGIN, STDIN_STREAM, SourceError, SourceOptions,
+    DEFAULT_BUFFER_BYTES, DEFAULT_POLL_INTERVAL, LineSource, STDIN_ORIGIN, STDIN_STREAM,
+    SourceError, SourceOptions,
 };

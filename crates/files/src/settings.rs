@@ -63,6 +63,13 @@ pub struct FilesSettings {
     #[arg(id = "files.recursive", long = "recursive")]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recursive: bool,
+    /// Keep reading each file as it grows, never ending by itself, and
+    /// follow it when it is rotated (renamed away and created anew); a
+    /// last line is read once its newline is written (default: read each
+    /// file to its end, and stop). Not for stdin or compressed files.
+    #[arg(id = "files.follow", long = "follow")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 /// A setting of [`FilesSettings`] that cannot be used.
@@ -107,6 +114,7 @@ impl FilesSettings {
         Ok(SourceOptions {
             stream,
             max_line_bytes,
+            follow: self.follow,
             ..SourceOptions::default()
         })
     }
