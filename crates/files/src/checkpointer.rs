@@ -1,4 +1,4 @@
-//! The checkpointer: saves a file's watermark now and then, and on demand.
+//! The checkpointer: saves a path's watermarks now and then, and on demand.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -16,13 +16,15 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest interval between checkpoints; shorter ones are raised to it.
 pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Saves the watermark of a file's [`Progress`] to a checkpoint file: every
-/// interval when it moved, and on [`flush`](Self::flush).
+/// Saves the [checkpoint](Progress::checkpoint) of a path's [`Progress`]
+/// (the watermark of each of its files) to a checkpoint file: every
+/// interval when it changed, and on [`flush`](Self::flush).
 ///
 /// A background task (on the tokio runtime it was started in) wakes each
-/// interval; when the watermark moved since the last save, it saves the
-/// checkpoint ([`Checkpoint::save`](crate::Checkpoint::save): atomic,
-/// synced) on a blocking thread. A failed save is logged, kept for
+/// interval; when the checkpoint changed since the last save (a watermark
+/// moved, a file was rotated or done), it saves it
+/// ([`Checkpoint::save`](crate::Checkpoint::save): atomic, synced) on a
+/// blocking thread. A failed save is logged, kept for
 /// [`last_error`](Self::last_error), and tried again at the next interval.
 /// Saves never overlap, even when a `flush` is cancelled halfway, and the
 /// saved watermark never goes back.

@@ -70,13 +70,16 @@ fn join(errors: &[CheckpointError]) -> String {
 /// that matches no file is an error. A file named twice (the same
 /// canonical path, e.g. by a glob and by name) is read once.
 ///
-/// It opens each file, one stream each, from its checkpoint when
-/// [`SourceContext::checkpoint`] is set: that file when the inputs are
-/// one file, else a directory of `<stem>-<hash>.checkpoint.json` files
-/// (created if missing), one per file. Each file's [`Checkpointer`] saves its watermark
-/// every second; the source's [`Finish`] saves the last one and returns
-/// every position saved. stdin has no checkpoint (naming it with
-/// checkpoints is an error) and may be named once.
+/// It opens each file as a [`LineSource`] (gzip and zstd decompressed;
+/// followed with [`follow`](FilesSettings::follow)), one stream each, from
+/// its checkpoint when [`SourceContext::checkpoint`] is set: that file
+/// when the inputs are one file, else a directory of
+/// `<stem>-<hash>.checkpoint.json` files (created if missing), one per
+/// file (per path, for a followed file and the files rotated away from
+/// it). Each path's [`Checkpointer`] saves its checkpoint every second;
+/// the source's [`Finish`] saves the last one and returns the position
+/// each saved. stdin has no checkpoint (naming it with checkpoints is an
+/// error), cannot be followed, and may be named once.
 #[async_trait]
 impl SourceConnector for FilesSettings {
     const NAME: &'static str = "files";

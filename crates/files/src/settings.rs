@@ -66,7 +66,8 @@ pub struct FilesSettings {
     /// Keep reading each file as it grows, never ending by itself, and
     /// follow it when it is rotated (renamed away and created anew); a
     /// last line is read once its newline is written (default: read each
-    /// file to its end, and stop). Not for stdin or compressed files.
+    /// file to its end, and stop). Not for stdin or compressed files; the
+    /// files of a glob or directory are those there at the start.
     #[arg(id = "files.follow", long = "follow")]
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub follow: bool,
