@@ -75,8 +75,26 @@ impl OpenFile {
             error,
         };
         let canonical = tokio::fs::canonicalize(path).await.map_err(failed)?;
-        let mut file = tokio::fs::File::open(&canonical).await.map_err(failed)?;
+        let file = tokio::fs::File::open(&canonical).await.map_err(failed)?;
         let metadata = file.metadata().await.map_err(failed)?;
+        OpenFile::of(path, canonical, file, &metadata).await
+    }
+
+    /// The file `file`, opened by `path` (canonical: `canonical`), which
+    /// `metadata` describes.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open).
+    pub(crate) async fn of(
+        path: &Path,
+        canonical: PathBuf,
+        mut file: tokio::fs::File,
+        metadata: &std::fs::Metadata,
+    ) -> Result<OpenFile, SourceError> {
+        let failed = |error| SourceError::Io {
+            path: path.to_owned(),
+            error,
+        };
         let mut first = Vec::with_capacity(4);
         (&mut file)
             .take(4)
@@ -99,7 +117,7 @@ impl OpenFile {
         Ok(OpenFile {
             file,
             canonical,
-            id: FileId::of(&metadata),
+            id: FileId::of(metadata),
             len: metadata.len(),
             compression,
         })
@@ -147,11 +165,10 @@ pub(crate) fn stem(path: &Path) -> String {
 pub(crate) async fn find_in(dir: &Path, id: FileId) -> io::Result<Option<PathBuf>> {
     let mut entries = tokio::fs::read_dir(dir).await?;
     while let Some(entry) = entries.next_entry().await? {
-        let metadata = match entry.metadata().await {
-            Ok(metadata) => metadata,
-            // Gone since it was listed.
-            Err(error) if error.kind() == io::ErrorKind::NotFound => continue,
-            Err(error) => return Err(error),
+        // An entry gone since it was listed, or that cannot be looked at,
+        // is not the file.
+        let Ok(metadata) = entry.metadata().await else {
+            continue;
         };
         if metadata.is_file() && FileId::of(&metadata) == Some(id) {
             return Ok(Some(entry.path()));

@@ -408,3 +408,6 @@ impl Drop for LineTicket {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

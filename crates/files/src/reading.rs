@@ -14,6 +14,7 @@ use crate::line::{LineReader, ReadLine};
 use crate::open::{Bytes, OpenFile};
 use crate::progress::{Progress, SourceEnd};
 use crate::resume::Planned;
+use crate::source::SourceError;
 
 /// The state of a source between two pulls.
 pub(crate) struct Reading {
@@ -34,9 +35,8 @@ pub(crate) struct Files {
     pub(crate) path: PathBuf,
     /// The file being read.
     pub(crate) id: Option<FileId>,
-    /// Whether the file being read is the one at the path, as last seen.
-    pub(crate) at_path: bool,
-    /// The files to read after it.
+    /// The files to read after it. When following, the file being read is
+    /// the one at the path, as last seen, while none is queued.
     pub(crate) queued: VecDeque<Queued>,
     /// How often to look at a followed file; `None` when not following.
     pub(crate) follow: Option<Duration>,
@@ -52,16 +52,16 @@ pub(crate) enum Queued {
     Fresh(OpenFile),
 }
 
-/// What to do at the end of what the file being read holds now.
-enum AtEnd {
-    /// The file is complete: its last line, then the next file.
-    Complete,
-    /// A followed file that may grow: look again later.
-    Wait,
-    /// The followed file was rotated away: read it to its end.
-    Rotated,
-    /// The followed file was truncated: read it again from its start.
-    Truncated,
+/// What a followed file at its end has become.
+enum Followed {
+    /// The same file (or none at the path): it may grow, look again later.
+    Same,
+    /// Another file is at the path: read this one to its end, then that
+    /// one.
+    Rotated(OpenFile),
+    /// The same file, shorter than what was read: read it again from its
+    /// start.
+    Truncated(OpenFile),
 }
 
 impl Reading {
@@ -102,58 +102,50 @@ impl Reading {
                     None => continue,
                 }
             };
-            let at_end = if files.complete() {
-                AtEnd::Complete
-            } else {
-                match look(&files.path, files.id, self.lines.offset()).await {
-                    Ok(at_end) => at_end,
-                    Err(error) => return self.fail(&error),
-                }
-            };
-            match at_end {
-                AtEnd::Wait => {
-                    if let Some(poll) = files.follow {
-                        tokio::time::sleep(poll).await;
+            if files.complete() {
+                if let Some(line) = self.lines.take_partial() {
+                    match self.record(line) {
+                        Some(record) => return Some(record),
+                        None => continue,
                     }
                 }
-                AtEnd::Rotated => files.at_path = false,
-                AtEnd::Truncated => {
+                if !self.next_file() {
+                    if let Some(files) = &self.files {
+                        files.progress.ended(SourceEnd::Finished);
+                    }
+                    return None;
+                }
+                continue;
+            }
+            let followed = match look(&files.path, files.id, self.lines.offset()).await {
+                Ok(followed) => followed,
+                Err(error) => return self.fail(&error),
+            };
+            match followed {
+                Followed::Same => tokio::time::sleep(files.poll()).await,
+                // Read the old file to its end (its last line included),
+                // then this one.
+                Followed::Rotated(file) => files.queued.push_back(Queued::Fresh(file)),
+                Followed::Truncated(file) => {
                     tracing::warn!(
                         file = %files.path.display(),
                         "the file was truncated: reading it again from its start"
                     );
-                    match OpenFile::open(&files.path).await {
-                        Ok(file) => self.follow(file, true)?,
-                        Err(error) => return self.fail(&error),
-                    }
-                }
-                AtEnd::Complete => {
-                    if let Some(line) = self.lines.take_partial() {
-                        match self.record(line) {
-                            Some(record) => return Some(record),
-                            None => continue,
-                        }
-                    }
-                    if !self.next_file().await? {
-                        if let Some(files) = &self.files {
-                            files.progress.ended(SourceEnd::Finished);
-                        }
-                        return None;
-                    }
+                    self.begin(file, true);
                 }
             }
         }
     }
 
-    /// Goes on with the next file: `false` when there is none, `None` when
-    /// reading failed (and was reported).
-    async fn next_file(&mut self) -> Option<bool> {
-        let files = self.files.as_mut()?;
+    /// Goes on with the next file: `false` when there is none.
+    fn next_file(&mut self) -> bool {
+        let Some(files) = self.files.as_mut() else {
+            return false;
+        };
         match files.queued.pop_front() {
             Some(Queued::Planned(planned)) => {
                 files.progress.next_file();
                 files.id = planned.start.id;
-                files.at_path = planned.at_path;
                 let start = planned.start.start;
                 self.sequence_base = planned.start.sequence_base;
                 self.lines = LineReader::new(
@@ -162,36 +154,14 @@ impl Reading {
                     start.offset,
                     start.lines,
                 );
+                true
             }
-            Some(Queued::Fresh(file)) => self.begin(file, false),
-            // The file read was rotated away: the new one at the path.
-            None if files.follow.is_some() => match OpenFile::open(&files.path).await {
-                Ok(file) if file.id == files.id => files.at_path = true,
-                Ok(file) => self.follow(file, false)?,
-                Err(error) if error.is_not_found() => {
-                    if let Some(poll) = files.follow {
-                        tokio::time::sleep(poll).await;
-                    }
-                }
-                Err(error) => return self.fail(&error),
-            },
-            None => return Some(false),
+            Some(Queued::Fresh(file)) => {
+                self.begin(file, false);
+                true
+            }
+            None => false,
         }
-        Some(true)
-    }
-
-    /// Follows `file`, new at the path, from its start: `None` (reported)
-    /// when it cannot be followed.
-    fn follow(&mut self, file: OpenFile, lost: bool) -> Option<()> {
-        if let Some(compression) = file.compression {
-            let error = io::Error::other(format!(
-                "the new file at the path is {}-compressed: a compressed file cannot be followed",
-                compression.name()
-            ));
-            return self.fail(&error);
-        }
-        self.begin(file, lost);
-        Some(())
     }
 
     /// Reads `file` from its start, after the file being read (which lost
@@ -202,7 +172,6 @@ impl Reading {
         };
         files.progress.new_file(file.id, lost);
         files.id = file.id;
-        files.at_path = true;
         self.sequence_base = files.progress.sequence_base();
         let bytes = file.bytes(files.buffer_bytes);
         self.lines = LineReader::new(bytes, files.max_line_bytes, 0, 0);
@@ -248,22 +217,48 @@ impl Reading {
 
 impl Files {
     /// Whether the file being read is complete at its end: it is not
-    /// followed, or not the one at the path, or not the last to read.
+    /// followed, or another file is to be read after it.
     fn complete(&self) -> bool {
-        self.follow.is_none() || !self.at_path || !self.queued.is_empty()
+        self.follow.is_none() || !self.queued.is_empty()
+    }
+
+    /// How long to wait before looking at a followed file again.
+    fn poll(&self) -> Duration {
+        self.follow.unwrap_or_default()
     }
 }
 
-/// What to do at `offset`, the end of what the followed file `id` at
-/// `path` holds now.
-async fn look(path: &Path, id: Option<FileId>, offset: u64) -> io::Result<AtEnd> {
-    match tokio::fs::metadata(path).await {
-        Ok(now) if FileId::of(&now) != id => Ok(AtEnd::Rotated),
-        Ok(now) if now.len() < offset => Ok(AtEnd::Truncated),
-        Ok(_) => Ok(AtEnd::Wait),
+/// What the followed file `id` at `path`, read to `offset`, has become.
+///
+/// The file at the path is opened, so that what is told of it (its
+/// identity, its length) is of the file then read.
+async fn look(path: &Path, id: Option<FileId>, offset: u64) -> Result<Followed, SourceError> {
+    let failed = |error| SourceError::Io {
+        path: path.to_owned(),
+        error,
+    };
+    let file = match tokio::fs::File::open(path).await {
+        Ok(file) => file,
         // Renamed away, the new file not yet created: the old one may
         // still grow.
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(AtEnd::Wait),
-        Err(error) => Err(error),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Followed::Same),
+        Err(error) => return Err(failed(error)),
+    };
+    let metadata = file.metadata().await.map_err(failed)?;
+    let rotated = FileId::of(&metadata) != id;
+    if !rotated && metadata.len() >= offset {
+        return Ok(Followed::Same);
     }
+    let file = OpenFile::of(path, path.to_owned(), file, &metadata).await?;
+    if file.compression.is_some() {
+        return Err(SourceError::CannotFollow {
+            input: path.to_owned(),
+            why: "the file now at the path is compressed (a compressed file is read once, to its end)",
+        });
+    }
+    Ok(if rotated {
+        Followed::Rotated(file)
+    } else {
+        Followed::Truncated(file)
+    })
 }

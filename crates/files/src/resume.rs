@@ -16,8 +16,6 @@ use crate::source::{SourceError, SourceOptions};
 pub(crate) struct Planned {
     pub(crate) bytes: Bytes,
     pub(crate) start: FileStart,
-    /// Whether it is the file at the path (else rotated away from it).
-    pub(crate) at_path: bool,
 }
 
 /// What to read at a path: the files its checkpoint records, oldest first,
@@ -64,7 +62,6 @@ pub(crate) async fn plan(
             first: Planned {
                 bytes: at_path.bytes(buffer),
                 start,
-                at_path: true,
             },
             then: Vec::new(),
             fresh: None,
@@ -103,7 +100,6 @@ pub(crate) async fn plan(
                 id: entry.file_id,
                 sequence_base: entry.sequence_base,
             },
-            at_path: here,
         });
     }
     let mut planned = planned.into_iter();

@@ -108,13 +108,6 @@ pub enum SourceError {
     Checkpoint(#[from] CheckpointError),
 }
 
-impl SourceError {
-    /// Whether the file does not exist.
-    pub(crate) fn is_not_found(&self) -> bool {
-        matches!(self, SourceError::Io { error, .. } if error.kind() == io::ErrorKind::NotFound)
-    }
-}
-
 /// The lines of a file (or of the files a followed path holds over time)
 /// or of stdin, as a `futures::Stream` of [`RawRecord`]s for a
 /// [`StreamProcessor`](sluice_processor::StreamProcessor).
@@ -311,7 +304,6 @@ impl LineSource {
                 progress: progress.clone(),
                 path,
                 id: first.start.id,
-                at_path: first.at_path,
                 queued,
                 follow: options.follow.then_some(options.poll_interval),
                 max_line_bytes: options.max_line_bytes,

@@ -13,8 +13,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 use sluice_files::{
-    Checkpoint, CheckpointError, FilesError, FilesSettings, LineSource, Position, SourceError,
-    SourceOptions,
+    Checkpoint, CheckpointError, FilesError, FilesSettings, LineSource, Position, SourceEnd,
+    SourceError, SourceOptions,
 };
 use sluice_processor::{
     BuiltSource, DeliveryOrder, Envelope, Finished, ProcessorConfig, RawRecord, SendError, Sink,
@@ -159,6 +159,24 @@ async fn a_path_renamed_away_and_not_yet_created_is_waited_for() {
     );
     std::fs::write(&path, "b1\n").unwrap();
     assert_eq!(next_text(&mut source).await, "b1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, "a1\n").unwrap();
+    let mut source = LineSource::open(&path, following()).await.unwrap();
+    let progress = source.progress().cloned().unwrap();
+    assert_eq!(next_text(&mut source).await, "a1");
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    // gzip's magic bytes, whatever follows.
+    std::fs::write(&path, [0x1f, 0x8b, 8, 0]).unwrap();
+    assert!(next_within_a_second(&mut source).await.is_none());
+    let Some(SourceEnd::Failed(why)) = progress.end() else {
+        panic!("not failed: {:?}", progress.end());
+    };
+    assert!(why.contains("compressed"), "{why}");
 }
 
 #[tokio::test(start_paused = true)]

@@ -183,6 +183,16 @@ async fn a_path_that_exists_is_read_even_if_it_looks_like_a_glob() {
     )
     .await;
     assert_eq!(texts, [["odd[1].ndjson"]]);
+
+    // One file: its checkpoint is the file named.
+    let checkpoint = dir.path().join("odd.checkpoint.json");
+    let inputs = [named(dir.path(), "odd[1].ndjson")];
+    let source = FilesSettings::default()
+        .build(&context(&inputs, Some(&checkpoint)))
+        .await
+        .unwrap();
+    common::run_built(source).await;
+    assert!(checkpoint.is_file());
 }
 
 #[tokio::test]
