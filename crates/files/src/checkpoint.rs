@@ -1,15 +1,13 @@
 //! The checkpoint file: how far a file is done, and which file it is.
 
 use std::fs::{self, File};
-use std::io::{self, SeekFrom, Write as _};
+use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::progress::Position;
-use crate::source::SourceError;
 
 /// The most bytes of a file's start its fingerprint covers (4 KiB).
 pub const FINGERPRINT_BYTES: usize = 4096;
@@ -21,18 +19,29 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 ///
 /// ```json
 /// {"version":1,"path":"/data/orders.jsonl","offset":5120,"lines":40,
-///  "fingerprint":"9f86d0…","fingerprint_bytes":4096}
+///  "fingerprint":"9f86d0…","fingerprint_bytes":4096,
+///  "file_id":{"device":2049,"inode":1835123}}
 /// ```
 ///
 /// Every line before `offset` is delivered, dead-lettered or blank; a
-/// restart reads on from `offset`, numbering lines from `lines + 1`.
+/// restart reads on from `offset`, numbering lines from `lines + 1`. For a
+/// compressed file, offsets count bytes of the decompressed stream.
 ///
 /// The fingerprint is the BLAKE3 hash (hex) of the file's first
-/// `fingerprint_bytes` bytes: `min(4096, offset)`. Hashing only bytes
-/// before the offset, which a well-behaved writer never rewrites, keeps
-/// the fingerprint valid while the file grows; a file replaced by another
-/// (rotated, rewritten, truncated) no longer matches. Two files whose first
-/// 4 KiB are equal (a long shared header) cannot be told apart.
+/// `fingerprint_bytes` bytes (decompressed): `min(4096, offset)`. Hashing
+/// only bytes before the offset, which a well-behaved writer never
+/// rewrites, keeps the fingerprint valid while the file grows; a file
+/// replaced by another (rewritten, truncated) no longer matches. Two files
+/// whose first 4 KiB are equal (a long shared header) cannot be told apart
+/// by it.
+///
+/// On Unix, `file_id` records which file it is (device and inode): the
+/// checkpoint is applied only to that file, found at `path` or, when it
+/// was rotated away (renamed), in the same directory; a new file at
+/// `path` is read from its start after it. A followed path's checkpoint
+/// also holds the files rotated away from it whose lines are not all done
+/// (`rotated`, oldest first), and numbers the records of each file after
+/// those of the files before it (`sequence_base`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     /// The format: [`CHECKPOINT_VERSION`].
@@ -47,6 +56,53 @@ pub struct Checkpoint {
     pub fingerprint: String,
     /// How many bytes the fingerprint covers.
     pub fingerprint_bytes: u64,
+    /// Which file it is, where the system says (Unix).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<FileId>,
+    /// Added to the file's line numbers to give its records' sequences:
+    /// the lines of the files read at `path` before it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub sequence_base: u64,
+    /// The files that were at `path` before this one and were rotated
+    /// away with lines not yet done, oldest first (their own `rotated` is
+    /// empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotated: Vec<Checkpoint>,
+}
+
+fn is_zero(value: &u64) -> bool {
+    *value == 0
+}
+
+/// Which file a path names, as the file system tells files apart: its
+/// device and inode. A file keeps it when renamed within its file system,
+/// and a new file created at a path gets another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    /// The device holding the file.
+    pub device: u64,
+    /// The file's inode on it.
+    pub inode: u64,
+}
+
+impl FileId {
+    /// The identity of the file `metadata` describes; `None` where the
+    /// system has no inodes (not Unix).
+    pub fn of(metadata: &std::fs::Metadata) -> Option<FileId> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            Some(FileId {
+                device: metadata.dev(),
+                inode: metadata.ino(),
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = metadata;
+            None
+        }
+    }
 }
 
 /// What went wrong with a checkpoint: each names the checkpoint file and,
@@ -86,7 +142,10 @@ pub enum CheckpointError {
         error: io::Error,
     },
     /// The checkpoint is of another file.
-    #[error("the checkpoint {} is of {}, not of {}", checkpoint.display(), recorded.display(), file.display())]
+    #[error(
+        "the checkpoint {} is of {}, not of {}: name that checkpoint's file, or another checkpoint",
+        checkpoint.display(), recorded.display(), file.display()
+    )]
     OtherFile {
         /// The checkpoint file.
         checkpoint: PathBuf,
@@ -98,7 +157,7 @@ pub enum CheckpointError {
     /// The file's first bytes differ from those the checkpoint recorded:
     /// it is not the file the checkpoint was written for.
     #[error(
-        "the checkpoint {} does not match {}: its first {bytes} bytes changed (replaced or rewritten?)",
+        "the checkpoint {} does not match {}: its first {bytes} bytes changed (replaced or rewritten?); {RESTART}",
         checkpoint.display(), file.display()
     )]
     Fingerprint {
@@ -112,7 +171,7 @@ pub enum CheckpointError {
     /// The file is shorter than the checkpoint's offset: truncated or
     /// replaced.
     #[error(
-        "the checkpoint {} is at byte {offset} of {}, which has only {len} bytes (truncated or replaced?)",
+        "the checkpoint {} is at byte {offset} of {}, which has only {len} bytes (truncated or replaced?); {RESTART}",
         checkpoint.display(), file.display()
     )]
     Shorter {
@@ -128,7 +187,7 @@ pub enum CheckpointError {
     /// The checkpoint's offset is inside a line: the file grew at the end
     /// of a last line that had no terminator and was already processed.
     #[error(
-        "the checkpoint {} is at byte {offset} of {}, which is not a line start (was a line without terminator continued?)",
+        "the checkpoint {} is at byte {offset} of {}, which is not a line start (was a line without terminator continued?); {RESTART}",
         checkpoint.display(), file.display()
     )]
     MidLine {
@@ -139,28 +198,53 @@ pub enum CheckpointError {
         /// The checkpoint's offset.
         offset: u64,
     },
+    /// The file the checkpoint records is neither at its path nor in the
+    /// path's directory: rotated away elsewhere, compressed, or deleted.
+    #[error(
+        "the checkpoint {} is of a file once at {} that is no longer there nor in its directory (rotated away, compressed or deleted?); {RESTART}",
+        checkpoint.display(), file.display()
+    )]
+    Gone {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The path being read.
+        file: PathBuf,
+        /// The file the checkpoint records, if it recorded which.
+        file_id: Option<FileId>,
+    },
 }
 
+/// What to do when a checkpoint cannot be applied.
+const RESTART: &str = "remove the checkpoint to read the file from its start";
+
 /// The fingerprint of a file starting with `prefix`: BLAKE3, in hex.
-pub(crate) fn fingerprint(prefix: &[u8]) -> String {
+fn fingerprint(prefix: &[u8]) -> String {
     blake3::hash(prefix).to_hex().to_string()
 }
 
 impl Checkpoint {
-    /// A checkpoint of `path` at `at`.
+    /// A checkpoint of the file at `path` whose first bytes are `prefix`,
+    /// at `at`: the fingerprint covers `prefix` up to `at`.
     pub(crate) fn new(
         path: PathBuf,
         at: Position,
-        fingerprint: String,
-        fingerprint_bytes: u64,
+        prefix: &[u8],
+        file_id: Option<FileId>,
+        sequence_base: u64,
     ) -> Checkpoint {
+        let covered = &prefix[..usize::try_from(at.offset)
+            .unwrap_or(usize::MAX)
+            .min(prefix.len())];
         Checkpoint {
             version: CHECKPOINT_VERSION,
             path,
             offset: at.offset,
             lines: at.lines,
-            fingerprint,
-            fingerprint_bytes,
+            fingerprint: fingerprint(covered),
+            fingerprint_bytes: covered.len() as u64,
+            file_id,
+            sequence_base,
+            rotated: Vec::new(),
         }
     }
 
@@ -253,88 +337,6 @@ impl Checkpoint {
         }
         sync_dir(dir).map_err(failed)
     }
-}
-
-/// Checks `checkpoint` against `file`; returns the file's first bytes
-/// (up to the offset, at most [`FINGERPRINT_BYTES`]).
-pub(crate) async fn verify(
-    checkpoint: &Checkpoint,
-    checkpoint_file: &Path,
-    file: &mut tokio::fs::File,
-    canonical: &Path,
-) -> Result<Vec<u8>, SourceError> {
-    let io_failed = |error| SourceError::Io {
-        path: canonical.to_owned(),
-        error,
-    };
-    if checkpoint.path != canonical {
-        return Err(CheckpointError::OtherFile {
-            checkpoint: checkpoint_file.to_owned(),
-            recorded: checkpoint.path.clone(),
-            file: canonical.to_owned(),
-        }
-        .into());
-    }
-    let len = file.metadata().await.map_err(io_failed)?.len();
-    if len < checkpoint.offset {
-        return Err(CheckpointError::Shorter {
-            checkpoint: checkpoint_file.to_owned(),
-            file: canonical.to_owned(),
-            offset: checkpoint.offset,
-            len,
-        }
-        .into());
-    }
-    let covered = checkpoint
-        .fingerprint_bytes
-        .min(checkpoint.offset)
-        .min(FINGERPRINT_BYTES as u64);
-    let mut prefix = Vec::new();
-    (&mut *file)
-        .take(covered)
-        .read_to_end(&mut prefix)
-        .await
-        .map_err(io_failed)?;
-    if covered != checkpoint.fingerprint_bytes || !checkpoint.matches(&prefix) {
-        return Err(CheckpointError::Fingerprint {
-            checkpoint: checkpoint_file.to_owned(),
-            file: canonical.to_owned(),
-            bytes: checkpoint.fingerprint_bytes,
-        }
-        .into());
-    }
-    // A line ends just before the offset, unless the file ends there (a
-    // last line without terminator, already done).
-    if checkpoint.offset > 0 && checkpoint.offset < len {
-        let mut before = [0u8; 1];
-        file.seek(SeekFrom::Start(checkpoint.offset - 1))
-            .await
-            .map_err(io_failed)?;
-        file.read_exact(&mut before).await.map_err(io_failed)?;
-        if before[0] != b'\n' {
-            return Err(CheckpointError::MidLine {
-                checkpoint: checkpoint_file.to_owned(),
-                file: canonical.to_owned(),
-                offset: checkpoint.offset,
-            }
-            .into());
-        }
-    }
-    // Keep what the fingerprint of later checkpoints covers.
-    let keep = usize::try_from(checkpoint.offset)
-        .unwrap_or(usize::MAX)
-        .min(FINGERPRINT_BYTES);
-    if prefix.len() < keep {
-        file.seek(SeekFrom::Start(0)).await.map_err(io_failed)?;
-        prefix.clear();
-        (&mut *file)
-            .take(keep as u64)
-            .read_to_end(&mut prefix)
-            .await
-            .map_err(io_failed)?;
-    }
-    prefix.truncate(keep);
-    Ok(prefix)
 }
 
 /// Writes `text` to a new file at `path` and syncs it.

@@ -1,4 +1,4 @@
-//! The checkpointer: saves a file's watermark now and then, and on demand.
+//! The checkpointer: saves a path's watermarks now and then, and on demand.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::checkpoint::CheckpointError;
+use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::progress::{Position, Progress};
 
 /// The default interval between checkpoints (1 s).
@@ -16,13 +16,15 @@ pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
 /// The shortest interval between checkpoints; shorter ones are raised to it.
 pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
 
-/// Saves the watermark of a file's [`Progress`] to a checkpoint file: every
-/// interval when it moved, and on [`flush`](Self::flush).
+/// Saves the [checkpoint](Progress::checkpoint) of a path's [`Progress`]
+/// (the watermark of each of its files) to a checkpoint file: every
+/// interval when it changed, and on [`flush`](Self::flush).
 ///
 /// A background task (on the tokio runtime it was started in) wakes each
-/// interval; when the watermark moved since the last save, it saves the
-/// checkpoint ([`Checkpoint::save`](crate::Checkpoint::save): atomic,
-/// synced) on a blocking thread. A failed save is logged, kept for
+/// interval; when the checkpoint changed since the last save (a watermark
+/// moved, a file was rotated or done), it saves it
+/// ([`Checkpoint::save`](crate::Checkpoint::save): atomic, synced) on a
+/// blocking thread. A failed save is logged, kept for
 /// [`last_error`](Self::last_error), and tried again at the next interval.
 /// Saves never overlap, even when a `flush` is cancelled halfway, and the
 /// saved watermark never goes back.
@@ -44,9 +46,9 @@ pub struct Checkpointer {
 struct Shared {
     file: PathBuf,
     progress: Progress,
-    /// The position saved last (or read from, before any save). Held for
+    /// The checkpoint saved last (or read from, before any save). Held for
     /// the whole of a save, on the blocking thread.
-    saved: Mutex<Position>,
+    saved: Mutex<Checkpoint>,
     last_error: Mutex<Option<String>>,
 }
 
@@ -62,7 +64,7 @@ impl Checkpointer {
         let interval = interval.max(MIN_CHECKPOINT_INTERVAL);
         let shared = Arc::new(Shared {
             file: checkpoint.into(),
-            saved: Mutex::new(progress.start()),
+            saved: Mutex::new(progress.checkpoint()),
             progress,
             last_error: Mutex::new(None),
         });
@@ -100,7 +102,7 @@ impl Checkpointer {
 
     /// The position last saved (or resumed from, before any save).
     pub fn saved(&self) -> Position {
-        *lock(&self.shared.saved)
+        lock(&self.shared.saved).position()
     }
 
     /// The error of the last save, if it failed.
@@ -177,10 +179,10 @@ fn save_blocking(shared: &Shared) -> Result<Position, CheckpointError> {
     let mut saved = lock(&shared.saved);
     let checkpoint = shared.progress.checkpoint();
     let at = checkpoint.position();
-    if at == *saved {
+    if checkpoint == *saved {
         return Ok(at);
     }
     checkpoint.save(&shared.file)?;
-    *saved = at;
+    *saved = checkpoint;
     Ok(at)
 }

@@ -13,6 +13,7 @@ use sluice_processor::{
 
 use crate::checkpoint::CheckpointError;
 use crate::checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
+use crate::inputs::{Input, InputError, expand, names_several};
 use crate::settings::{FilesSettings, SettingError};
 use crate::source::{LineSource, STDIN_ORIGIN, SourceError};
 
@@ -21,8 +22,11 @@ use crate::source::{LineSource, STDIN_ORIGIN, SourceError};
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
     /// No input was named.
-    #[error("no input: name files, or - for stdin")]
+    #[error("no input: name files, directories or globs, or - for stdin")]
     NoInput,
+    /// The inputs named cannot be expanded to files.
+    #[error(transparent)]
+    Input(#[from] InputError),
     /// A setting cannot be used.
     #[error(transparent)]
     Setting(#[from] SettingError),
@@ -53,16 +57,29 @@ fn join(errors: &[CheckpointError]) -> String {
     messages.join("; ")
 }
 
-/// Reads paths and `-` (stdin): `files` has no URL scheme.
+/// Reads paths, globs, directories and `-` (stdin): `files` has no URL
+/// scheme.
 ///
-/// [`build`](SourceConnector::build) opens every input of
-/// [`SourceContext::inputs`], one stream each, from its checkpoint when
-/// [`SourceContext::checkpoint`] is set: that file for a single input, a
-/// directory of `<stem>-<hash>.checkpoint.json` files (created if
-/// missing) for several. Each file's [`Checkpointer`] saves its watermark
-/// every second; the source's [`Finish`] saves the last one and returns
-/// every position saved. stdin has no checkpoint (naming it with
-/// checkpoints is an error) and may be named once.
+/// [`build`](SourceConnector::build) expands [`SourceContext::inputs`] to
+/// files: a path as it is; a directory as its regular files, sorted by
+/// path (its subdirectories' too with
+/// [`recursive`](FilesSettings::recursive)), hidden ones (`.name`) left
+/// out; a path that does not exist and holds `*`, `?` or `[` as a glob
+/// (`data/*.ndjson`, `logs/**/*.log`: quote it, for the shell to leave
+/// it), the regular files it matches, sorted by path. A glob or directory
+/// that matches no file is an error. A file named twice (the same
+/// canonical path, e.g. by a glob and by name) is read once.
+///
+/// It opens each file as a [`LineSource`] (gzip and zstd decompressed;
+/// followed with [`follow`](FilesSettings::follow)), one stream each, from
+/// its checkpoint when [`SourceContext::checkpoint`] is set: that file
+/// when the inputs are one file, else a directory of
+/// `<stem>-<hash>.checkpoint.json` files (created if missing), one per
+/// file (per path, for a followed file and the files rotated away from
+/// it). Each path's [`Checkpointer`] saves its checkpoint every second;
+/// the source's [`Finish`] saves the last one and returns the position
+/// each saved. stdin has no checkpoint (naming it with checkpoints is an
+/// error), cannot be followed, and may be named once.
 #[async_trait]
 impl SourceConnector for FilesSettings {
     const NAME: &'static str = "files";
@@ -92,21 +109,23 @@ async fn open(
         1 => return Err(FilesError::StdinCheckpoint),
         _ => return Err(FilesError::StdinTwice),
     }
-    let several = context.inputs.len() > 1;
+    let several = names_several(&context.inputs);
     let mut sources = Vec::new();
     let mut checkpointers = Vec::new();
-    for input in &context.inputs {
-        if input == STDIN_ORIGIN {
-            sources.push(LineSource::stdin(options.clone())?);
-            continue;
-        }
-        let path = Path::new(input);
+    for input in expand(&context.inputs, settings.recursive)? {
+        let path = match input {
+            Input::Stdin => {
+                sources.push(LineSource::stdin(options.clone())?);
+                continue;
+            }
+            Input::File(path) => path,
+        };
         let Some(checkpoint) = &context.checkpoint else {
-            sources.push(LineSource::open(path, options.clone()).await?);
+            sources.push(LineSource::open(&path, options.clone()).await?);
             continue;
         };
-        let file = checkpoint_file(checkpoint, path, several)?;
-        let source = LineSource::resume(path, &file, options.clone()).await?;
+        let file = checkpoint_file(checkpoint, &path, several)?;
+        let source = LineSource::resume(&path, &file, options.clone()).await?;
         if let Some(progress) = source.progress() {
             checkpointers.push(Checkpointer::start(
                 file,

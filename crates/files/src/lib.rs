@@ -2,21 +2,25 @@
 //! checkpoints that only ever pass what is done.
 //!
 //! - [`FilesSettings`]: the `files` source connector (section `[files]`
-//!   of a configuration, the same as flags): opens the inputs a user named
-//!   with their checkpoints, one stream each, and saves the checkpoints
-//!   when the run finishes.
+//!   of a configuration, the same as flags): expands the inputs a user
+//!   named (paths, globs, directories, `-` for stdin) to files, opens each
+//!   with its checkpoint, one stream each, and saves the checkpoints when
+//!   the run finishes.
 //! - [`LineSource`]: a file's lines as a pull-based stream of
 //!   [`Incoming`](sluice_processor::Incoming)`<`[`RawRecord`](sluice_processor::RawRecord)`>`,
-//!   each carrying an acknowledgement; or stdin's, without. Lines longer
-//!   than a maximum are yielded cut, with their length, never held whole.
-//! - [`Progress`]: which lines of a file are in flight, and the
-//!   *watermark* (a [`Watermark`](sluice_processor::Watermark) of
+//!   each carrying an acknowledgement; or stdin's, without. gzip and zstd
+//!   files are decompressed as they are read. Lines longer than a maximum
+//!   are yielded cut, with their length, never held whole. A followed file
+//!   is read as it grows and through its rotations.
+//! - [`Progress`]: which lines of a path's files are in flight, and each
+//!   file's *watermark* (a [`Watermark`](sluice_processor::Watermark) of
 //!   [`Position`]s): the place below which every line is delivered,
 //!   dead-lettered or blank. A line handed back holds it.
-//! - [`Checkpoint`] and [`Checkpointer`]: the watermark saved atomically as
-//!   JSON with a fingerprint of the file's start, every interval and at
-//!   the end; [`LineSource::resume`] reads on from it, or fails with a
-//!   typed error when the file is not the one checkpointed.
+//! - [`Checkpoint`] and [`Checkpointer`]: the watermarks saved atomically
+//!   as JSON with a fingerprint of each file's start and its identity,
+//!   every interval and at the end; [`LineSource::resume`] reads on from
+//!   it, or fails with a typed error when a file is not the one
+//!   checkpointed.
 //! - [`NdjsonDeadLetters`]: a dead-letter outlet appending one JSON object
 //!   per letter to a file, synced before the letter counts as kept.
 //!
@@ -73,19 +77,25 @@ mod checkpoint;
 mod checkpointer;
 mod connector;
 mod dead_letters;
+mod inputs;
 mod line;
+mod open;
 mod progress;
+mod reading;
+mod resume;
 mod settings;
 mod source;
 
-pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES};
+pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FileId};
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
+pub use inputs::InputError;
 pub use line::DEFAULT_MAX_LINE_BYTES;
 pub use progress::{LineTicket, Position, Progress, SourceEnd};
 pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT, SettingError};
 pub use sluice_processor::Resolutions;
 pub use source::{
-    DEFAULT_BUFFER_BYTES, LineSource, STDIN_ORIGIN, STDIN_STREAM, SourceError, SourceOptions,
+    DEFAULT_BUFFER_BYTES, DEFAULT_POLL_INTERVAL, LineSource, STDIN_ORIGIN, STDIN_STREAM,
+    SourceError, SourceOptions,
 };

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::{Deserialize, Serialize};
 use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
 
-use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, fingerprint};
+use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId};
 
 /// A place in a file: a byte offset at a line start, and how many lines
 /// come before it.
@@ -31,21 +31,29 @@ pub enum SourceEnd {
     Failed(String),
 }
 
-/// The progress of one file: which lines are in flight and how far every
-/// line is done. Clones share the same state.
+/// The progress of one input path: which of its lines are in flight and
+/// how far every line is done. Clones share the same state.
 ///
-/// A [`Watermark`] over [`Position`]s: the source [`track`](Self::track)s
-/// each line it yields, in file order, and attaches the returned
-/// [`LineTicket`] to the line's acknowledgement. The *watermark* is the
-/// position below which every line is resolved for good: delivered or
-/// dead-lettered. A line resolved
-/// [`NotProcessed`](sluice_processor::Resolution::NotProcessed) (handed
-/// back, or its acknowledgement dropped) is not done: the watermark never
-/// passes it, so a restart from the checkpoint reads it again. Blank lines
-/// are resolved as they are read ([`skip`](Self::skip)).
+/// A [`Watermark`] over [`Position`]s per file read at the path: the
+/// source [`track`](Self::track)s each line it yields, in file order, and
+/// attaches the returned [`LineTicket`] to the line's acknowledgement.
+/// The *watermark* is the position below which every line is resolved for
+/// good: delivered or dead-lettered. A line resolved
+/// [`NotProcessed`](Resolution::NotProcessed) (handed back, or its
+/// acknowledgement dropped) is not done: the watermark never passes it,
+/// so a restart from the checkpoint reads it again. Blank lines are
+/// resolved as they are read ([`skip`](Self::skip)).
 ///
-/// Memory is bounded by the lines in flight, and the file's first
-/// [`FINGERPRINT_BYTES`] bytes kept for the checkpoint's fingerprint.
+/// A followed path may hold several files over time (it is rotated): each
+/// has its own watermark and its own entry in the
+/// [`checkpoint`](Self::checkpoint) until all its lines are done. The
+/// positions this type reports ([`watermark`](Self::watermark),
+/// [`read`](Self::read), ...) are those of the file being read;
+/// [`resolutions`](Self::resolutions) and [`in_flight`](Self::in_flight)
+/// count every file.
+///
+/// Memory is bounded by the lines in flight, and each file's first
+/// [`FINGERPRINT_BYTES`] bytes kept for its checkpoint's fingerprint.
 ///
 /// ```
 /// use sluice_files::{Position, Progress};
@@ -64,38 +72,135 @@ pub struct Progress(Arc<Inner>);
 
 #[derive(Debug)]
 struct Inner {
-    file: PathBuf,
+    path: PathBuf,
     state: Mutex<State>,
 }
 
 #[derive(Debug)]
 struct State {
-    marks: Watermark<Position>,
-    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
-    prefix: Vec<u8>,
+    /// The files read or to read at the path, oldest first, none done
+    /// but the one being read and those after it.
+    files: Vec<File>,
+    /// The file being read; those before it were read to their end.
+    reading: usize,
+    /// The key of the next file.
+    next_key: u64,
+    /// The resolutions of the files done and forgotten.
+    retired: Resolutions,
     end: Option<SourceEnd>,
 }
 
-impl Progress {
-    /// The progress of `file` (its canonical path, recorded in checkpoints),
-    /// read from `start` on.
-    ///
-    /// Checkpoints of a `Progress` made here fingerprint no bytes of the
-    /// file (it has none of them); those of a
-    /// [`LineSource`](crate::LineSource) fingerprint its first bytes.
-    pub fn new(file: impl Into<PathBuf>, start: Position) -> Progress {
-        Progress::with_prefix(file.into(), start, Vec::new())
+/// One file read at the path.
+#[derive(Debug)]
+struct File {
+    /// Names the file for its tickets.
+    key: u64,
+    marks: Watermark<Position>,
+    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
+    prefix: Vec<u8>,
+    id: Option<FileId>,
+    sequence_base: u64,
+    /// Its bytes were lost (truncated) before it was read to its end: no
+    /// checkpoint can resume it.
+    lost: bool,
+}
+
+/// Where reading a file starts: what a [`Progress`] is made of.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FileStart {
+    pub(crate) start: Position,
+    /// Its first bytes, up to `start` (at most [`FINGERPRINT_BYTES`]).
+    pub(crate) prefix: Vec<u8>,
+    pub(crate) id: Option<FileId>,
+    pub(crate) sequence_base: u64,
+}
+
+impl State {
+    fn reading(&self) -> &File {
+        &self.files[self.reading]
     }
 
-    /// As [`new`](Self::new), knowing the file's first bytes.
-    pub(crate) fn with_prefix(file: PathBuf, start: Position, prefix: Vec<u8>) -> Progress {
+    fn reading_mut(&mut self) -> &mut File {
+        &mut self.files[self.reading]
+    }
+
+    fn push(&mut self, start: FileStart) {
+        self.files.push(File {
+            key: self.next_key,
+            marks: Watermark::new(start.start),
+            prefix: start.prefix,
+            id: start.id,
+            sequence_base: start.sequence_base,
+            lost: false,
+        });
+        self.next_key += 1;
+    }
+
+    /// Forgets the files read to their end whose lines are all done (or
+    /// resolved, for a file whose bytes were lost).
+    fn retire(&mut self) {
+        let reading = self.reading;
+        let mut kept = Vec::with_capacity(self.files.len());
+        for (index, file) in std::mem::take(&mut self.files).into_iter().enumerate() {
+            let done = if file.lost {
+                file.marks.in_flight() == 0
+            } else {
+                file.marks.mark() == file.marks.read()
+            };
+            if index < reading && done {
+                add(&mut self.retired, file.marks.resolutions());
+                self.reading -= 1;
+            } else {
+                kept.push(file);
+            }
+        }
+        self.files = kept;
+    }
+}
+
+fn add(total: &mut Resolutions, more: Resolutions) {
+    total.delivered += more.delivered;
+    total.dead_lettered += more.dead_lettered;
+    total.not_processed += more.not_processed;
+    total.skipped += more.skipped;
+}
+
+impl Progress {
+    /// The progress of the file at `path` (its canonical path, recorded in
+    /// checkpoints), read from `start` on.
+    ///
+    /// Checkpoints of a `Progress` made here fingerprint no bytes of the
+    /// file (it has none of them) and record no file identity; those of a
+    /// [`LineSource`](crate::LineSource) do.
+    pub fn new(path: impl Into<PathBuf>, start: Position) -> Progress {
+        Progress::of_files(
+            path.into(),
+            vec![FileStart {
+                start,
+                ..FileStart::default()
+            }],
+        )
+    }
+
+    /// The progress of the files at `path`, oldest first (at least one),
+    /// reading the first.
+    pub(crate) fn of_files(path: PathBuf, files: Vec<FileStart>) -> Progress {
+        let mut state = State {
+            files: Vec::with_capacity(files.len()),
+            reading: 0,
+            next_key: 0,
+            retired: Resolutions::default(),
+            end: None,
+        };
+        for file in files {
+            state.push(file);
+        }
+        if state.files.is_empty() {
+            state.push(FileStart::default());
+        }
         Progress(Arc::new(Inner {
-            file,
-            state: Mutex::new(State {
-                marks: Watermark::new(start),
-                prefix,
-                end: None,
-            }),
+            path,
+            state: Mutex::new(state),
         }))
     }
 
@@ -105,24 +210,25 @@ impl Progress {
         self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The file, as checkpoints name it.
+    /// The path, as checkpoints name it.
     pub fn file(&self) -> &Path {
-        &self.0.file
+        &self.0.path
     }
 
-    /// Where reading started.
+    /// Where reading the file being read started.
     pub fn start(&self) -> Position {
-        self.state().marks.start()
+        self.state().reading().marks.start()
     }
 
-    /// Just past the last line read so far.
+    /// Just past the last line read so far in the file being read.
     pub fn read(&self) -> Position {
-        self.state().marks.read()
+        self.state().reading().marks.read()
     }
 
-    /// Line `line_number`, at `offset..end`, is in flight. Lines must be
-    /// tracked (or [skipped](Self::skip)) in file order. Its fate must be
-    /// told to the returned ticket, typically through `Ack::new(ticket)`.
+    /// Line `line_number` of the file being read, at `offset..end`, is in
+    /// flight. Lines must be tracked (or [skipped](Self::skip)) in file
+    /// order. Its fate must be told to the returned ticket, typically
+    /// through `Ack::new(ticket)`.
     pub fn track(&self, offset: u64, end: u64, line_number: u64) -> LineTicket {
         let at = Position {
             offset,
@@ -132,47 +238,56 @@ impl Progress {
             offset: end,
             lines: line_number,
         };
-        self.state().marks.track(at, next);
+        let mut state = self.state();
+        let file = state.reading_mut();
+        file.marks.track(at, next);
         LineTicket {
             progress: Some(self.clone()),
+            file: file.key,
             at,
         }
     }
 
-    /// Line `line_number`, ending at `end`, was read and needs no
-    /// delivery (a blank line): it is done at once.
+    /// Line `line_number` of the file being read, ending at `end`, was
+    /// read and needs no delivery (a blank line): it is done at once.
     pub fn skip(&self, end: u64, line_number: u64) {
-        self.state().marks.skip(Position {
+        self.state().reading_mut().marks.skip(Position {
             offset: end,
             lines: line_number,
         });
     }
 
-    /// The position below which every line is done (delivered,
-    /// dead-lettered or skipped). Never decreases.
+    /// The position of the file being read below which every line is done
+    /// (delivered, dead-lettered or skipped). Never decreases.
     pub fn watermark(&self) -> Position {
-        self.state().marks.mark()
+        self.state().reading().marks.mark()
     }
 
-    /// The first line resolved not processed, if any: the watermark will
-    /// not pass it in this run.
+    /// The first line of the file being read resolved not processed, if
+    /// any: the watermark will not pass it in this run.
     pub fn blocked_at(&self) -> Option<Position> {
-        self.state().marks.blocked()
+        self.state().reading().marks.blocked()
     }
 
-    /// How many lines are tracked and not yet resolved.
+    /// How many lines are tracked and not yet resolved, in every file.
     pub fn in_flight(&self) -> usize {
-        self.state().marks.in_flight()
+        let state = self.state();
+        state.files.iter().map(|file| file.marks.in_flight()).sum()
     }
 
     /// How many lines were resolved, and how (blank lines count as
-    /// skipped).
+    /// skipped), in every file.
     pub fn resolutions(&self) -> Resolutions {
-        self.state().marks.resolutions()
+        let state = self.state();
+        let mut total = state.retired;
+        for file in &state.files {
+            add(&mut total, file.marks.resolutions());
+        }
+        total
     }
 
     /// How the source stopped reading; `None` while it reads (or if it was
-    /// dropped before the end of the file).
+    /// dropped before the end of its input).
     pub fn end(&self) -> Option<SourceEnd> {
         self.state().end.clone()
     }
@@ -181,42 +296,83 @@ impl Progress {
         self.state().end = Some(end);
     }
 
-    /// Keeps the file's first bytes for the fingerprint: `bytes` were read
-    /// at `at`.
+    /// Added to the line numbers of the file being read to give its
+    /// records' sequences.
+    pub(crate) fn sequence_base(&self) -> u64 {
+        self.state().reading().sequence_base
+    }
+
+    /// Reading goes on with the next file this progress was made of.
+    pub(crate) fn next_file(&self) {
+        let mut state = self.state();
+        state.reading = (state.reading + 1).min(state.files.len() - 1);
+        state.retire();
+    }
+
+    /// Reading goes on with a new file at the path, from its start; its
+    /// records are numbered after those of the file being read. When
+    /// `lost`, the file being read lost bytes it had not been read to
+    /// (truncated): its checkpoint is dropped.
+    pub(crate) fn new_file(&self, id: Option<FileId>, lost: bool) {
+        let mut state = self.state();
+        let before = state.reading_mut();
+        before.lost = lost;
+        let sequence_base = before.sequence_base + before.marks.read().lines;
+        state.push(FileStart {
+            id,
+            sequence_base,
+            ..FileStart::default()
+        });
+        state.reading = state.files.len() - 1;
+        state.retire();
+    }
+
+    /// Keeps the first bytes of the file being read for its fingerprint:
+    /// `bytes` were read at `at`.
     pub(crate) fn observe(&self, at: u64, bytes: &[u8]) {
         if at >= FINGERPRINT_BYTES as u64 {
             return;
         }
         let mut state = self.state();
-        if state.prefix.len() as u64 != at {
+        let prefix = &mut state.reading_mut().prefix;
+        if prefix.len() as u64 != at {
             return;
         }
-        let want = FINGERPRINT_BYTES.saturating_sub(state.prefix.len());
-        state
-            .prefix
-            .extend_from_slice(&bytes[..bytes.len().min(want)]);
+        let want = FINGERPRINT_BYTES.saturating_sub(prefix.len());
+        prefix.extend_from_slice(&bytes[..bytes.len().min(want)]);
     }
 
-    /// The checkpoint at the watermark.
+    /// The checkpoint at the watermark of the newest file, holding those of
+    /// the older files whose lines are not all done.
     pub fn checkpoint(&self) -> Checkpoint {
-        let (mark, prefix) = {
-            let state = self.state();
-            let mark = state.marks.mark();
-            let covered = usize::try_from(mark.offset)
-                .unwrap_or(usize::MAX)
-                .min(state.prefix.len());
-            (mark, state.prefix[..covered].to_vec())
+        let mut state = self.state();
+        state.retire();
+        let checkpoint = |file: &File| {
+            Checkpoint::new(
+                self.0.path.clone(),
+                file.marks.mark(),
+                &file.prefix,
+                file.id,
+                file.sequence_base,
+            )
         };
-        Checkpoint::new(
-            self.0.file.clone(),
-            mark,
-            fingerprint(&prefix),
-            prefix.len() as u64,
-        )
+        // Never empty; the newest file is never lost (a file is lost only
+        // when a newer one is added).
+        let newest = state.files.len() - 1;
+        let mut saved = checkpoint(&state.files[newest]);
+        saved.rotated = state.files[..newest]
+            .iter()
+            .filter(|file| !file.lost)
+            .map(checkpoint)
+            .collect();
+        saved
     }
 
-    fn resolve(&self, at: Position, resolution: Resolution<'_>) {
-        self.state().marks.resolve(at, resolution);
+    fn resolve(&self, file: u64, at: Position, resolution: Resolution<'_>) {
+        let mut state = self.state();
+        if let Some(file) = state.files.iter_mut().find(|f| f.key == file) {
+            file.marks.resolve(at, resolution);
+        }
     }
 }
 
@@ -226,6 +382,7 @@ impl Progress {
 #[derive(Debug)]
 pub struct LineTicket {
     progress: Option<Progress>,
+    file: u64,
     at: Position,
 }
 
@@ -239,7 +396,7 @@ impl LineTicket {
 impl Acknowledge for LineTicket {
     fn acknowledge(mut self: Box<Self>, resolution: Resolution<'_>) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.at, resolution);
+            progress.resolve(self.file, self.at, resolution);
         }
     }
 }
@@ -247,7 +404,10 @@ impl Acknowledge for LineTicket {
 impl Drop for LineTicket {
     fn drop(&mut self) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.at, Resolution::NotProcessed);
+            progress.resolve(self.file, self.at, Resolution::NotProcessed);
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

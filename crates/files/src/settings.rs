@@ -57,6 +57,20 @@ pub struct FilesSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_line_bytes: Option<u64>,
+    /// Read the files of directories named as inputs, and of their
+    /// subdirectories, at any depth (default: a directory's own files
+    /// only).
+    #[arg(id = "files.recursive", long = "recursive")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recursive: bool,
+    /// Keep reading each file as it grows, never ending by itself, and
+    /// follow it when it is rotated (renamed away and created anew); a
+    /// last line is read once its newline is written (default: read each
+    /// file to its end, and stop). Not for stdin or compressed files; the
+    /// files of a glob or directory are those there at the start.
+    #[arg(id = "files.follow", long = "follow")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub follow: bool,
 }
 
 /// A setting of [`FilesSettings`] that cannot be used.
@@ -101,6 +115,7 @@ impl FilesSettings {
         Ok(SourceOptions {
             stream,
             max_line_bytes,
+            follow: self.follow,
             ..SourceOptions::default()
         })
     }

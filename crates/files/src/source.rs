@@ -1,23 +1,31 @@
 //! The line source: a file's (or stdin's) lines as a pull-based stream of
-//! records, each acknowledged to the file's [`Progress`].
+//! records, each acknowledged to the path's [`Progress`].
 
+use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, SeekFrom};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::Stream;
 use futures::stream::BoxStream;
-use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, StreamName, StreamNameError};
-use tokio::io::{AsyncRead, AsyncSeekExt, BufReader};
+use sluice_processor::{Incoming, Origin, RawRecord, StreamName, StreamNameError};
+use tokio::io::{AsyncRead, BufReader};
 
-use crate::checkpoint::{Checkpoint, CheckpointError, verify};
+use crate::checkpoint::CheckpointError;
 use crate::line::{DEFAULT_MAX_LINE_BYTES, LineReader};
-use crate::progress::{Position, Progress, SourceEnd};
+use crate::open::{Bytes, stem};
+use crate::progress::Progress;
+use crate::reading::{Files, Queued, Reading};
+use crate::resume::{Plan, plan};
 
 /// The default read buffer (64 KiB).
 pub const DEFAULT_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How often a followed file is looked at when it has nothing new (250 ms).
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The stream name of stdin when none is configured.
 pub const STDIN_STREAM: &str = "stdin";
@@ -28,7 +36,8 @@ pub const STDIN_ORIGIN: &str = "-";
 /// How a line source reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceOptions {
-    /// The stream of its lines; default the file's stem, or
+    /// The stream of its lines; default the file's stem without a
+    /// compression extension (`orders` for `orders.ndjson.gz`), or
     /// [`STDIN_STREAM`].
     pub stream: Option<StreamName>,
     /// The longest line kept, in bytes, terminator excluded (at least 1):
@@ -38,6 +47,13 @@ pub struct SourceOptions {
     /// The read buffer, in bytes (at least 1). Default
     /// [`DEFAULT_BUFFER_BYTES`].
     pub buffer_bytes: usize,
+    /// Keep reading a file as it grows and is rotated, never ending by
+    /// itself (see [`LineSource`]). Not for stdin or compressed files.
+    /// Default `false`.
+    pub follow: bool,
+    /// How often a followed file with nothing new is looked at, on tokio's
+    /// clock. Default [`DEFAULT_POLL_INTERVAL`].
+    pub poll_interval: Duration,
 }
 
 impl Default for SourceOptions {
@@ -46,6 +62,8 @@ impl Default for SourceOptions {
             stream: None,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
             buffer_bytes: DEFAULT_BUFFER_BYTES,
+            follow: false,
+            poll_interval: DEFAULT_POLL_INTERVAL,
         }
     }
 }
@@ -69,18 +87,36 @@ pub enum SourceError {
         /// Why its stem does not do.
         error: StreamNameError,
     },
+    /// The file's name says it is compressed, its first bytes do not.
+    #[error("{} is named as {format}-compressed but does not start as {format} data: rename it, or compress it", path.display())]
+    NotCompressed {
+        /// The file.
+        path: PathBuf,
+        /// The compression its name says.
+        format: &'static str,
+    },
+    /// Following was asked for an input that cannot be followed.
+    #[error("{} cannot be followed: {why}; read it without following", input.display())]
+    CannotFollow {
+        /// The input: a file, or `-`.
+        input: PathBuf,
+        /// Why not.
+        why: &'static str,
+    },
     /// The checkpoint cannot be used.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
 }
 
-/// The lines of a file or of stdin, as a `futures::Stream` of
-/// [`RawRecord`]s for a [`StreamProcessor`](sluice_processor::StreamProcessor).
+/// The lines of a file (or of the files a followed path holds over time)
+/// or of stdin, as a `futures::Stream` of [`RawRecord`]s for a
+/// [`StreamProcessor`](sluice_processor::StreamProcessor).
 ///
 /// - **Records**: a line's [`text`](RawRecord::text); its
 ///   [`position`](RawRecord::position) is its stream, partition 0 and line
-///   number (from 1, blank lines counted); its [`origin`](RawRecord::origin)
-///   the file's canonical path ([`STDIN_ORIGIN`] for stdin).
+///   number (from 1, blank lines counted, continued across the files of a
+///   rotated path); its [`origin`](RawRecord::origin) the path, canonical
+///   ([`STDIN_ORIGIN`] for stdin).
 /// - **Pull-based**: it reads only when polled, through a buffer of
 ///   [`SourceOptions::buffer_bytes`], so the processor's backpressure
 ///   reaches the file. A line longer than [`SourceOptions::max_line_bytes`]
@@ -91,14 +127,27 @@ pub enum SourceError {
 ///   the text); a last line without terminator is read at the end of the
 ///   file (the file is taken as complete). Bytes that are not UTF-8 are
 ///   replaced by U+FFFD.
+/// - **Compressed files**: gzip and zstd files, told by their extension
+///   (`.gz`, `.zst`) or their first bytes, are decompressed as they are
+///   read; offsets (and checkpoints) count decompressed bytes.
 /// - **Blank lines** (empty, or only spaces, tabs and carriage returns) are
 ///   not yielded. They keep their line number, and for a file they count as
 ///   done at once: the checkpoint passes them.
 /// - **Acknowledgements** (files only): each line carries an
-///   [`Ack`] reporting its fate to the file's [`Progress`] (see
-///   [`progress`](Self::progress)), whose watermark a
+///   [`Ack`](sluice_processor::Ack) reporting its fate to the path's
+///   [`Progress`] (see [`progress`](Self::progress)), whose watermark a
 ///   [`Checkpointer`](crate::Checkpointer) saves. stdin and other readers
 ///   have no acknowledgements and no checkpoint.
+/// - **Following** ([`SourceOptions::follow`]): at the end of the file it
+///   waits for more, looking again every [`SourceOptions::poll_interval`]
+///   on tokio's clock, and never ends by itself; a last line is yielded
+///   only once its `\n` is written. When the path is renamed away and a
+///   new file created at it (a file of another identity, on Unix), it
+///   reads the old file to its end, its last line included, then the new
+///   one from its start; when the file gets shorter than what was read
+///   (truncated, as by `copytruncate`), it reads it again from its start,
+///   and what it held past what was read is lost. Each file's progress is
+///   kept apart, in the checkpoint too.
 /// - **Read errors** end the stream; a file's [`Progress::end`] says why.
 pub struct LineSource {
     lines: BoxStream<'static, Incoming<RawRecord>>,
@@ -121,47 +170,40 @@ impl LineSource {
     /// # Errors
     /// [`SourceError::Io`] when it cannot be opened,
     /// [`SourceError::StreamName`] when no stream is configured and its
-    /// stem is no stream name.
+    /// stem is no stream name, [`SourceError::NotCompressed`] when its
+    /// name says it is compressed and its bytes do not,
+    /// [`SourceError::CannotFollow`] when it is compressed and following
+    /// is asked for.
     pub async fn open(
         path: impl AsRef<Path>,
         options: SourceOptions,
     ) -> Result<LineSource, SourceError> {
-        let (file, canonical, stream) = open(path.as_ref(), &options).await?;
-        let progress = Progress::with_prefix(canonical, Position::default(), Vec::new());
-        Ok(LineSource::file(file, stream, progress, &options))
+        let plan = plan(path.as_ref(), None, &options).await?;
+        LineSource::file(plan, options)
     }
 
     /// The lines of the file at `path`, from the checkpoint saved at
     /// `checkpoint` when there is one (else from its start).
     ///
-    /// The checkpoint must be of this file (same canonical path), match
-    /// its fingerprint, and fall at a line start within it: otherwise
-    /// this is an error, never a silent restart from the start. The file
-    /// may have grown since.
+    /// The checkpoint must be of this path (same canonical path), and of
+    /// the files it records: each found by its identity (at the path, or
+    /// in its directory when it was rotated away), matching its
+    /// fingerprint, with a line start at its offset. Otherwise this is an
+    /// error, never a silent restart from the start. The file may have
+    /// grown since. The files it records are read from their offsets,
+    /// oldest first, then a new file at the path from its start.
     ///
     /// # Errors
     /// As [`open`](Self::open), and [`SourceError::Checkpoint`] when the
-    /// checkpoint cannot be read or is not of this file as it is now.
+    /// checkpoint cannot be read or a file it records is not found or not
+    /// as it recorded.
     pub async fn resume(
         path: impl AsRef<Path>,
         checkpoint: impl AsRef<Path>,
         options: SourceOptions,
     ) -> Result<LineSource, SourceError> {
-        let path = path.as_ref();
-        let checkpoint_file = checkpoint.as_ref();
-        let Some(checkpoint) = Checkpoint::load(checkpoint_file).await? else {
-            return LineSource::open(path, options).await;
-        };
-        let (mut file, canonical, stream) = open(path, &options).await?;
-        let prefix = verify(&checkpoint, checkpoint_file, &mut file, &canonical).await?;
-        file.seek(SeekFrom::Start(checkpoint.offset))
-            .await
-            .map_err(|error| SourceError::Io {
-                path: canonical.clone(),
-                error,
-            })?;
-        let progress = Progress::with_prefix(canonical, checkpoint.position(), prefix);
-        Ok(LineSource::file(file, stream, progress, &options))
+        let plan = plan(path.as_ref(), Some(checkpoint.as_ref()), &options).await?;
+        LineSource::file(plan, options)
     }
 
     /// The lines of stdin, without acknowledgements or checkpoint. The
@@ -172,13 +214,20 @@ impl LineSource {
     /// `tokio::io::stdin`).
     ///
     /// # Errors
-    /// Never in practice: [`SourceError::StreamName`] if [`STDIN_STREAM`]
+    /// [`SourceError::CannotFollow`] when following is asked for (stdin is
+    /// read to its end); [`SourceError::StreamName`] if [`STDIN_STREAM`]
     /// could not be interned.
     pub fn stdin(options: SourceOptions) -> Result<LineSource, SourceError> {
+        if options.follow {
+            return Err(SourceError::CannotFollow {
+                input: PathBuf::from(STDIN_ORIGIN),
+                why: "stdin is read to its end",
+            });
+        }
         let stream = match options.stream {
             Some(stream) => stream,
             None => StreamName::new(STDIN_STREAM).map_err(|error| SourceError::StreamName {
-                path: PathBuf::from("-"),
+                path: PathBuf::from(STDIN_ORIGIN),
                 error,
             })?,
         };
@@ -193,7 +242,8 @@ impl LineSource {
 
     /// The lines of any reader, without acknowledgements or checkpoint,
     /// numbered from 1; their records come from `origin`, in `stream`
-    /// ([`SourceOptions::stream`] is ignored).
+    /// ([`SourceOptions::stream`] and [`SourceOptions::follow`] are
+    /// ignored).
     pub fn reader<R>(
         reader: R,
         origin: Origin,
@@ -203,12 +253,13 @@ impl LineSource {
     where
         R: AsyncRead + Send + Unpin + 'static,
     {
-        let reader = BufReader::with_capacity(options.buffer_bytes.max(1), reader);
+        let bytes: Bytes = BufReader::with_capacity(options.buffer_bytes.max(1), Box::new(reader));
         let reading = Reading {
-            lines: LineReader::new(reader, options.max_line_bytes, 0, 0),
+            lines: LineReader::new(bytes, options.max_line_bytes, 0, 0),
             origin,
             stream,
-            progress: None,
+            sequence_base: 0,
+            files: None,
         };
         LineSource {
             lines: Box::pin(reading.into_stream()),
@@ -216,27 +267,56 @@ impl LineSource {
         }
     }
 
-    fn file(
-        file: tokio::fs::File,
-        stream: StreamName,
-        progress: Progress,
-        options: &SourceOptions,
-    ) -> LineSource {
-        let start = progress.start();
-        let reader = BufReader::with_capacity(options.buffer_bytes.max(1), file);
-        let reading = Reading {
-            lines: LineReader::new(reader, options.max_line_bytes, start.offset, start.lines),
-            origin: Origin::new(progress.file().to_string_lossy()),
-            stream,
-            progress: Some(progress.clone()),
+    /// The lines of the files `plan` lays out.
+    fn file(plan: Plan, options: SourceOptions) -> Result<LineSource, SourceError> {
+        let Plan {
+            path,
+            first,
+            then,
+            fresh,
+        } = plan;
+        let stream = match options.stream {
+            Some(stream) => stream,
+            None => StreamName::new(&stem(&path)).map_err(|error| SourceError::StreamName {
+                path: path.clone(),
+                error,
+            })?,
         };
-        LineSource {
+        let starts = std::iter::once(&first)
+            .chain(&then)
+            .map(|planned| planned.start.clone())
+            .collect();
+        let progress = Progress::of_files(path.clone(), starts);
+        let mut queued: VecDeque<_> = then.into_iter().map(Queued::Planned).collect();
+        queued.extend(fresh.map(Queued::Fresh));
+        let start = first.start.start;
+        let reading = Reading {
+            lines: LineReader::new(
+                first.bytes,
+                options.max_line_bytes,
+                start.offset,
+                start.lines,
+            ),
+            origin: Origin::new(path.to_string_lossy()),
+            stream,
+            sequence_base: first.start.sequence_base,
+            files: Some(Files {
+                progress: progress.clone(),
+                path,
+                id: first.start.id,
+                queued,
+                follow: options.follow.then_some(options.poll_interval),
+                max_line_bytes: options.max_line_bytes,
+                buffer_bytes: options.buffer_bytes,
+            }),
+        };
+        Ok(LineSource {
             lines: Box::pin(reading.into_stream()),
             progress: Some(progress),
-        }
+        })
     }
 
-    /// The file's progress, for a [`Checkpointer`](crate::Checkpointer);
+    /// The path's progress, for a [`Checkpointer`](crate::Checkpointer);
     /// `None` for stdin and other readers.
     pub fn progress(&self) -> Option<&Progress> {
         self.progress.as_ref()
@@ -248,104 +328,5 @@ impl Stream for LineSource {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         self.lines.as_mut().poll_next(cx)
-    }
-}
-
-/// Opens `path`: the file, its canonical path, its stream.
-async fn open(
-    path: &Path,
-    options: &SourceOptions,
-) -> Result<(tokio::fs::File, PathBuf, StreamName), SourceError> {
-    let failed = |error| SourceError::Io {
-        path: path.to_owned(),
-        error,
-    };
-    let canonical = tokio::fs::canonicalize(path).await.map_err(failed)?;
-    let file = tokio::fs::File::open(&canonical).await.map_err(failed)?;
-    let stream = match options.stream {
-        Some(stream) => stream,
-        None => {
-            let stem = canonical
-                .file_stem()
-                .map(|stem| stem.to_string_lossy())
-                .unwrap_or_default();
-            StreamName::new(&stem).map_err(|error| SourceError::StreamName {
-                path: path.to_owned(),
-                error,
-            })?
-        }
-    };
-    Ok((file, canonical, stream))
-}
-
-/// The state of a source between two pulls.
-struct Reading<R> {
-    lines: LineReader<BufReader<R>>,
-    origin: Origin,
-    stream: StreamName,
-    progress: Option<Progress>,
-}
-
-impl<R: AsyncRead + Send + Unpin + 'static> Reading<R> {
-    fn into_stream(self) -> impl Stream<Item = Incoming<RawRecord>> + Send + 'static {
-        futures::stream::unfold(Some(self), |reading| async move {
-            let mut reading = reading?;
-            let line = reading.next().await?;
-            Some((line, Some(reading)))
-        })
-    }
-
-    /// The next line to yield; `None` at the end of the input or on an
-    /// error.
-    async fn next(&mut self) -> Option<Incoming<RawRecord>> {
-        loop {
-            let progress = self.progress.as_ref();
-            let read = self
-                .lines
-                .next(|at, bytes| {
-                    if let Some(progress) = progress {
-                        progress.observe(at, bytes);
-                    }
-                })
-                .await;
-            let line = match read {
-                Ok(Some(line)) => line,
-                Ok(None) => {
-                    if let Some(progress) = progress {
-                        progress.ended(SourceEnd::Finished);
-                    }
-                    return None;
-                }
-                Err(error) => {
-                    match progress {
-                        Some(progress) => {
-                            tracing::error!(file = %progress.file().display(), %error, "reading failed");
-                            progress.ended(SourceEnd::Failed(error.to_string()));
-                        }
-                        None => tracing::error!(stream = %self.stream, %error, "reading failed"),
-                    }
-                    return None;
-                }
-            };
-            if line.blank {
-                if let Some(progress) = progress {
-                    progress.skip(line.end, line.line_number);
-                }
-                continue;
-            }
-            let ack = progress
-                .map(|progress| Ack::new(progress.track(line.offset, line.end, line.line_number)));
-            let payload = RawRecord {
-                text: line.text,
-                position: RecordId {
-                    stream: self.stream,
-                    partition: 0,
-                    sequence: line.line_number,
-                },
-                origin: self.origin.clone(),
-                cut: line.truncated.then_some(line.end - line.offset),
-            };
-            return Some(Incoming { payload, ack });
-        }
     }
 }

@@ -86,6 +86,20 @@ async fn a_checkpoint_is_saved_atomically_and_reloaded() {
     assert_eq!(json["lines"], 1);
     assert_eq!(json["path"], f.input.to_str().unwrap());
     assert!(json["fingerprint"].is_string());
+    let mut keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "fingerprint",
+            "fingerprint_bytes",
+            "lines",
+            "offset",
+            "path",
+            "version"
+        ],
+        "no identity, base or rotated files when there are none"
+    );
 
     let second = Checkpoint {
         offset: 20,

@@ -11,11 +11,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use sluice_files::{Checkpoint, FilesError, FilesSettings, SettingError};
-use sluice_processor::{
-    BuiltSource, ConnectorError, DeliveryOrder, RawRecord, SourceConnector, SourceContext,
-};
+use sluice_processor::{ConnectorError, DeliveryOrder, RawRecord, SourceConnector, SourceContext};
 
-use common::{Collect, config, keep};
+use common::{Collect, config, keep, run_built};
 
 fn context(inputs: &[&str], checkpoint: Option<&Path>) -> SourceContext {
     SourceContext {
@@ -34,19 +32,6 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 fn files_error(error: &ConnectorError) -> &FilesError {
     error.downcast_ref::<FilesError>().expect("a FilesError")
-}
-
-/// Delivers every record of `source` and finishes it; returns the records
-/// delivered, sorted by stream and line, and what the finish returned.
-async fn run(source: BuiltSource) -> (Vec<RawRecord>, sluice_processor::Finished) {
-    let sink = Collect::default();
-    let processor = sluice_processor::StreamProcessor::new(keep, sink.clone(), config()).unwrap();
-    let report = processor.start(source.streams).finish().await;
-    assert!(report.is_conserved(), "{}", report.conservation());
-    let finished = source.finish.finish().await.unwrap();
-    let mut records = sink.records();
-    records.sort_by_key(|record| record.position);
-    (records, finished)
 }
 
 fn texts(records: &[RawRecord]) -> Vec<&str> {
@@ -71,7 +56,7 @@ async fn one_input_is_checkpointed_in_the_file_named_and_resumed_from_it() {
         .build(&context(&inputs, Some(&checkpoint)))
         .await
         .unwrap();
-    let (records, finished) = run(source).await;
+    let (records, finished) = run_built(source).await;
     assert_eq!(texts(&records), ["a", "b"]);
     let canonical = std::fs::canonicalize(&input).unwrap();
     assert_eq!(finished.checkpoints.len(), 1);
@@ -91,7 +76,7 @@ async fn one_input_is_checkpointed_in_the_file_named_and_resumed_from_it() {
         .build(&context(&inputs, Some(&checkpoint)))
         .await
         .unwrap();
-    let (records, finished) = run(source).await;
+    let (records, finished) = run_built(source).await;
     assert_eq!(texts(&records), ["c"], "only what was added");
     assert_eq!(records[0].position.sequence, 3);
     assert_eq!(finished.checkpoints[0].offset, 6);
@@ -110,7 +95,7 @@ async fn several_inputs_are_checkpointed_in_a_directory_one_file_each() {
         .await
         .unwrap();
     assert_eq!(source.streams.len(), 2);
-    let (records, finished) = run(source).await;
+    let (records, finished) = run_built(source).await;
     assert_eq!(texts(&records), ["1", "2", "3"]);
     assert_eq!(records[2].position.stream.as_str(), "second");
     assert_eq!(finished.checkpoints.len(), 2);
@@ -136,7 +121,7 @@ async fn several_inputs_are_checkpointed_in_a_directory_one_file_each() {
         .build(&context(&inputs, Some(&checkpoints)))
         .await
         .unwrap();
-    let (records, _) = run(source).await;
+    let (records, _) = run_built(source).await;
     assert!(records.is_empty());
 }
 
@@ -148,7 +133,7 @@ async fn without_checkpoints_nothing_is_saved() {
         .build(&context(&[input.to_str().unwrap()], None))
         .await
         .unwrap();
-    let (records, finished) = run(source).await;
+    let (records, finished) = run_built(source).await;
     assert_eq!(texts(&records), ["x"]);
     assert!(finished.checkpoints.is_empty());
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -161,12 +146,13 @@ async fn the_settings_name_the_stream_and_bound_the_lines() {
     let settings = FilesSettings {
         stream: Some("named".to_owned()),
         max_line_bytes: Some(5),
+        ..FilesSettings::default()
     };
     let source = settings
         .build(&context(&[input.to_str().unwrap()], None))
         .await
         .unwrap();
-    let (records, _) = run(source).await;
+    let (records, _) = run_built(source).await;
     assert!(
         records
             .iter()
@@ -271,6 +257,11 @@ fn flags_parse_to_settings_that_serialize_to_the_flags_given() {
         serde_json::to_value(&cli.files).unwrap(),
         serde_json::json!({ "max_line_bytes": 64 })
     );
+    let cli = Cli::try_parse_from(["sluice", "--recursive", "--stream", "s"]).unwrap();
+    assert_eq!(
+        serde_json::to_value(&cli.files).unwrap(),
+        serde_json::json!({ "recursive": true, "stream": "s" })
+    );
     let none = Cli::try_parse_from(["sluice"]).unwrap();
     assert_eq!(none.files, FilesSettings::default());
     assert_eq!(serde_json::to_string(&none.files).unwrap(), "{}");
@@ -286,8 +277,9 @@ fn flags_parse_to_settings_that_serialize_to_the_flags_given() {
 #[test]
 fn the_config_file_takes_the_same_keys_and_refuses_others() {
     let settings: FilesSettings =
-        toml::from_str("stream = \"orders\"\nmax_line_bytes = 1024").unwrap();
+        toml::from_str("stream = \"orders\"\nmax_line_bytes = 1024\nrecursive = true").unwrap();
     assert_eq!(settings.stream.as_deref(), Some("orders"));
+    assert!(settings.recursive);
     let options = settings.check().unwrap();
     assert_eq!(options.max_line_bytes, 1024);
     assert_eq!(options.stream.unwrap().as_str(), "orders");

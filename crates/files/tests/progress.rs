@@ -118,9 +118,11 @@ fn a_ticket_dropped_unresolved_counts_as_not_processed() {
 fn skipped_lines_are_done_at_once_and_a_resumed_progress_starts_at_its_start() {
     let progress = Progress::new("/f", at(100, 7));
     assert_eq!(progress.watermark(), at(100, 7));
+    assert_eq!(progress.start(), at(100, 7));
     progress.skip(101, 8);
     assert_eq!(progress.watermark(), at(101, 8));
     let ticket = progress.track(101, 120, 9);
+    assert_eq!(ticket.offset(), 101);
     progress.skip(121, 10);
     assert_eq!(progress.watermark(), at(101, 8));
     tell(ticket, Resolution::Delivered);

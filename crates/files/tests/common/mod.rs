@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use sluice_files::{LineSource, Position};
 use sluice_processor::{
-    Context, Envelope, Incoming, ProcessorConfig, RateLimit, RawRecord, Rejected, Report,
-    SendError, Sink, StreamProcessor, Transformed,
+    BuiltSource, Context, Envelope, Finished, Incoming, ProcessorConfig, RateLimit, RawRecord,
+    Rejected, Report, SendError, Sink, StreamProcessor, Transformed,
 };
 
 /// Keeps every record it is sent, in order.
@@ -76,6 +76,20 @@ pub async fn deliver(
     let report = processor.start([source]).finish().await;
     assert!(report.is_conserved(), "{}", report.conservation());
     (sink.records(), report)
+}
+
+/// Delivers every record of a built `source` and finishes it; returns the
+/// records delivered, sorted by stream and line, and what the finish
+/// returned.
+pub async fn run_built(source: BuiltSource) -> (Vec<RawRecord>, Finished) {
+    let sink = Collect::default();
+    let processor = StreamProcessor::new(keep, sink.clone(), config()).unwrap();
+    let report = processor.start(source.streams).finish().await;
+    assert!(report.is_conserved(), "{}", report.conservation());
+    let finished = source.finish.finish().await.unwrap();
+    let mut records = sink.records();
+    records.sort_by_key(|record| record.position);
+    (records, finished)
 }
 
 /// `(line number, text)` of each line.
