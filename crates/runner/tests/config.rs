@@ -269,3 +269,17 @@ fn a_bad_value_or_unknown_key_is_named_with_where_it_was_set_and_exits_2() {
         stderr(&output)
     );
 }
+
+#[test]
+fn the_example_config_is_valid() {
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/run.toml");
+    let printed = stdout(&print_config(&["--config", example], &[]));
+    for line in [
+        "rate_limit = \"15/s\"",
+        "metrics_addr = \"127.0.0.1:9898\"",
+        "headers = [\"Authorization: Bearer ${API_TOKEN}\"]",
+        "url = \"http://127.0.0.1:8080/records\"",
+    ] {
+        assert!(printed.contains(line), "{line} in\n{printed}");
+    }
+}
