@@ -272,6 +272,20 @@ async fn a_compressed_last_line_without_terminator_continued_is_an_error() {
 }
 
 #[tokio::test]
+async fn a_compressed_file_checkpointed_at_its_start_resumes_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "z.ndjson.gz", &gzip(&numbered(1, 2)).await);
+    let checkpoint = dir.path().join("z.checkpoint.json");
+    let canonical = std::fs::canonicalize(&input).unwrap();
+    sluice_files::Progress::new(canonical, Position::default())
+        .checkpoint()
+        .save(&checkpoint)
+        .unwrap();
+    let (lines, _) = run(&input, &checkpoint, None).await;
+    assert_eq!(lines.len(), 2);
+}
+
+#[tokio::test]
 async fn a_compressed_file_cannot_be_followed() {
     let dir = tempfile::tempdir().unwrap();
     let path = write(dir.path(), "c.gz", &gzip("x\n").await);

@@ -162,6 +162,34 @@ async fn a_path_renamed_away_and_not_yet_created_is_waited_for() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_checkpoint_without_identity_resumes_a_followed_file_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    let checkpoint = dir.path().join("app.checkpoint.json");
+    std::fs::write(&path, "1\n2\n").unwrap();
+    // As an earlier version wrote it: no identity.
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    let old = serde_json::json!({
+        "version": 1, "path": canonical, "offset": 2, "lines": 1,
+        "fingerprint": blake3::hash(b"1\n").to_hex().to_string(), "fingerprint_bytes": 2,
+    });
+    std::fs::write(&checkpoint, old.to_string()).unwrap();
+    let mut source = LineSource::resume(&path, &checkpoint, following())
+        .await
+        .unwrap();
+    let progress = source.progress().cloned().unwrap();
+    assert_eq!(next_text(&mut source).await, "2");
+    assert!(
+        next_within_a_second(&mut source).await.is_none(),
+        "the file at the path is the one read: not read again"
+    );
+    let recorded = progress.checkpoint();
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(recorded.file_id, sluice_files::FileId::of(&metadata));
+    assert!(recorded.file_id.is_some());
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
@@ -177,6 +205,25 @@ async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
         panic!("not failed: {:?}", progress.end());
     };
     assert!(why.contains("compressed"), "{why}");
+}
+
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn a_path_that_cannot_be_opened_any_more_ends_the_stream_saying_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, "a1\n").unwrap();
+    let mut source = LineSource::open(&path, following()).await.unwrap();
+    let progress = source.progress().cloned().unwrap();
+    assert_eq!(next_text(&mut source).await, "a1");
+    // A link to itself: opening it fails (too many levels of links).
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    std::os::unix::fs::symlink(&path, &path).unwrap();
+    assert!(next_within_a_second(&mut source).await.is_none());
+    let Some(SourceEnd::Failed(why)) = progress.end() else {
+        panic!("not failed: {:?}", progress.end());
+    };
+    assert!(why.contains("app.log"), "{why}");
 }
 
 #[tokio::test(start_paused = true)]
