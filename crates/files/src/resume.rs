@@ -90,14 +90,16 @@ pub(crate) async fn plan(
             Some(file) => file,
             None => find_rotated(&canonical, entry.file_id, checkpoint_file).await?,
         };
-        let found = file.canonical.clone();
+        // The file's own identity: a checkpoint written without one (by
+        // an earlier version) gets it from now on.
+        let (found, id) = (file.canonical.clone(), file.id);
         let (bytes, prefix) = position(file, entry, checkpoint_file, &found, buffer).await?;
         planned.push(Planned {
             bytes,
             start: FileStart {
                 start: entry.position(),
                 prefix,
-                id: entry.file_id,
+                id,
                 sequence_base: entry.sequence_base,
             },
         });
@@ -220,19 +222,18 @@ async fn position(
         return Err(shorter(prefix.len() as u64).into());
     }
     check_fingerprint(checkpoint, checkpoint_file, path, &prefix)?;
-    let mut at = keep;
     let mut last = prefix.last().copied();
-    while at < offset {
-        let chunk = bytes.fill_buf().await.map_err(io)?;
-        if chunk.is_empty() {
-            return Err(shorter(at).into());
+    if offset > keep {
+        // Skip to the byte before the offset, and read it.
+        let skip = offset - keep - 1;
+        let skipped = tokio::io::copy(&mut (&mut bytes).take(skip), &mut tokio::io::sink())
+            .await
+            .map_err(io)?;
+        let mut before = [0u8; 1];
+        match bytes.read(&mut before).await.map_err(io)? {
+            1 => last = Some(before[0]),
+            _ => return Err(shorter(keep + skipped).into()),
         }
-        let take = chunk
-            .len()
-            .min(usize::try_from(offset - at).unwrap_or(usize::MAX));
-        last = Some(chunk[take - 1]);
-        bytes.consume(take);
-        at += take as u64;
     }
     let more = !bytes.fill_buf().await.map_err(io)?.is_empty();
     if offset > 0 && more && last != Some(b'\n') {

@@ -200,6 +200,20 @@ async fn resuming_yields_exactly_the_lines_after_the_watermark() {
 }
 
 #[tokio::test]
+async fn a_checkpoint_at_the_start_resumes_from_the_start() {
+    let f = files(&numbered(1, 2));
+    let canonical = std::fs::canonicalize(&f.input).unwrap();
+    Progress::new(canonical, Position::default())
+        .checkpoint()
+        .save(&f.checkpoint)
+        .unwrap();
+    let (lines, saved) = run(&f, None).await;
+    let numbers: Vec<_> = lines.iter().map(|l| l.position.sequence).collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(saved.offset, 16);
+}
+
+#[tokio::test]
 async fn without_a_checkpoint_reading_starts_at_the_beginning() {
     let f = files(&numbered(1, 2));
     let (lines, saved) = run(&f, None).await;

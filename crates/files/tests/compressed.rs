@@ -203,6 +203,20 @@ async fn a_compressed_file_resumes_at_its_decompressed_offset() {
     assert_eq!(rest[0].text, "{\"n\":601}");
     assert_eq!(saved.offset, text.len() as u64);
 
+    // Shorter than the offset, past the fingerprint: found while skipping.
+    let kept = std::fs::read(&input).unwrap();
+    std::fs::write(&input, gzip(&numbered(1, 500)).await).unwrap();
+    let error = LineSource::resume(&input, &checkpoint, small())
+        .await
+        .unwrap_err();
+    match error {
+        SourceError::Checkpoint(CheckpointError::Shorter { len, .. }) => {
+            assert_eq!(len, numbered(1, 500).len() as u64);
+        }
+        other => panic!("not a length error: {other}"),
+    }
+    std::fs::write(&input, kept).unwrap();
+
     // A member appended (as `cat more.gz >> big.ndjson.gz` does) is read on.
     let mut more = std::fs::read(&input).unwrap();
     more.extend(gzip(&numbered(1001, 1002)).await);
@@ -269,6 +283,20 @@ async fn a_compressed_last_line_without_terminator_continued_is_an_error() {
         ),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_compressed_file_checkpointed_at_its_start_resumes_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write(dir.path(), "z.ndjson.gz", &gzip(&numbered(1, 2)).await);
+    let checkpoint = dir.path().join("z.checkpoint.json");
+    let canonical = std::fs::canonicalize(&input).unwrap();
+    sluice_files::Progress::new(canonical, Position::default())
+        .checkpoint()
+        .save(&checkpoint)
+        .unwrap();
+    let (lines, _) = run(&input, &checkpoint, None).await;
+    assert_eq!(lines.len(), 2);
 }
 
 #[tokio::test]

@@ -11,18 +11,9 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use sluice_files::{Checkpoint, FilesError, FilesSettings, SettingError};
-use sluice_processor::{ConnectorError, DeliveryOrder, RawRecord, SourceConnector, SourceContext};
+use sluice_processor::{ConnectorError, RawRecord, SourceConnector};
 
-use common::{Collect, config, keep, run_built};
-
-fn context(inputs: &[&str], checkpoint: Option<&Path>) -> SourceContext {
-    SourceContext {
-        inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
-        checkpoint: checkpoint.map(Path::to_owned),
-        queue_capacity: 100,
-        ordering: DeliveryOrder::Partition,
-    }
-}
+use common::{Collect, config, context, keep, run_built};
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let path = dir.join(name);
@@ -184,7 +175,10 @@ async fn stdin_is_read_once_and_without_checkpoint() {
     assert!(matches!(files_error(&error), FilesError::StdinCheckpoint));
     assert!(error.to_string().contains("no checkpoint"), "{error}");
 
-    let error = settings.build(&context(&[], None)).await.unwrap_err();
+    let error = settings
+        .build(&context::<&str>(&[], None))
+        .await
+        .unwrap_err();
     assert!(matches!(files_error(&error), FilesError::NoInput));
 
     let source = settings.build(&context(&["-"], None)).await.unwrap();

@@ -6,22 +6,22 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use sluice_files::{
-    Checkpoint, CheckpointError, FilesError, FilesSettings, LineSource, Position, SourceEnd,
-    SourceError, SourceOptions,
+    Checkpoint, CheckpointError, FilesError, FilesSettings, LineSource, Position, Progress,
+    SourceEnd, SourceError, SourceOptions,
 };
 use sluice_processor::{
     BuiltSource, DeliveryOrder, Envelope, Finished, ProcessorConfig, RawRecord, SendError, Sink,
-    SourceConnector, SourceContext, StreamProcessor,
+    SourceConnector, StreamProcessor,
 };
 
-use common::{Collect, append, config, eventually, keep};
+use common::{Collect, append, config, context, eventually, keep};
 
 fn following() -> SourceOptions {
     SourceOptions {
@@ -32,6 +32,17 @@ fn following() -> SourceOptions {
 
 fn lines(first: u64, last: u64) -> String {
     (first..=last).map(|n| format!("{{\"n\":{n}}}\n")).collect()
+}
+
+/// A followed file `app.log` holding `text` in a new directory, its
+/// source, and the source's progress.
+async fn followed(text: &str) -> (tempfile::TempDir, PathBuf, LineSource, Progress) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("app.log");
+    std::fs::write(&path, text).unwrap();
+    let source = LineSource::open(&path, following()).await.unwrap();
+    let progress = source.progress().cloned().unwrap();
+    (dir, path, source, progress)
 }
 
 /// The next record of `source` within a second of tokio's time, if any.
@@ -52,11 +63,7 @@ async fn next_text(source: &mut LineSource) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn a_followed_file_is_read_as_it_grows_a_last_line_once_its_newline_is_written() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    std::fs::write(&path, "1\n2\n").unwrap();
-    let mut source = LineSource::open(&path, following()).await.unwrap();
-    let progress = source.progress().cloned().unwrap();
+    let (_dir, path, mut source, progress) = followed("1\n2\n").await;
     assert_eq!(next_text(&mut source).await, "1");
     assert_eq!(next_text(&mut source).await, "2");
     assert!(next_within_a_second(&mut source).await.is_none(), "waits");
@@ -102,11 +109,7 @@ async fn a_followed_file_with_nothing_new_is_looked_at_every_poll_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn a_rotated_file_is_read_to_its_end_then_the_new_one_from_its_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    std::fs::write(&path, "a1\na2\n").unwrap();
-    let mut source = LineSource::open(&path, following()).await.unwrap();
-    let progress = source.progress().cloned().unwrap();
+    let (dir, path, mut source, progress) = followed("a1\na2\n").await;
     assert_eq!(next_text(&mut source).await, "a1");
     assert_eq!(next_text(&mut source).await, "a2");
 
@@ -143,10 +146,7 @@ async fn a_rotated_file_is_read_to_its_end_then_the_new_one_from_its_start() {
 
 #[tokio::test(start_paused = true)]
 async fn a_path_renamed_away_and_not_yet_created_is_waited_for() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    std::fs::write(&path, "a1\n").unwrap();
-    let mut source = LineSource::open(&path, following()).await.unwrap();
+    let (dir, path, mut source, _) = followed("a1\n").await;
     assert_eq!(next_text(&mut source).await, "a1");
     let rotated = dir.path().join("app.log.1");
     std::fs::rename(&path, &rotated).unwrap();
@@ -162,12 +162,36 @@ async fn a_path_renamed_away_and_not_yet_created_is_waited_for() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
+async fn a_checkpoint_without_identity_resumes_a_followed_file_and_records_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("app.log");
-    std::fs::write(&path, "a1\n").unwrap();
-    let mut source = LineSource::open(&path, following()).await.unwrap();
+    let checkpoint = dir.path().join("app.checkpoint.json");
+    std::fs::write(&path, "1\n2\n").unwrap();
+    // As an earlier version wrote it: no identity.
+    let canonical = std::fs::canonicalize(&path).unwrap();
+    let old = serde_json::json!({
+        "version": 1, "path": canonical, "offset": 2, "lines": 1,
+        "fingerprint": blake3::hash(b"1\n").to_hex().to_string(), "fingerprint_bytes": 2,
+    });
+    std::fs::write(&checkpoint, old.to_string()).unwrap();
+    let mut source = LineSource::resume(&path, &checkpoint, following())
+        .await
+        .unwrap();
     let progress = source.progress().cloned().unwrap();
+    assert_eq!(next_text(&mut source).await, "2");
+    assert!(
+        next_within_a_second(&mut source).await.is_none(),
+        "the file at the path is the one read: not read again"
+    );
+    let recorded = progress.checkpoint();
+    let metadata = std::fs::metadata(&path).unwrap();
+    assert_eq!(recorded.file_id, sluice_files::FileId::of(&metadata));
+    assert!(recorded.file_id.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
+    let (dir, path, mut source, progress) = followed("a1\n").await;
     assert_eq!(next_text(&mut source).await, "a1");
     std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
     // gzip's magic bytes, whatever follows.
@@ -179,13 +203,24 @@ async fn a_compressed_file_rotated_in_ends_the_stream_saying_why() {
     assert!(why.contains("compressed"), "{why}");
 }
 
+#[cfg(unix)]
+#[tokio::test(start_paused = true)]
+async fn a_path_that_cannot_be_opened_any_more_ends_the_stream_saying_why() {
+    let (dir, path, mut source, progress) = followed("a1\n").await;
+    assert_eq!(next_text(&mut source).await, "a1");
+    // A link to itself: opening it fails (too many levels of links).
+    std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+    std::os::unix::fs::symlink(&path, &path).unwrap();
+    assert!(next_within_a_second(&mut source).await.is_none());
+    let Some(SourceEnd::Failed(why)) = progress.end() else {
+        panic!("not failed: {:?}", progress.end());
+    };
+    assert!(why.contains("app.log"), "{why}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_truncated_file_is_read_again_from_its_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("app.log");
-    std::fs::write(&path, "x1\nx2\n").unwrap();
-    let mut source = LineSource::open(&path, following()).await.unwrap();
-    let progress = source.progress().cloned().unwrap();
+    let (_dir, path, mut source, progress) = followed("x1\nx2\n").await;
     assert_eq!(next_text(&mut source).await, "x1");
     assert_eq!(next_text(&mut source).await, "x2");
     std::fs::write(&path, "y\n").unwrap();
@@ -221,15 +256,6 @@ async fn stdin_cannot_be_followed() {
         error.downcast_ref::<FilesError>(),
         Some(FilesError::Source(SourceError::CannotFollow { .. }))
     ));
-}
-
-fn context(inputs: &[&str], checkpoint: Option<&Path>) -> SourceContext {
-    SourceContext {
-        inputs: inputs.iter().map(|input| (*input).to_owned()).collect(),
-        checkpoint: checkpoint.map(Path::to_owned),
-        queue_capacity: 100,
-        ordering: DeliveryOrder::Partition,
-    }
 }
 
 /// A followed file's run of the `files` connector, with checkpoints.

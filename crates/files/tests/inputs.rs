@@ -9,16 +9,9 @@ use std::path::Path;
 
 use futures::StreamExt;
 use sluice_files::{FilesError, FilesSettings, InputError};
-use sluice_processor::{ConnectorError, DeliveryOrder, SourceConnector, SourceContext};
+use sluice_processor::{ConnectorError, SourceConnector};
 
-fn context(inputs: &[String], checkpoint: Option<&Path>) -> SourceContext {
-    SourceContext {
-        inputs: inputs.to_vec(),
-        checkpoint: checkpoint.map(Path::to_owned),
-        queue_capacity: 100,
-        ordering: DeliveryOrder::Partition,
-    }
-}
+use common::context;
 
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();

@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use futures::{Stream, StreamExt};
 use sluice_files::{LineSource, Position};
 use sluice_processor::{
-    BuiltSource, Context, Envelope, Finished, Incoming, ProcessorConfig, RateLimit, RawRecord,
-    Rejected, Report, SendError, Sink, StreamProcessor, Transformed,
+    BuiltSource, Context, DeliveryOrder, Envelope, Finished, Incoming, ProcessorConfig, RateLimit,
+    RawRecord, Rejected, Report, SendError, Sink, SourceContext, StreamProcessor, Transformed,
 };
 
 /// Keeps every record it is sent, in order.
@@ -76,6 +76,20 @@ pub async fn deliver(
     let report = processor.start([source]).finish().await;
     assert!(report.is_conserved(), "{}", report.conservation());
     (sink.records(), report)
+}
+
+/// What a pipeline tells the `files` connector: `inputs`, and
+/// `checkpoint`.
+pub fn context<S: AsRef<str>>(inputs: &[S], checkpoint: Option<&Path>) -> SourceContext {
+    SourceContext {
+        inputs: inputs
+            .iter()
+            .map(|input| input.as_ref().to_owned())
+            .collect(),
+        checkpoint: checkpoint.map(Path::to_owned),
+        queue_capacity: 100,
+        ordering: DeliveryOrder::Partition,
+    }
 }
 
 /// Delivers every record of a built `source` and finishes it; returns the
