@@ -19,8 +19,8 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
 /// A message handed to the pipeline, under its key, with its place among
-/// the messages pending.
-pub(crate) struct Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>);
+/// the messages pending, and when it was handed over.
+pub(crate) struct Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>, Instant);
 
 /// The source's end of the acker task: holds go to the task on one
 /// channel, each record's resolution on the core's [`AckRelay`].
@@ -66,7 +66,7 @@ impl AckerHandle {
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
-        let _ = self.holds.send(Hold(key, Box::new(acker), place));
+        let _ = self.holds.send(Hold(key, Box::new(acker), place, Instant::now()));
         self.relay.ack(key)
     }
 }
@@ -119,6 +119,10 @@ async fn run(
                     tracing::warn!(%error, "cannot flush JetStream acknowledgements");
                 }
             }
+            Some(hold) = channels.held.recv() => {
+                take(&mut held, hold);
+                take_holds(&mut channels.held, &mut held);
+            }
             _ = ticker.tick() => {
                 take_holds(&mut channels.held, &mut held);
                 keep_in_progress(&mut held, ack_wait).await;
@@ -136,16 +140,21 @@ async fn run(
 
 /// Takes every hold sent so far.
 fn take_holds(channel: &mut UnboundedReceiver<Hold>, held: &mut HashMap<u64, Held>) {
-    while let Ok(Hold(key, acker, place)) = channel.try_recv() {
-        held.insert(
-            key,
-            Held {
-                acker,
-                _place: place,
-                since: Instant::now(),
-            },
-        );
+    while let Ok(hold) = channel.try_recv() {
+        take(held, hold);
     }
+}
+
+/// Holds one message, its progress counted from when it was handed over.
+fn take(held: &mut HashMap<u64, Held>, Hold(key, acker, place, since): Hold) {
+    held.insert(
+        key,
+        Held {
+            acker,
+            _place: place,
+            since,
+        },
+    );
 }
 
 /// Tells JetStream the fate of the message under `key`.
