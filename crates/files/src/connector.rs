@@ -14,7 +14,9 @@ use sluice_processor::{
 use crate::checkpoint::CheckpointError;
 use crate::checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
 use crate::inputs::{Input, InputError, expand, names_several};
-use crate::settings::{FilesSettings, SettingError};
+use sluice_processor::SettingError;
+
+use crate::settings::FilesSettings;
 use crate::source::{LineSource, STDIN_ORIGIN, SourceError};
 
 /// Why the files source cannot start or finish: each names the input or

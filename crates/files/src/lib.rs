@@ -93,7 +93,7 @@ pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
 pub use inputs::InputError;
 pub use line::DEFAULT_MAX_LINE_BYTES;
 pub use progress::{LineTicket, Position, Progress, SourceEnd};
-pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT, SettingError};
+pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT};
 pub use sluice_processor::Resolutions;
 pub use source::{
     DEFAULT_BUFFER_BYTES, DEFAULT_POLL_INTERVAL, LineSource, STDIN_ORIGIN, STDIN_STREAM,

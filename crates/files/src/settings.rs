@@ -2,7 +2,7 @@
 //! the same as flags and environment variables.
 
 use serde::{Deserialize, Serialize};
-use sluice_processor::StreamName;
+use sluice_processor::{SettingError, StreamName};
 
 use crate::line::DEFAULT_MAX_LINE_BYTES;
 use crate::source::SourceOptions;
@@ -73,18 +73,6 @@ pub struct FilesSettings {
     pub follow: bool,
 }
 
-/// A setting of [`FilesSettings`] that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("files.{key} (--{flag}): {message}")]
-pub struct SettingError {
-    /// The key in section `[files]`.
-    pub key: &'static str,
-    /// The flag.
-    pub flag: &'static str,
-    /// What is wrong and what would do.
-    pub message: String,
-}
-
 impl FilesSettings {
     /// The source options these settings give.
     ///
@@ -93,10 +81,8 @@ impl FilesSettings {
     /// not one, a line length out of bounds.
     pub fn check(&self) -> Result<SourceOptions, SettingError> {
         let stream = match &self.stream {
-            Some(name) => Some(StreamName::new(name).map_err(|error| SettingError {
-                key: "stream",
-                flag: "stream",
-                message: error.to_string(),
+            Some(name) => Some(StreamName::new(name).map_err(|error| {
+                SettingError::new("files.stream", "--stream", error.to_string())
             })?),
             None => None,
         };
@@ -105,11 +91,11 @@ impl FilesSettings {
             // At most 1 GiB: a `usize` on every platform with tokio.
             Some(bytes @ 1..=MAX_LINE_BYTES_LIMIT) => usize::try_from(bytes).unwrap_or(usize::MAX),
             Some(bytes) => {
-                return Err(SettingError {
-                    key: "max_line_bytes",
-                    flag: "max-line-bytes",
-                    message: format!("must be 1 to {MAX_LINE_BYTES_LIMIT}, got {bytes}"),
-                });
+                return Err(SettingError::new(
+                    "files.max_line_bytes",
+                    "--max-line-bytes",
+                    format!("must be 1 to {MAX_LINE_BYTES_LIMIT}, got {bytes}"),
+                ));
             }
         };
         Ok(SourceOptions {

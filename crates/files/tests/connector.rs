@@ -10,7 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
-use sluice_files::{Checkpoint, FilesError, FilesSettings, SettingError};
+use sluice_files::{Checkpoint, FilesError, FilesSettings};
+use sluice_processor::SettingError;
 use sluice_processor::{ConnectorError, RawRecord, SourceConnector};
 
 use common::{Collect, config, context, keep, run_built};
@@ -306,11 +307,11 @@ fn values_out_of_bounds_are_errors_naming_the_key_and_the_flag() {
     let error = zero.check().unwrap_err();
     assert_eq!(
         error,
-        SettingError {
-            key: "max_line_bytes",
-            flag: "max-line-bytes",
-            message: format!("must be 1 to {}, got 0", sluice_files::MAX_LINE_BYTES_LIMIT),
-        }
+        SettingError::new(
+            "files.max_line_bytes",
+            "--max-line-bytes",
+            format!("must be 1 to {}, got 0", sluice_files::MAX_LINE_BYTES_LIMIT),
+        )
     );
     assert!(
         error
@@ -329,7 +330,7 @@ fn values_out_of_bounds_are_errors_naming_the_key_and_the_flag() {
         ..FilesSettings::default()
     };
     let error = bad_stream.check().unwrap_err();
-    assert_eq!((error.key, error.flag), ("stream", "stream"));
+    assert_eq!((error.key, error.flag), ("files.stream", "--stream"));
     assert!(
         error.to_string().starts_with("files.stream (--stream): "),
         "{error}"

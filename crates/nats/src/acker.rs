@@ -66,7 +66,9 @@ impl AckerHandle {
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
-        let _ = self.holds.send(Hold(key, Box::new(acker), place, Instant::now()));
+        let _ = self
+            .holds
+            .send(Hold(key, Box::new(acker), place, Instant::now()));
         self.relay.ack(key)
     }
 }

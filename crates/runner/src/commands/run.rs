@@ -37,15 +37,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
     if args.print_config {
         return print_config(&config, &connectors, &layers);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::runtime(true) {
         Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("sluice: could not start the async runtime: {error}");
-            return ExitCode::from(EXIT_FAILED);
-        }
+        Err(code) => return code,
     };
     let live = !config.json && std::io::stderr().is_terminal();
     let outcome = runtime.block_on(async {
