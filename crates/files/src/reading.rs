@@ -210,6 +210,7 @@ impl Reading {
             origin: self.origin.clone(),
             cut: line.truncated.then_some(line.end - line.offset),
             text: line.text,
+            key: None,
         };
         Some(Incoming { payload, ack })
     }

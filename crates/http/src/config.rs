@@ -42,7 +42,15 @@ pub struct HttpSinkConfig {
     pub timeout: Duration,
     /// How a batch is laid out in the request body.
     pub body: BodyShape,
+    /// The field each record of a JSON array body gets with its own key
+    /// (`sluice-` and 32 hex digits), so that a downstream can drop a
+    /// duplicate record whatever batch it came in; `None` adds none.
+    /// Default [`DEFAULT_KEY_FIELD`].
+    pub key_field: Option<String>,
 }
+
+/// The field that carries each record's key in a JSON array body.
+pub const DEFAULT_KEY_FIELD: &str = "idempotency_key";
 
 impl HttpSinkConfig {
     /// A configuration that posts to `url`, with no extra headers, the
@@ -53,6 +61,7 @@ impl HttpSinkConfig {
             headers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             body: BodyShape::default(),
+            key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
         }
     }
 
@@ -84,6 +93,14 @@ impl HttpSinkConfig {
         self.body = body;
         self
     }
+
+    /// Sets the field that carries each record's key in an array body
+    /// (`None`: no such field).
+    #[must_use]
+    pub fn key_field(mut self, field: Option<String>) -> Self {
+        self.key_field = field;
+        self
+    }
 }
 
 impl fmt::Debug for HttpSinkConfig {
@@ -93,6 +110,7 @@ impl fmt::Debug for HttpSinkConfig {
             .field("headers", &HeadersDebug(&self.headers))
             .field("timeout", &self.timeout)
             .field("body", &self.body)
+            .field("key_field", &self.key_field)
             .finish()
     }
 }

@@ -1,6 +1,6 @@
-//! The `Idempotency-Key` of a batch.
+//! The `Idempotency-Key` of a call, and the key of each record.
 
-use sluice_processor::RecordId;
+use sluice_processor::RecordKey;
 
 /// The request header that carries the batch's key.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "Idempotency-Key";
@@ -11,55 +11,64 @@ pub const IDEMPOTENCY_KEY_PREFIX: &str = "sluice-";
 /// How many hex digits of the hash the key keeps (128 bits).
 pub const IDEMPOTENCY_KEY_HEX_LEN: usize = 32;
 
-/// The idempotency key of a batch of records with these identities, in
+/// The `Idempotency-Key` of a call carrying records with these keys, in
 /// batch order.
 ///
-/// The key is [`IDEMPOTENCY_KEY_PREFIX`] followed by the first
-/// [`IDEMPOTENCY_KEY_HEX_LEN`] lowercase hex digits of the BLAKE3 hash of,
-/// for each record in order, `stream \0 partition \0 sequence \n`, the
-/// numbers in decimal. It depends on nothing else (no time, no process
-/// state, no random draw), so a retry of the batch, or the same batch
-/// sent again after a restart, carries the same key, and the downstream
-/// can drop the duplicate; a batch of other records, or of the same
-/// records in another order, carries another key.
+/// For one record it is that record's key: [`IDEMPOTENCY_KEY_PREFIX`]
+/// followed by the [`RecordKey`]'s 32 hex digits, the same string the
+/// record carries in an array body (see [`record_key`]). For several it
+/// is the prefix followed by the first [`IDEMPOTENCY_KEY_HEX_LEN`] hex
+/// digits of the BLAKE3 hash of the keys' bytes in order, so the header
+/// is the same whenever a call holds the same records in the same order.
+/// Nothing else goes in (no time, no process state, no random draw).
 ///
-/// The key names the batch, not each record: if records come back in a
-/// differently cut batch (e.g. after being handed back at a stop), the
-/// key differs, and a downstream that must drop every duplicate record
-/// should also use the records' own identities.
+/// A batch cut otherwise after a restart carries another header key; its
+/// records keep theirs, in the body. A downstream that must drop every
+/// duplicate record deduplicates by the records' keys.
 ///
 /// ```
-/// use sluice_http::idempotency_key;
-/// use sluice_processor::{RecordId, StreamName};
+/// use sluice_http::{idempotency_key, record_key};
+/// use sluice_processor::{RecordId, RecordKey, StreamName};
 ///
 /// let stream = StreamName::new("orders").unwrap();
-/// let ids = [
-///     RecordId { stream, partition: 0, sequence: 41 },
-///     RecordId { stream, partition: 0, sequence: 42 },
-/// ];
-/// let key = idempotency_key(&ids);
-/// assert_eq!(key, idempotency_key(&ids));
-/// assert_ne!(key, idempotency_key(&ids[..1]));
+/// let keys = [41, 42].map(|sequence| RecordKey::of_id(&RecordId { stream, partition: 0, sequence }));
+/// let key = idempotency_key(keys);
+/// assert_eq!(key, idempotency_key(keys));
+/// assert_ne!(key, idempotency_key([keys[1], keys[0]]));
+/// assert_eq!(idempotency_key([keys[0]]), record_key(keys[0]));
 /// assert!(key.starts_with("sluice-") && key.len() == 7 + 32);
 /// ```
-pub fn idempotency_key<'a>(ids: impl IntoIterator<Item = &'a RecordId>) -> String {
-    // The lines are gathered in one buffer and hashed at once, the numbers
-    // written by `itoa` rather than `fmt`: a key is made for every call,
-    // and with one record per call this was a tenth of the sink's own work.
-    let mut lines = Vec::with_capacity(64);
-    let mut numbers = itoa::Buffer::new();
-    for id in ids {
-        lines.extend_from_slice(id.stream.as_str().as_bytes());
-        lines.push(0);
-        lines.extend_from_slice(numbers.format(id.partition).as_bytes());
-        lines.push(0);
-        lines.extend_from_slice(numbers.format(id.sequence).as_bytes());
-        lines.push(b'\n');
+pub fn idempotency_key(keys: impl IntoIterator<Item = RecordKey>) -> String {
+    let mut keys = keys.into_iter();
+    let Some(first) = keys.next() else {
+        return record_key_of_hex(&blake3::hash(b"").to_hex()[..IDEMPOTENCY_KEY_HEX_LEN]);
+    };
+    let Some(second) = keys.next() else {
+        return record_key(first);
+    };
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(first.as_bytes());
+    hasher.update(second.as_bytes());
+    for key in keys {
+        hasher.update(key.as_bytes());
     }
-    let hash = blake3::hash(&lines).to_hex();
-    let mut key = String::with_capacity(IDEMPOTENCY_KEY_PREFIX.len() + IDEMPOTENCY_KEY_HEX_LEN);
+    record_key_of_hex(&hasher.finalize().to_hex()[..IDEMPOTENCY_KEY_HEX_LEN])
+}
+
+/// A record's key as the API sees it: [`IDEMPOTENCY_KEY_PREFIX`] and the
+/// key's 32 hex digits.
+pub fn record_key(key: RecordKey) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(IDEMPOTENCY_KEY_PREFIX.len() + IDEMPOTENCY_KEY_HEX_LEN);
+    text.push_str(IDEMPOTENCY_KEY_PREFIX);
+    let _ = write!(text, "{key}");
+    text
+}
+
+fn record_key_of_hex(hex: &str) -> String {
+    let mut key = String::with_capacity(IDEMPOTENCY_KEY_PREFIX.len() + hex.len());
     key.push_str(IDEMPOTENCY_KEY_PREFIX);
-    key.push_str(&hash[..IDEMPOTENCY_KEY_HEX_LEN]);
+    key.push_str(hex);
     key
 }
 
@@ -67,53 +76,52 @@ pub fn idempotency_key<'a>(ids: impl IntoIterator<Item = &'a RecordId>) -> Strin
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use sluice_processor::StreamName;
+    use sluice_processor::{RecordId, StreamName};
 
     use super::*;
 
-    fn id(stream: &str, partition: u32, sequence: u64) -> RecordId {
-        RecordId {
+    fn key(stream: &str, partition: u32, sequence: u64) -> RecordKey {
+        RecordKey::of_id(&RecordId {
             stream: StreamName::new(stream).unwrap(),
             partition,
             sequence,
-        }
+        })
     }
 
     #[test]
-    fn the_key_is_a_fixed_function_of_the_identities() {
+    fn one_record_s_key_is_its_own() {
         // Pinned: a change here breaks deduplication across an upgrade.
-        let expected = format!(
-            "sluice-{}",
-            &blake3::hash(b"s\x000\x007\ns\x000\x008\n").to_hex()[..32]
-        );
-        assert_eq!(idempotency_key(&[id("s", 0, 7), id("s", 0, 8)]), expected);
+        let expected = format!("sluice-{}", &blake3::hash(b"s\x000\x007\n").to_hex()[..32]);
+        assert_eq!(idempotency_key([key("s", 0, 7)]), expected);
+        assert_eq!(record_key(key("s", 0, 7)), expected);
     }
 
     #[test]
-    fn numbers_are_written_in_full_decimal() {
-        let expected = format!(
-            "sluice-{}",
-            &blake3::hash("ström\x004294967295\x0018446744073709551615\n".as_bytes()).to_hex()
-                [..32]
-        );
-        assert_eq!(
-            idempotency_key(&[id("ström", u32::MAX, u64::MAX)]),
-            expected
-        );
+    fn a_batch_s_key_hashes_its_records_keys_in_order() {
+        let (a, b) = (key("s", 0, 7), key("s", 0, 8));
+        let mut bytes = a.as_bytes().to_vec();
+        bytes.extend_from_slice(b.as_bytes());
+        let expected = format!("sluice-{}", &blake3::hash(&bytes).to_hex()[..32]);
+        assert_eq!(idempotency_key([a, b]), expected);
+        let c = key("s", 0, 9);
+        let mut three = bytes.clone();
+        three.extend_from_slice(c.as_bytes());
+        let expected = format!("sluice-{}", &blake3::hash(&three).to_hex()[..32]);
+        assert_eq!(idempotency_key([a, b, c]), expected);
+        assert!(idempotency_key([]).starts_with("sluice-"));
     }
 
     #[test]
     fn different_batches_have_different_keys() {
         let keys = [
-            idempotency_key(&[id("s", 0, 7)]),
-            idempotency_key(&[id("s", 0, 8)]),
-            idempotency_key(&[id("s", 1, 7)]),
-            idempotency_key(&[id("t", 0, 7)]),
-            idempotency_key(&[id("s", 0, 7), id("s", 0, 8)]),
-            idempotency_key(&[id("s", 0, 8), id("s", 0, 7)]),
-            // Separators keep fields apart: "s1"/0 is not "s"/10.
-            idempotency_key(&[id("s1", 0, 7)]),
-            idempotency_key(&[id("s", 10, 7)]),
+            idempotency_key([key("s", 0, 7)]),
+            idempotency_key([key("s", 0, 8)]),
+            idempotency_key([key("s", 1, 7)]),
+            idempotency_key([key("t", 0, 7)]),
+            idempotency_key([key("s", 0, 7), key("s", 0, 8)]),
+            idempotency_key([key("s", 0, 8), key("s", 0, 7)]),
+            idempotency_key([key("s1", 0, 7)]),
+            idempotency_key([key("s", 10, 7)]),
         ];
         for (i, a) in keys.iter().enumerate() {
             for b in &keys[i + 1..] {

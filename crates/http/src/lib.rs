@@ -37,10 +37,13 @@ mod settings;
 mod sink;
 mod userinfo;
 
-pub use config::{BodyShape, ConfigError, DEFAULT_TIMEOUT, Header, HttpSinkConfig};
+pub use config::{
+    BodyShape, ConfigError, DEFAULT_KEY_FIELD, DEFAULT_TIMEOUT, Header, HttpSinkConfig,
+};
 pub use headers::{RESERVED_HEADER_NAMES, SECRET_HEADER_NAMES};
 pub use idempotency::{
     IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_HEX_LEN, IDEMPOTENCY_KEY_PREFIX, idempotency_key,
+    record_key,
 };
 pub use response::MAX_BODY_EXCERPT;
 pub use retry_after::parse_retry_after;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sluice_processor::{ConnectorError, CountedFrom, SettingError, SinkConnector, SinkPolicy};
 
-use crate::config::{HttpSinkConfig, redact_userinfo};
+use crate::config::{DEFAULT_KEY_FIELD, HttpSinkConfig, redact_userinfo};
 use crate::headers;
 use crate::sink::HttpSink;
 
@@ -70,6 +70,12 @@ pub struct HttpSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub timeout: Option<Duration>,
+    /// The field each record of a batch (a JSON array body) gets with its
+    /// own key, so that the API can drop a record it already has whatever
+    /// batch it comes in; `""` adds no field. Default `idempotency_key`.
+    #[arg(id = "http.key_field", long = "http-key-field", value_name = "NAME")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_field: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -79,6 +85,7 @@ impl Default for HttpSettings {
             url: None,
             headers: Vec::new(),
             timeout: Some(DEFAULT_REQUEST_TIMEOUT),
+            key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
         }
     }
 }
@@ -105,7 +112,14 @@ impl HttpSettings {
             MIN_TIMEOUT,
             MAX_TIMEOUT,
         )?;
-        let mut config = HttpSinkConfig::new(url).timeout(timeout);
+        let key_field = match self.key_field.as_deref() {
+            None => Some(DEFAULT_KEY_FIELD.to_owned()),
+            Some("") => None,
+            Some(field) => Some(field.to_owned()),
+        };
+        let mut config = HttpSinkConfig::new(url)
+            .timeout(timeout)
+            .key_field(key_field);
         for header in &self.headers {
             let (name, value) = header.split_once(':').ok_or_else(|| {
                 // The value may be a secret: name the header only.
@@ -152,6 +166,7 @@ impl HttpSettings {
                 .map(|header| redact_header(header))
                 .collect(),
             timeout: self.timeout,
+            key_field: self.key_field.clone(),
         }
     }
 }
@@ -288,11 +303,29 @@ mod tests {
     }
 
     #[test]
+    fn the_key_field_is_named_or_turned_off() {
+        let with = |key_field: Option<&str>| {
+            HttpSettings {
+                url: Some("http://h/r".into()),
+                key_field: key_field.map(str::to_owned),
+                ..HttpSettings::default()
+            }
+            .sink_config()
+            .unwrap()
+            .key_field
+        };
+        assert_eq!(with(None).as_deref(), Some("idempotency_key"));
+        assert_eq!(with(Some("_key")).as_deref(), Some("_key"));
+        assert_eq!(with(Some("")), None);
+    }
+
+    #[test]
     fn only_the_settings_given_are_serialized_and_unknown_keys_are_refused() {
         let given = HttpSettings {
             url: Some("http://h/r".into()),
             headers: Vec::new(),
             timeout: None,
+            key_field: None,
         };
         assert_eq!(toml::to_string(&given).unwrap(), "url = \"http://h/r\"\n");
         let error = toml::from_str::<HttpSettings>("header = ['a: b']").unwrap_err();

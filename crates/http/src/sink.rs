@@ -12,7 +12,7 @@ use crate::config::{
     BodyShape, ConfigError, Header, HeadersDebug, HttpSinkConfig, redact_userinfo,
 };
 use crate::headers::{self, Lookup, Secrets};
-use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, idempotency_key};
+use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, idempotency_key, record_key};
 use crate::response;
 use crate::userinfo;
 
@@ -81,6 +81,7 @@ pub struct HttpSink {
     headers: Vec<Header>,
     timeout: Duration,
     body: BodyShape,
+    key_field: Option<String>,
     secrets: Secrets,
 }
 
@@ -140,6 +141,7 @@ impl HttpSink {
             headers: config.headers,
             timeout: config.timeout,
             body: config.body,
+            key_field: config.key_field,
             secrets,
         })
     }
@@ -155,7 +157,7 @@ impl HttpSink {
             return Ok(());
         }
         let body = self.encode(batch)?;
-        let key = idempotency_key(batch.iter().map(|envelope| &envelope.id));
+        let key = idempotency_key(batch.iter().map(Envelope::key));
         let key_value = HeaderValue::from_str(&key).map_err(|_| {
             SinkError::Transient("cannot build the Idempotency-Key header".to_owned())
         })?;
@@ -197,7 +199,10 @@ impl HttpSink {
     fn encode<R: Serialize>(&self, batch: &[Envelope<R>]) -> Result<Vec<u8>, SendError> {
         let encoded = match (self.body, batch) {
             (BodyShape::SingleOrArray, [one]) => serde_json::to_vec(&one.record),
-            _ => serde_json::to_vec(&Records(batch)),
+            _ => match &self.key_field {
+                Some(field) => keyed_array(batch, field),
+                None => serde_json::to_vec(&Records(batch)),
+            },
         };
         encoded.map_err(|batch_error| {
             let outcomes: Vec<Result<(), SinkError>> = batch
@@ -223,6 +228,41 @@ impl HttpSink {
             }
         })
     }
+}
+
+/// A batch's records as a JSON array, each record that is a JSON object
+/// given `field` with its key first (see [`record_key`]). A record that
+/// is not an object (a number, an array) is sent as it is.
+///
+/// Written by hand rather than through a serde wrapper: adding a field to
+/// any `Serialize` type needs serde's private flattening machinery, or a
+/// `serde_json::Value` per record; splicing the field into each record's
+/// encoding keeps one buffer and no intermediate tree.
+fn keyed_array<R: Serialize>(batch: &[Envelope<R>], field: &str) -> serde_json::Result<Vec<u8>> {
+    let mut name = serde_json::to_vec(field)?;
+    name.push(b':');
+    let mut body = Vec::with_capacity(batch.len() * 128);
+    body.push(b'[');
+    for (i, envelope) in batch.iter().enumerate() {
+        if i > 0 {
+            body.push(b',');
+        }
+        let start = body.len();
+        serde_json::to_writer(&mut body, &envelope.record)?;
+        if body.get(start) == Some(&b'{') {
+            let empty = body.len() == start + 2;
+            let mut entry = name.clone();
+            entry.push(b'"');
+            entry.extend_from_slice(record_key(envelope.key()).as_bytes());
+            entry.push(b'"');
+            if !empty {
+                entry.push(b',');
+            }
+            body.splice(start + 1..start + 1, entry);
+        }
+    }
+    body.push(b']');
+    Ok(body)
 }
 
 /// A batch's records, serialised as a JSON array without copying them.
@@ -300,13 +340,15 @@ mod tests {
     fn bodies_follow_the_shape() {
         let sink = HttpSink::with_environment(HttpSinkConfig::new("http://host/"), &env).unwrap();
         let stream = sluice_processor::StreamName::new("shape").unwrap();
-        let envelope = |sequence, record| Envelope {
-            id: sluice_processor::RecordId {
-                stream,
-                partition: 0,
-                sequence,
-            },
-            record,
+        let envelope = |sequence, record| {
+            Envelope::new(
+                sluice_processor::RecordId {
+                    stream,
+                    partition: 0,
+                    sequence,
+                },
+                record,
+            )
         };
         let one = [envelope(0, serde_json::json!({"a": 1}))];
         let two = [
@@ -314,12 +356,31 @@ mod tests {
             envelope(1, serde_json::json!(2)),
         ];
         assert_eq!(sink.encode(&one).unwrap(), br#"{"a":1}"#);
+        // Records that are not objects have no room for a key.
         assert_eq!(sink.encode(&two).unwrap(), b"[1,2]");
         let array = HttpSink {
             body: BodyShape::Array,
             ..sink
         };
-        assert_eq!(array.encode(&one).unwrap(), br#"[{"a":1}]"#);
+        let key = |envelope: &Envelope<serde_json::Value>| record_key(envelope.key());
+        let objects = [
+            envelope(0, serde_json::json!({"a": 1})),
+            envelope(1, serde_json::json!({})),
+        ];
+        let expected = format!(
+            r#"[{{"idempotency_key":"{}","a":1}},{{"idempotency_key":"{}"}}]"#,
+            key(&objects[0]),
+            key(&objects[1])
+        );
+        assert_eq!(array.encode(&objects).unwrap(), expected.as_bytes());
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&array.encode(&objects).unwrap()).unwrap();
+        assert_eq!(parsed[0]["a"], 1);
+        let unnamed = HttpSink {
+            key_field: None,
+            ..array
+        };
+        assert_eq!(unnamed.encode(&one).unwrap(), br#"[{"a":1}]"#);
     }
 
     #[test]
@@ -332,13 +393,15 @@ mod tests {
         let batch: Vec<_> = [good.clone(), bad, good]
             .into_iter()
             .enumerate()
-            .map(|(i, record)| Envelope {
-                id: sluice_processor::RecordId {
-                    stream,
-                    partition: 0,
-                    sequence: i as u64,
-                },
-                record,
+            .map(|(i, record)| {
+                Envelope::new(
+                    sluice_processor::RecordId {
+                        stream,
+                        partition: 0,
+                        sequence: i as u64,
+                    },
+                    record,
+                )
             })
             .collect();
         let Err(SendError::PerRecord(outcomes)) = sink.encode(&batch) else {

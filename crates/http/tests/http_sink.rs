@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sluice_http::{
     BodyShape, ConfigError, HttpSink, HttpSinkConfig, IDEMPOTENCY_KEY_HEADER, MAX_BODY_EXCERPT,
-    idempotency_key,
+    idempotency_key, record_key,
 };
 use sluice_processor::{Envelope, SendError, Sink, SinkError};
 
@@ -60,7 +60,7 @@ async fn a_single_record_is_sent_as_the_object_itself() {
     assert_eq!(request.header("content-type"), Some("application/json"));
     assert_eq!(
         request.header(IDEMPOTENCY_KEY_HEADER),
-        Some(idempotency_key(records.iter().map(|e| &e.id)).as_str())
+        Some(idempotency_key(records.iter().map(Envelope::key)).as_str())
     );
 }
 
@@ -73,9 +73,44 @@ async fn a_batch_is_sent_as_an_array_in_order() {
         vec![json!({"n": 0}), json!({"n": 1}), json!({"n": 2})],
     );
     send(&sink(&server.url()), &records).await.unwrap();
+    let key = |i: usize| record_key(records[i].key());
     assert_eq!(
         server.requests()[0].json(),
-        json!([{"n": 0}, {"n": 1}, {"n": 2}])
+        json!([
+            {"idempotency_key": key(0), "n": 0},
+            {"idempotency_key": key(1), "n": 1},
+            {"idempotency_key": key(2), "n": 2}
+        ])
+    );
+}
+
+#[tokio::test]
+async fn each_record_keeps_its_key_whatever_batch_carries_it() {
+    let server = Server::replying(200).await;
+    let records = batch("rebatched", 0, (0..4).map(|n| json!({ "n": n })).collect());
+    let sink = sink(&server.url());
+    send(&sink, &records[..3]).await.unwrap();
+    // After a restart the same records come cut otherwise.
+    send(&sink, &records[2..]).await.unwrap();
+    let requests = server.requests();
+    let keys_of = |body: Value| -> Vec<(i64, String)> {
+        body.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["n"].as_i64().unwrap(),
+                    r["idempotency_key"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let (first, second) = (keys_of(requests[0].json()), keys_of(requests[1].json()));
+    assert_eq!(first[2], second[0], "record 2 kept its key");
+    assert_ne!(first[1].1, first[2].1);
+    assert_ne!(
+        requests[0].header(IDEMPOTENCY_KEY_HEADER),
+        requests[1].header(IDEMPOTENCY_KEY_HEADER)
     );
 }
 
@@ -87,7 +122,21 @@ async fn the_array_shape_wraps_even_one_record() {
     send(&sink, &batch("wrapped", 0, vec![json!({"n": 0})]))
         .await
         .unwrap();
-    assert_eq!(server.requests()[0].json(), json!([{"n": 0}]));
+    let key = record_key(
+        Envelope::new(
+            sluice_processor::RecordId {
+                stream: sluice_processor::StreamName::new("wrapped").unwrap(),
+                partition: 0,
+                sequence: 0,
+            },
+            (),
+        )
+        .key(),
+    );
+    assert_eq!(
+        server.requests()[0].json(),
+        json!([{"idempotency_key": key, "n": 0}])
+    );
 }
 
 #[tokio::test]

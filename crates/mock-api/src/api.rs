@@ -71,6 +71,7 @@ impl Api {
         &self,
         records: Vec<RecordIdentity>,
         idempotency_key: Option<&str>,
+        record_keys: Vec<String>,
     ) -> Outcome {
         let now = self.started_at.elapsed();
         let call = match self.model.admit(now) {
@@ -82,7 +83,10 @@ impl Api {
         }
         let accepted = records.len();
         let deliveries = records.into_iter().map(|r| Some(r.into_delivery()));
-        match call.complete(deliveries, |annex| annex.count_key(idempotency_key)) {
+        match call.complete(deliveries, |annex| {
+            annex.count_key(idempotency_key);
+            annex.count_record_keys(record_keys);
+        }) {
             Ok(()) => Outcome::Accepted(accepted),
             Err(CallFailed) => Outcome::Failed,
         }
@@ -128,7 +132,7 @@ mod tests {
                 tokio::spawn(async move {
                     let mut outcomes = Vec::new();
                     while Instant::now() < until {
-                        outcomes.push(api.call(one(caller), None).await);
+                        outcomes.push(api.call(one(caller), None, vec![]).await);
                         tokio::time::sleep(Duration::from_millis(3)).await;
                     }
                     outcomes
@@ -168,11 +172,14 @@ mod tests {
         })
         .unwrap();
         let cut_short =
-            tokio::time::timeout(Duration::from_millis(5), api.call(one(1), None)).await;
+            tokio::time::timeout(Duration::from_millis(5), api.call(one(1), None, vec![])).await;
         assert!(cut_short.is_err());
-        assert_eq!(api.call(one(2), Some("k")).await, Outcome::Accepted(1));
+        assert_eq!(
+            api.call(one(2), Some("k"), vec!["k".into()]).await,
+            Outcome::Accepted(1)
+        );
         assert!(matches!(
-            api.call(one(3), None).await,
+            api.call(one(3), None, vec![]).await,
             Outcome::RateLimited(_)
         ));
         let ledger = api.ledger();
@@ -186,6 +193,9 @@ mod tests {
             (3, 1, 1, 1)
         );
         assert_eq!(ledger.delivered("s", 0), [2]);
+        // Only the call that went through counts its keys.
+        assert_eq!(ledger.record_keys.get("k"), Some(&1));
+        assert_eq!(ledger.record_keys.len(), 1);
     }
 
     #[tokio::test(start_paused = true)]
@@ -200,7 +210,7 @@ mod tests {
             let mut fates = Vec::new();
             for i in 0..40 {
                 let start = Instant::now();
-                fates.push(api.call(one(i), None).await);
+                fates.push(api.call(one(i), None, vec![]).await);
                 let took = start.elapsed();
                 assert!(took >= Duration::from_millis(10) && took <= Duration::from_millis(51));
             }

@@ -34,6 +34,10 @@ pub struct Ledger {
     pub streams: BTreeMap<String, BTreeMap<u64, PartitionDeliveries>>,
     /// `Idempotency-Key` header → how many successful calls carried it.
     pub idempotency_keys: BTreeMap<String, u64>,
+    /// A record's own key → how many times a successful call delivered
+    /// it: the record's `idempotency_key` field in an array body, or the
+    /// header of a call whose body is one record.
+    pub record_keys: BTreeMap<String, u64>,
 }
 
 /// The ledger's counters without its lists, as `GET /ledger/counts`
@@ -225,6 +229,7 @@ impl Ledger {
             success_times_ms: tally.success_times().map(millis).collect(),
             streams,
             idempotency_keys: annex.idempotency_keys.clone(),
+            record_keys: annex.record_keys.clone(),
         }
     }
 }
@@ -249,6 +254,8 @@ pub(crate) struct HttpAnnex {
     pub(crate) bad_requests: u64,
     /// `Idempotency-Key` header → how many successful calls carried it.
     idempotency_keys: BTreeMap<String, u64>,
+    /// A record's own key → how many times it was delivered.
+    record_keys: BTreeMap<String, u64>,
 }
 
 impl HttpAnnex {
@@ -262,6 +269,13 @@ impl HttpAnnex {
             None => {
                 self.idempotency_keys.insert(key.to_owned(), 1);
             }
+        }
+    }
+
+    /// Notes the records' own keys of a successful call.
+    pub(crate) fn count_record_keys(&mut self, keys: Vec<String>) {
+        for key in keys {
+            *self.record_keys.entry(key).or_insert(0) += 1;
         }
     }
 }

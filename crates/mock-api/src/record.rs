@@ -54,29 +54,62 @@ impl RecordIdentity {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct BadBody(pub(crate) String);
 
-/// The identities of the records of a body: one JSON object, or an array
-/// of objects (possibly empty), in order.
-pub(crate) fn parse_body(body: &[u8]) -> Result<Vec<RecordIdentity>, BadBody> {
+/// The field of a record, in an array body, that carries its own key.
+pub const RECORD_KEY_FIELD: &str = "idempotency_key";
+
+/// What the API reads of a body: its records' identities, in order, and
+/// the keys of those that carry one ([`RECORD_KEY_FIELD`], in an array).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Body {
+    pub(crate) records: Vec<RecordIdentity>,
+    pub(crate) record_keys: Vec<String>,
+    /// Whether the body was one object rather than an array.
+    pub(crate) single: bool,
+}
+
+/// Reads a body: one JSON object, or an array of objects (possibly
+/// empty), in order.
+pub(crate) fn parse_body(body: &[u8]) -> Result<Body, BadBody> {
     let value: Value =
         serde_json::from_slice(body).map_err(|e| BadBody(format!("body is not JSON: {e}")))?;
     match value {
-        Value::Object(record) => Ok(vec![RecordIdentity::of(&record)]),
-        Value::Array(records) => records
-            .iter()
-            .enumerate()
-            .map(|(i, element)| match element {
-                Value::Object(record) => Ok(RecordIdentity::of(record)),
-                other => Err(BadBody(format!(
-                    "element {i} of the array is {}, not an object",
-                    kind(other)
-                ))),
+        Value::Object(record) => Ok(Body {
+            records: vec![RecordIdentity::of(&record)],
+            record_keys: Vec::new(),
+            single: true,
+        }),
+        Value::Array(records) => {
+            let record_keys = records
+                .iter()
+                .filter_map(|record| record.get(RECORD_KEY_FIELD)?.as_str())
+                .map(str::to_owned)
+                .collect();
+            let records = identities(&records)?;
+            Ok(Body {
+                records,
+                record_keys,
+                single: false,
             })
-            .collect(),
+        }
         other => Err(BadBody(format!(
             "body must be a JSON object or an array of objects, not {}",
             kind(&other)
         ))),
     }
+}
+
+fn identities(records: &[Value]) -> Result<Vec<RecordIdentity>, BadBody> {
+    records
+        .iter()
+        .enumerate()
+        .map(|(i, element)| match element {
+            Value::Object(record) => Ok(RecordIdentity::of(record)),
+            other => Err(BadBody(format!(
+                "element {i} of the array is {}, not an object",
+                kind(other)
+            ))),
+        })
+        .collect()
 }
 
 fn kind(value: &Value) -> &'static str {
@@ -113,7 +146,7 @@ mod tests {
             {}
         ]"#;
         assert_eq!(
-            parse_body(body).unwrap(),
+            parse_body(body).unwrap().records,
             vec![
                 id("orders", 2, 7),
                 id("system_metrics", 1, 4),
@@ -123,9 +156,22 @@ mod tests {
         );
         assert_eq!(
             parse_body(br#"{"stream":"a","sequence":1}"#).unwrap(),
-            vec![id("a", 0, 1)]
+            Body {
+                records: vec![id("a", 0, 1)],
+                record_keys: vec![],
+                single: true
+            }
         );
-        assert_eq!(parse_body(b"[]").unwrap(), vec![]);
+        assert_eq!(parse_body(b"[]").unwrap(), Body::default());
+    }
+
+    #[test]
+    fn records_of_an_array_carry_their_own_keys() {
+        let body = br#"[{"idempotency_key":"sluice-a","sequence":1},{"sequence":2},{"idempotency_key":"sluice-c"}]"#;
+        let parsed = parse_body(body).unwrap();
+        assert_eq!(parsed.record_keys, ["sluice-a", "sluice-c"]);
+        assert!(!parsed.single);
+        assert_eq!(parsed.records.len(), 3);
     }
 
     #[test]

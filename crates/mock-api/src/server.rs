@@ -195,8 +195,8 @@ fn router(api: Arc<Api>) -> Router {
 }
 
 async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -> Response {
-    let records = match parse_body(&body) {
-        Ok(records) => records,
+    let body = match parse_body(&body) {
+        Ok(body) => body,
         Err(BadBody(reason)) => {
             api.bad_request();
             return (
@@ -209,7 +209,12 @@ async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| String::from_utf8_lossy(value.as_bytes()));
-    match api.call(records, key.as_deref()).await {
+    // A one-record call's header key is its record's own.
+    let mut record_keys = body.record_keys;
+    if let (true, Some(key)) = (body.single, &key) {
+        record_keys.push(key.clone().into_owned());
+    }
+    match api.call(body.records, key.as_deref(), record_keys).await {
         Outcome::Accepted(n) => {
             (StatusCode::OK, axum::Json(json!({ "accepted": n }))).into_response()
         }

@@ -13,7 +13,7 @@ use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
-use sluice_processor::{Incoming, Origin, RawRecord, RecordId, StreamName};
+use sluice_processor::{Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::acker::AckerHandle;
@@ -123,6 +123,9 @@ pub(crate) struct Pulling {
     wait: Duration,
     default_stream: StreamName,
     origin: Origin,
+    /// The JetStream stream's name: with a message's stream sequence, the
+    /// message's key.
+    jetstream: Arc<str>,
     acker: AckerHandle,
     /// Places for messages pending acknowledgement, shared with the other
     /// consumers of the same pipeline; `None` when `max_ack_pending` of the
@@ -151,6 +154,7 @@ impl Pulling {
             wait: config.fetch_wait,
             default_stream,
             origin: config.origin(),
+            jetstream: Arc::from(config.stream.as_str()),
             acker,
             places,
             reserved: None,
@@ -240,7 +244,13 @@ impl Pulling {
             partition,
             sequence,
         };
-        Incoming::with_ack(RawRecord::new(self.origin.clone(), position, text), ack)
+        let key = RecordKey::derive(&[
+            b"jetstream",
+            self.jetstream.as_bytes(),
+            &sequence.to_le_bytes(),
+        ]);
+        let record = RawRecord::new(self.origin.clone(), position, text).with_key(key);
+        Incoming::with_ack(record, ack)
     }
 }
 

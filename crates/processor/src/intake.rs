@@ -181,7 +181,7 @@ where
                 ack,
                 failures: 0,
             };
-            batch.push(Queued::new(done.id, done.record, meta));
+            batch.push(Queued::new(done.id, done.record, done.key, meta));
             Taken::Queued
         }
         Ok(Err(rejected)) => {

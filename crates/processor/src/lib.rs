@@ -39,6 +39,7 @@ mod connector;
 mod dead_letter;
 mod fault;
 mod intake;
+mod key;
 mod limit;
 mod metrics;
 mod places;
@@ -69,6 +70,7 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
+pub use key::RecordKey;
 pub use limit::{
     MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError, Reservation, SharedLimit,
     SharedLimitError, UNAVAILABLE_RETRY, WindowStart,

@@ -394,7 +394,7 @@ mod tests {
             sequence,
         };
         Queued {
-            envelope: Envelope { id, record: () },
+            envelope: Envelope::new(id, ()),
             meta: Meta {
                 priority: 0,
                 bytes: 0,

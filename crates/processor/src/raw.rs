@@ -4,6 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::key::RecordKey;
 use crate::stream::RecordId;
 
 /// The input a record came from, as its source names it: a file's
@@ -82,6 +83,11 @@ pub struct RawRecord {
     /// `text` then holds only its first bytes, and `length` is its whole
     /// length in bytes.
     pub cut: Option<u64>,
+    /// The record's key when the source names it (a file's path, content
+    /// fingerprint and line; a stream's sequence): unique to the record
+    /// and the same every time it is read. `None`: the key derives from
+    /// the identity the profile gives the record ([`RecordKey::of_id`]).
+    pub key: Option<RecordKey>,
 }
 
 impl RawRecord {
@@ -92,6 +98,14 @@ impl RawRecord {
             position,
             origin,
             cut: None,
+            key: None,
         }
+    }
+
+    /// The same record, with the key its source names it by.
+    #[must_use]
+    pub fn with_key(mut self, key: RecordKey) -> RawRecord {
+        self.key = Some(key);
+        self
     }
 }

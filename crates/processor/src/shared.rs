@@ -13,6 +13,7 @@ use crate::ack::{Ack, Resolution};
 use crate::clock::EpochClock;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure, panic_message};
+use crate::key::RecordKey;
 use crate::limit::{RateLimiter, SharedLimit};
 use crate::metrics::{Metrics, Shard};
 use crate::queue::{DeliveryQueue, Meta, Queued};
@@ -276,9 +277,9 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
 }
 
 impl<R> Queued<R> {
-    pub(crate) fn new(id: RecordId, record: R, meta: Meta) -> Queued<R> {
+    pub(crate) fn new(id: RecordId, record: R, key: Option<RecordKey>, meta: Meta) -> Queued<R> {
         Queued {
-            envelope: Envelope { id, record },
+            envelope: Envelope { id, record, key },
             meta,
         }
     }

@@ -5,15 +5,36 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::key::RecordKey;
 use crate::stream::RecordId;
 
 /// A record and its identity, as a sink receives it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<R> {
-    /// Its identity: e.g. for an idempotency key.
+    /// Its identity: its partition and place in it.
     pub id: RecordId,
     /// The record.
     pub record: R,
+    /// The key its source or profile named it by; see [`Envelope::key`].
+    pub key: Option<RecordKey>,
+}
+
+impl<R> Envelope<R> {
+    /// A record named by its `id` alone.
+    pub fn new(id: RecordId, record: R) -> Envelope<R> {
+        Envelope {
+            id,
+            record,
+            key: None,
+        }
+    }
+
+    /// The record's key, for a downstream to deduplicate by: the one its
+    /// source or profile named, else [`RecordKey::of_id`] of its `id`.
+    /// The same every time this record is sent.
+    pub fn key(&self) -> RecordKey {
+        self.key.unwrap_or_else(|| RecordKey::of_id(&self.id))
+    }
 }
 
 /// A downstream API that takes records in batches (of one by default).

@@ -2,6 +2,7 @@
 
 use tokio::time::Instant;
 
+use crate::key::RecordKey;
 use crate::stream::{RecordId, StreamName, StreamNameError};
 
 /// Turns what a source hands over into the record to deliver, or rejects
@@ -127,6 +128,11 @@ pub struct Transformed<R> {
     /// Its encoded size in bytes as far as the transform knows it (0 when
     /// unknown), for `max_batch_bytes`.
     pub bytes: usize,
+    /// Its key, when the source or the profile names one; `None`: the key
+    /// derives from `id` ([`RecordKey::of_id`]). See [`Envelope::key`].
+    ///
+    /// [`Envelope::key`]: crate::Envelope::key
+    pub key: Option<RecordKey>,
 }
 
 impl<R> Transformed<R> {
@@ -137,7 +143,15 @@ impl<R> Transformed<R> {
             record,
             priority: 0,
             bytes: 0,
+            key: None,
         }
+    }
+
+    /// The same record, named by `key` (`None`: by its `id`).
+    #[must_use]
+    pub fn with_key(mut self, key: Option<RecordKey>) -> Transformed<R> {
+        self.key = key;
+        self
     }
 
     /// The same record, made another type by `f` (e.g. wrapped in an enum
@@ -148,6 +162,7 @@ impl<R> Transformed<R> {
             record: f(self.record),
             priority: self.priority,
             bytes: self.bytes,
+            key: self.key,
         }
     }
 }

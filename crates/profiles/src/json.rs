@@ -326,6 +326,13 @@ impl Transform<RawRecord> for JsonProfile {
             return Err(too_long);
         }
         let position = input.position;
+        // A record whose sequence is its own is named by its fields; one
+        // numbered by where it was read keeps the source's key.
+        let key = if self.sequence.is_some() {
+            None
+        } else {
+            input.key
+        };
         // JSON's own whitespace only: anything else is not JSON.
         let text = input.text.trim_matches([' ', '\t', '\n', '\r']);
         let reject = |id, reason| Rejected {
@@ -359,6 +366,7 @@ impl Transform<RawRecord> for JsonProfile {
                 record: JsonRecord(raw),
                 priority,
                 bytes: text.len(),
+                key,
             }),
             (identity, priority, schema) => {
                 let id = *identity.as_ref().unwrap_or(&position);

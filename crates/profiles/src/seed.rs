@@ -97,6 +97,8 @@ impl Transform<StreamData> for SeedProfile {
                 record,
                 priority,
                 bytes: 0,
+                // Named by its own fields (stream and sequence number).
+                key: None,
             }),
             Err(errors) => Err(Rejected {
                 id,

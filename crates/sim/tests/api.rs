@@ -32,7 +32,7 @@ async fn send(api: &SimulatedApi, record: ProcessedRecord) -> Result<(), SinkErr
         partition: record.partition,
         sequence: record.sequence_id,
     };
-    match api.send(&[Envelope { id, record }]).await {
+    match api.send(&[Envelope::new(id, record)]).await {
         Ok(()) => Ok(()),
         Err(SendError::Batch(error)) => Err(error),
         Err(other) => panic!("the simulated API answers per batch, got {other:?}"),

@@ -16,8 +16,8 @@ use sluice_http::{HttpSink, HttpSinkConfig, IDEMPOTENCY_KEY_HEADER, idempotency_
 use sluice_models::ProcessedRecord;
 use sluice_processor::{
     BatchConfig, Context, CountedFrom, DeliveryOrder, EpochClock, Origin, ProcessorConfig,
-    RateLimit, RawRecord, RecordId, Report, RetryPolicy, StreamName, StreamProcessor, Transform,
-    Transformed,
+    RateLimit, RawRecord, RecordId, RecordKey, Report, RetryPolicy, StreamName, StreamProcessor,
+    Transform, Transformed,
 };
 use sluice_profiles::seed::SeedProfile;
 
@@ -295,7 +295,11 @@ impl Lane {
             many => serde_json::to_vec(&many.iter().map(|t| &t.record).collect::<Vec<_>>()),
         }
         .unwrap();
-        let key = idempotency_key(self.pending.iter().map(|t| &t.id));
+        let key = idempotency_key(
+            self.pending
+                .iter()
+                .map(|t| t.key.unwrap_or_else(|| RecordKey::of_id(&t.id))),
+        );
         self.calls.push(Call {
             body,
             key: HeaderValue::from_str(&key).unwrap(),

@@ -180,13 +180,15 @@ pub fn batch<R>(stream: &str, first: u64, records: Vec<R>) -> Vec<Envelope<R>> {
     records
         .into_iter()
         .zip(first..)
-        .map(|(record, sequence)| Envelope {
-            id: RecordId {
-                stream,
-                partition: 0,
-                sequence,
-            },
-            record,
+        .map(|(record, sequence)| {
+            Envelope::new(
+                RecordId {
+                    stream,
+                    partition: 0,
+                    sequence,
+                },
+                record,
+            )
         })
         .collect()
 }

@@ -252,7 +252,7 @@ pub fn sent_again_under_the_same_key<'a>(
             partition: u32::try_from(*partition).unwrap(),
             sequence: *sequence,
         };
-        let key = sluice_http::idempotency_key([&id]);
+        let key = sluice_http::record_key(sluice_processor::RecordKey::of_id(&id));
         assert!(
             keys.get(&key).copied().unwrap_or(0) >= 2,
             "{id} was sent again under a new key"
