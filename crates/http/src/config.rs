@@ -47,6 +47,9 @@ pub struct HttpSinkConfig {
     /// duplicate record whatever batch it came in; `None` adds none.
     /// Default [`DEFAULT_KEY_FIELD`].
     pub key_field: Option<String>,
+    /// A URL that must answer a `GET` with 2xx before a run reads anything
+    /// (see [`HttpSink::check_reachable`](crate::HttpSink::check_reachable)).
+    pub health_url: Option<String>,
 }
 
 /// The field that carries each record's key in a JSON array body.
@@ -62,6 +65,7 @@ impl HttpSinkConfig {
             timeout: DEFAULT_TIMEOUT,
             body: BodyShape::default(),
             key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
+            health_url: None,
         }
     }
 
@@ -94,6 +98,13 @@ impl HttpSinkConfig {
         self
     }
 
+    /// Sets a URL that must answer a `GET` with 2xx before a run starts.
+    #[must_use]
+    pub fn health_url(mut self, url: Option<String>) -> Self {
+        self.health_url = url;
+        self
+    }
+
     /// Sets the field that carries each record's key in an array body
     /// (`None`: no such field).
     #[must_use]
@@ -111,6 +122,10 @@ impl fmt::Debug for HttpSinkConfig {
             .field("timeout", &self.timeout)
             .field("body", &self.body)
             .field("key_field", &self.key_field)
+            .field(
+                "health_url",
+                &self.health_url.as_deref().map(redact_userinfo),
+            )
             .finish()
     }
 }

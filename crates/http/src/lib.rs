@@ -28,6 +28,7 @@
 //! # }
 //! ```
 
+mod check;
 mod config;
 mod headers;
 mod idempotency;

@@ -76,6 +76,17 @@ pub struct HttpSettings {
     #[arg(id = "http.key_field", long = "http-key-field", value_name = "NAME")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_field: Option<String>,
+    /// A URL that must answer GET with 2xx before the run reads anything
+    /// (e.g. the API's /health). Without it, the run only checks that the
+    /// API's URL can be reached (a HEAD request; any answer will do).
+    #[arg(
+        id = "http.health_url",
+        long = "health-url",
+        alias = "http-health-url",
+        value_name = "URL"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_url: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -86,6 +97,7 @@ impl Default for HttpSettings {
             headers: Vec::new(),
             timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
+            health_url: None,
         }
     }
 }
@@ -119,7 +131,8 @@ impl HttpSettings {
         };
         let mut config = HttpSinkConfig::new(url)
             .timeout(timeout)
-            .key_field(key_field);
+            .key_field(key_field)
+            .health_url(self.health_url.clone());
         for header in &self.headers {
             let (name, value) = header.split_once(':').ok_or_else(|| {
                 // The value may be a secret: name the header only.
@@ -167,6 +180,10 @@ impl HttpSettings {
                 .collect(),
             timeout: self.timeout,
             key_field: self.key_field.clone(),
+            health_url: self
+                .health_url
+                .as_deref()
+                .map(|url| redact_userinfo(url).into_owned()),
         }
     }
 }
@@ -326,6 +343,7 @@ mod tests {
             headers: Vec::new(),
             timeout: None,
             key_field: None,
+            health_url: None,
         };
         assert_eq!(toml::to_string(&given).unwrap(), "url = \"http://h/r\"\n");
         let error = toml::from_str::<HttpSettings>("header = ['a: b']").unwrap_err();

@@ -8,6 +8,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use sluice_processor::{Envelope, SendError, Sink, SinkError};
 
+use crate::check::{self, Target};
 use crate::config::{
     BodyShape, ConfigError, Header, HeadersDebug, HttpSinkConfig, redact_userinfo,
 };
@@ -82,6 +83,8 @@ pub struct HttpSink {
     timeout: Duration,
     body: BodyShape,
     key_field: Option<String>,
+    /// The health URL and how it is shown.
+    health: Option<(reqwest::Url, String)>,
     secrets: Secrets,
 }
 
@@ -127,6 +130,17 @@ impl HttpSink {
             resolved.map.insert(AUTHORIZATION, credentials.header);
             secrets = secrets.with(credentials.secrets);
         }
+        let health = match &config.health_url {
+            None => None,
+            Some(text) => {
+                let shown = redact_userinfo(text).into_owned();
+                let url = reqwest::Url::parse(text).map_err(|error| ConfigError::InvalidUrl {
+                    url: shown.clone(),
+                    reason: error.to_string(),
+                })?;
+                Some((url, shown))
+            }
+        };
         let client = reqwest::Client::builder()
             .default_headers(resolved.map)
             .timeout(config.timeout)
@@ -142,6 +156,7 @@ impl HttpSink {
             timeout: config.timeout,
             body: config.body,
             key_field: config.key_field,
+            health,
             secrets,
         })
     }
@@ -149,6 +164,28 @@ impl HttpSink {
     /// The URL posted to, userinfo redacted.
     pub fn url(&self) -> &str {
         &self.shown_url
+    }
+
+    /// Checks that the API can be reached without sending a record: a
+    /// `HEAD` request to the URL, which any answer passes (its name
+    /// resolves, it accepts a connection, TLS agrees; `405` is fine),
+    /// then, when a health URL is configured, a `GET` of it, which must
+    /// answer 2xx. Returns what it found.
+    ///
+    /// # Errors
+    /// [`SinkError::Transient`] naming the URL (without credentials) and
+    /// what failed: the connection, TLS, the timeout, or the health URL's
+    /// status.
+    pub async fn check_reachable(&self) -> Result<String, SinkError> {
+        let api = Target {
+            url: &self.url,
+            shown: &self.shown_url,
+        };
+        let health = self
+            .health
+            .as_ref()
+            .map(|(url, shown)| Target { url, shown });
+        check::reachable(&self.client, api, health, &self.secrets).await
     }
 
     /// Delivers one batch: see the type's documentation.
@@ -281,6 +318,11 @@ where
 {
     async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
         self.deliver(batch).await
+    }
+
+    /// See [`HttpSink::check_reachable`].
+    async fn check(&self) -> Result<String, SinkError> {
+        self.check_reachable().await
     }
 }
 

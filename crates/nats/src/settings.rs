@@ -182,6 +182,22 @@ impl SourceConnector for NatsSettings {
     const NAME: &'static str = "nats";
     const SCHEMES: &'static [&'static str] = &["nats"];
 
+    /// Connects to the server and finds the stream.
+    async fn check(&self, context: &SourceContext) -> Result<String, ConnectorError> {
+        let (config, _) = self.config(context)?;
+        let publisher = crate::JetStreamPublisher::connect(&config.url)
+            .await
+            .map_err(|error| format!("{}: {error}", config.url))?;
+        publisher
+            .require_stream(&config.stream)
+            .await
+            .map_err(|error| format!("{}: {error}", config.url))?;
+        Ok(format!(
+            "NATS {} answers; stream `{}` exists",
+            config.url, config.stream
+        ))
+    }
+
     async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError> {
         let (config, lease) = self.config(context)?;
         let url = config.url.clone();

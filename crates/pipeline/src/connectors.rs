@@ -315,6 +315,12 @@ pub(crate) trait SourceEntry: Send + Sync {
         section: Option<&toml::Value>,
         context: &SourceContext,
     ) -> Result<BuiltSource, PipelineError>;
+    /// Checks what building it would use, reading nothing.
+    async fn check(
+        &self,
+        section: Option<&toml::Value>,
+        context: &SourceContext,
+    ) -> Result<String, PipelineError>;
 }
 
 /// A registered sink, its settings type erased.
@@ -399,6 +405,21 @@ impl<C: SourceConnector + ConnectorSettings> SourceEntry for Source<C> {
         let settings: C = parse(C::NAME, section)?;
         settings
             .build(context)
+            .await
+            .map_err(|error| PipelineError::Connector {
+                connector: C::NAME,
+                error,
+            })
+    }
+
+    async fn check(
+        &self,
+        section: Option<&toml::Value>,
+        context: &SourceContext,
+    ) -> Result<String, PipelineError> {
+        let settings: C = parse(C::NAME, section)?;
+        settings
+            .check(context)
             .await
             .map_err(|error| PipelineError::Connector {
                 connector: C::NAME,

@@ -33,6 +33,15 @@ pub enum PipelineError {
         /// What went wrong.
         error: ConnectorError,
     },
+    /// The sink's downstream cannot be reached (checked before anything
+    /// is read): nothing was read, nothing sent.
+    #[error("{sink}: cannot reach the API: {why}; check its URL (--http-url) and that it is up")]
+    Unreachable {
+        /// The sink's name.
+        sink: &'static str,
+        /// What failed, the URL without credentials.
+        why: String,
+    },
     /// The run delivered what it could but could not keep its state (a
     /// checkpoint not written): every record is resolved, yet the next run
     /// may send some again.
@@ -62,6 +71,18 @@ impl PipelineError {
     /// its inputs (rather than failing once under way).
     pub fn is_setting(&self) -> bool {
         !matches!(self, PipelineError::Finish(_))
+    }
+}
+
+impl PipelineError {
+    /// The sink `sink` cannot reach its downstream: `error`.
+    pub(crate) fn unreachable(sink: &'static str, error: sluice_processor::SinkError) -> Self {
+        use sluice_processor::SinkError;
+        let why = match error {
+            SinkError::Transient(why) | SinkError::Rejected(why) => why,
+            other => other.to_string(),
+        };
+        PipelineError::Unreachable { sink, why }
     }
 }
 

@@ -24,7 +24,9 @@
 //!                                   Pipeline::run ─► RunSummary (+ the source's finish)
 //! ```
 
+mod check;
 mod connectors;
+mod dead_letters;
 mod error;
 mod load;
 mod pipeline;
@@ -32,7 +34,12 @@ mod settings;
 mod show;
 mod summary;
 
+pub use check::{Checked, check};
 pub use connectors::{ConnectorSettings, Connectors, PipelineSink};
+pub use dead_letters::{
+    CHECKPOINT_SUFFIX, DEFAULT_FILE, DEFAULT_MAX_DEAD_LETTERS, DISCARD, DeadLetterTarget, Discard,
+    MaxDeadLetters,
+};
 pub use error::PipelineError;
 pub use load::{ConfigLayers, ENV_PREFIX, TOP_LEVEL_KEYS, from_toml};
 pub use pipeline::{Hooks, Pipeline};

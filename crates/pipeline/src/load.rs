@@ -44,6 +44,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "ordering",
     "drain_deadline",
     "dead_letters",
+    "max_dead_letters",
     "metrics_addr",
 ];
 

@@ -2,6 +2,8 @@
 //! inputs or to a stop.
 
 use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_files::NdjsonDeadLetters;
@@ -14,6 +16,7 @@ use sluice_profiles::{Profile, Record};
 use tokio::net::TcpListener;
 
 use crate::connectors::{Connectors, PipelineSink};
+use crate::dead_letters::{DEFAULT_MAX_DEAD_LETTERS, DeadLetterTarget, Discard, MaxDeadLetters};
 use crate::error::PipelineError;
 use crate::settings::{PipelineSettings, ProfileKind};
 use crate::summary::RunSummary;
@@ -58,6 +61,58 @@ pub struct Pipeline {
     streams: Vec<RawStream>,
     finish: Box<dyn Finish>,
     metrics: Option<TcpListener>,
+    /// `None`: discarded.
+    dead_letters: Option<LetterFile>,
+    max_dead_letters: MaxDeadLetters,
+}
+
+/// The dead-letter file of a run.
+struct LetterFile {
+    outlet: Arc<NdjsonDeadLetters>,
+    path: PathBuf,
+    /// Made by this run, not named by the user: removed if left empty.
+    made_by_default: bool,
+}
+
+impl LetterFile {
+    /// Opens the file `settings` name, or the default one; `None` when
+    /// letters are discarded.
+    async fn open(settings: &PipelineSettings) -> Result<Option<LetterFile>, PipelineError> {
+        let target = DeadLetterTarget::of(
+            settings.dead_letters.as_deref(),
+            settings.checkpoint.as_deref(),
+        );
+        let DeadLetterTarget::File { path, chosen } = target else {
+            return Ok(None);
+        };
+        let existed = tokio::fs::try_exists(&path).await.unwrap_or(true);
+        let outlet = NdjsonDeadLetters::open(&path).await.map_err(|error| {
+            PipelineError::setting(
+                "dead_letters",
+                format!("{error}; name a writable file with --dead-letters PATH"),
+            )
+        })?;
+        Ok(Some(LetterFile {
+            outlet: Arc::new(outlet),
+            path,
+            made_by_default: !chosen && !existed,
+        }))
+    }
+
+    /// Removes the file if this run made it and wrote nothing to it;
+    /// returns where the letters are, if anywhere.
+    async fn close(self, written: u64) -> Option<PathBuf> {
+        if written == 0 && self.made_by_default {
+            let empty = tokio::fs::metadata(&self.path)
+                .await
+                .is_ok_and(|metadata| metadata.len() == 0);
+            if empty {
+                let _ = tokio::fs::remove_file(&self.path).await;
+                return None;
+            }
+        }
+        Some(self.path)
+    }
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -89,6 +144,11 @@ impl Pipeline {
         connectors.check_sections(settings, source_name, sink_name)?;
         let profile = profile(settings)?;
         let (sink, policy) = sink.build(settings.sections.get(sink_name))?;
+        // Before anything is read: an API that cannot be reached would
+        // have every record wait, and a wrong URL is better said now.
+        sink.check()
+            .await
+            .map_err(|error| PipelineError::unreachable(sink_name, error))?;
         let config = settings.processor_config(policy)?;
         let context = SourceContext {
             inputs: settings.inputs.clone(),
@@ -110,12 +170,6 @@ impl Pipeline {
                 .map_err(|error| PipelineError::setting("shared_limit", error.to_string()))?;
             processor = processor.with_shared_limit(limit);
         }
-        if let Some(path) = &settings.dead_letters {
-            let outlet = NdjsonDeadLetters::open(path)
-                .await
-                .map_err(|error| PipelineError::setting("dead_letters", error.to_string()))?;
-            processor = processor.with_dead_letters(outlet);
-        }
         let metrics = match settings.metrics_addr {
             Some(addr) => Some(TcpListener::bind(addr).await.map_err(|error| {
                 PipelineError::setting("metrics_addr", format!("cannot listen on {addr}: {error}"))
@@ -125,11 +179,21 @@ impl Pipeline {
         let built = source
             .build(settings.sections.get(source_name), &context)
             .await?;
+        // After the source: its globs do not see a file made here.
+        let dead_letters = LetterFile::open(settings).await?;
+        processor = match &dead_letters {
+            Some(file) => processor.with_dead_letters(file.outlet.clone()),
+            None => processor.with_dead_letters(Discard),
+        };
         Ok(Pipeline {
             processor,
             streams: built.streams,
             finish: built.finish,
             metrics,
+            dead_letters,
+            max_dead_letters: settings
+                .max_dead_letters
+                .unwrap_or(DEFAULT_MAX_DEAD_LETTERS),
         })
     }
 
@@ -188,13 +252,27 @@ impl Pipeline {
         if let Some(exporter) = exporter {
             let _ = exporter.await;
         }
+        let letters = match self.dead_letters {
+            Some(file) => file.close(report.metrics.dead_lettered).await,
+            None => None,
+        };
         let finished = finished.map_err(|error| PipelineError::Finish(error.to_string()))?;
-        Ok(RunSummary::new(&report, interrupted, &finished.checkpoints))
+        let mut summary = RunSummary::new(&report, interrupted, &finished.checkpoints);
+        summary.dead_letter_file = letters;
+        summary.dead_letters_discarded =
+            summary.dead_letter_file.is_none() && summary.dead_lettered > 0;
+        if !self
+            .max_dead_letters
+            .allows(summary.dead_lettered, summary.ingested)
+        {
+            summary.too_many_dead_letters = Some(self.max_dead_letters.to_string());
+        }
+        Ok(summary)
     }
 }
 
 /// The profile `settings` choose.
-fn profile(settings: &PipelineSettings) -> Result<Profile, PipelineError> {
+pub(crate) fn profile(settings: &PipelineSettings) -> Result<Profile, PipelineError> {
     Ok(match settings.profile() {
         ProfileKind::Seed => Profile::Seed(
             SeedProfile::new()

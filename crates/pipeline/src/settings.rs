@@ -19,6 +19,8 @@ use sluice_processor::{
 };
 use sluice_profiles::json::JsonProfileConfig;
 
+use crate::dead_letters::{DEFAULT_MAX_DEAD_LETTERS, MaxDeadLetters};
+
 /// Calls in flight by default.
 pub const DEFAULT_CONCURRENCY: u32 = 16;
 /// The most records inside the pipeline by default.
@@ -262,7 +264,9 @@ pub struct PipelineSettings {
     pub drain_deadline: Option<Duration>,
 
     /// Append dead letters (NDJSON: identity, reason, raw input) to this
-    /// file. Default: kept in memory and counted in the report.
+    /// file; `none` discards them (still counted). Default: beside the
+    /// checkpoint (CHECKPOINT.dead-letters), else ./sluice.dead-letters;
+    /// the report names it.
     #[arg(
         id = "dead_letters",
         long = "dead-letters",
@@ -271,6 +275,17 @@ pub struct PipelineSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dead_letters: Option<PathBuf>,
+    /// The most dead letters a run may write and still exit 0: a count
+    /// (10) or a share of the records taken (0.5%). Past it the run exits
+    /// 4. Default 10%.
+    #[arg(
+        id = "max_dead_letters",
+        long = "max-dead-letters",
+        value_name = "N|P%",
+        help_heading = "Output"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_dead_letters: Option<MaxDeadLetters>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
     /// 127.0.0.1:9898).
     #[arg(
@@ -313,6 +328,7 @@ impl Default for PipelineSettings {
             ordering: Some(Ordering::Partition),
             drain_deadline: Some(DEFAULT_DRAIN_DEADLINE),
             dead_letters: None,
+            max_dead_letters: Some(DEFAULT_MAX_DEAD_LETTERS),
             metrics_addr: None,
             sections: BTreeMap::new(),
         }

@@ -38,6 +38,13 @@ pub struct RunSummary {
     pub p99_latency_ms: f64,
     /// Dead letters by kind of reason.
     pub dead_letter_reasons: BTreeMap<String, u64>,
+    /// The file the dead letters are in, when any were written to one.
+    pub dead_letter_file: Option<PathBuf>,
+    /// Whether dead letters were discarded (`--dead-letters none`).
+    pub dead_letters_discarded: bool,
+    /// `--max-dead-letters`, when the run wrote more letters than it
+    /// allows (the run then failed).
+    pub too_many_dead_letters: Option<String>,
     /// Per stream by name.
     pub streams: BTreeMap<String, StreamStats>,
     /// Whether a signal cut the run short.
@@ -80,6 +87,9 @@ impl RunSummary {
                 .iter()
                 .map(|(stream, stats)| (stream.as_str().to_owned(), *stats))
                 .collect(),
+            dead_letter_file: None,
+            dead_letters_discarded: false,
+            too_many_dead_letters: None,
             interrupted,
             failures: report.failures.iter().map(ToString::to_string).collect(),
             checkpoints: checkpoints
@@ -92,5 +102,11 @@ impl RunSummary {
     /// Whether every record taken was delivered or dead-lettered.
     pub fn is_complete(&self) -> bool {
         self.conserved && self.handed_back == 0
+    }
+
+    /// Whether the run did its job: complete, and within
+    /// `--max-dead-letters`.
+    pub fn succeeded(&self) -> bool {
+        self.is_complete() && self.too_many_dead_letters.is_none()
     }
 }

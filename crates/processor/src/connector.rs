@@ -153,6 +153,17 @@ pub trait SourceConnector: Send + Sync + 'static {
     /// which and why.
     async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError>;
 
+    /// Checks what [`build`](Self::build) would use (inputs, a checkpoint,
+    /// a server) without reading a record or taking any state, and says
+    /// what it checked (`sluice check`). By default checks nothing.
+    ///
+    /// # Errors
+    /// What cannot be used, and why.
+    async fn check(&self, context: &SourceContext) -> Result<String, ConnectorError> {
+        let _ = context;
+        Ok("nothing to check".to_owned())
+    }
+
     /// This configuration as it may be shown (`--print-config`), with
     /// every secret it holds masked. By default, itself.
     fn redacted(&self) -> Self

@@ -85,6 +85,18 @@ impl<R> Envelope<R> {
 pub trait Sink<R>: Send + Sync + 'static {
     /// Delivers one batch.
     async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError>;
+
+    /// Checks, without sending a record, that the downstream can be
+    /// reached (for an API: its name resolves, it accepts a connection,
+    /// TLS agrees), so that a run can refuse to start before it reads
+    /// anything. Returns what it checked, in a few words. By default
+    /// checks nothing.
+    ///
+    /// # Errors
+    /// What could not be reached, and why.
+    async fn check(&self) -> Result<String, SinkError> {
+        Ok("nothing to check".to_owned())
+    }
 }
 
 #[async_trait]
@@ -92,12 +104,20 @@ impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Arc<S> {
     async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
         (**self).send(batch).await
     }
+
+    async fn check(&self) -> Result<String, SinkError> {
+        (**self).check().await
+    }
 }
 
 #[async_trait]
 impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Box<S> {
     async fn send(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
         (**self).send(batch).await
+    }
+
+    async fn check(&self) -> Result<String, SinkError> {
+        (**self).check().await
     }
 }
 

@@ -29,5 +29,6 @@ fn main() -> ExitCode {
         Command::Generate(args) => commands::generate::run(&args),
         Command::MockApi(args) => commands::mock_api::run(&args),
         Command::Run(args) => commands::run::run(&args),
+        Command::Check(args) => commands::check::run(&args),
     }
 }

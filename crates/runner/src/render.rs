@@ -149,6 +149,17 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
     for (reason, count) in &s.dead_letter_reasons {
         line(format!("🪦 dead-lettered ({reason}): {count}"));
     }
+    if let Some(file) = &s.dead_letter_file {
+        line(format!("🪦 dead letters are in {}", file.display()));
+    } else if s.dead_letters_discarded {
+        line("🪦 dead letters were discarded (--dead-letters none)".to_owned());
+    }
+    if let Some(max) = &s.too_many_dead_letters {
+        line(format!(
+            "❌ {} of {} records dead-lettered: more than --max-dead-letters {max} allows",
+            s.dead_lettered, s.ingested
+        ));
+    }
     for (file, offset, lines) in &s.checkpoints {
         line(format!(
             "📌 checkpoint of {}: byte {offset}, line {lines}",

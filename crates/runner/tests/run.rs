@@ -221,8 +221,11 @@ fn the_readme_demo_works_as_written() {
         bin = env!("CARGO_BIN_EXE_sluice"),
         url = api.url()
     );
+    // Its dead letters go to ./sluice.dead-letters: a directory of its own.
+    let cwd = tempfile::tempdir().unwrap();
     let child = std::process::Command::new("sh")
         .args(["-c", &pipeline])
+        .current_dir(cwd.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -244,6 +247,35 @@ fn the_readme_demo_works_as_written() {
         api.ledger().counts.records_delivered,
         report["delivered"].as_u64().unwrap()
     );
+    // Without --dead-letters, the letters are in the default file, which
+    // the report and stderr name.
+    let dead = report["dead_lettered"].as_u64().unwrap();
+    assert!(dead > 0, "the generator writes bad records");
+    assert_eq!(report["dead_letter_file"], "sluice.dead-letters");
+    let letters = std::fs::read_to_string(cwd.path().join("sluice.dead-letters")).unwrap();
+    assert_eq!(letters.lines().count() as u64, dead);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("the letters are in sluice.dead-letters"),
+        "{stderr}"
+    );
+    // Past --max-dead-letters the run fails, with its own exit code.
+    let strict = format!(
+        "{bin} generate --records 100 | {bin} run - --http-url {url} --max-dead-letters 0 --dead-letters none",
+        bin = env!("CARGO_BIN_EXE_sluice"),
+        url = api.url()
+    );
+    let child = std::process::Command::new("sh")
+        .args(["-c", &strict])
+        .current_dir(cwd.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let output = wait_bounded(child, Duration::from_secs(60));
+    assert_eq!(output.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("more than --max-dead-letters 0"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("discarded"));
 
     // `simulate --json` names the facts it shares with `run --json` alike.
     let simulated = sluice()

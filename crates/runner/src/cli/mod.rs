@@ -39,6 +39,14 @@ Examples:
       --shared-limit redis://127.0.0.1:6379/quota --http-url http://127.0.0.1:8080/records
   sluice run --config run.toml --print-config";
 
+/// What `sluice check --help` ends with.
+pub const CHECK_AFTER_HELP: &str = "Exit codes:
+  0  everything a run would use can be used
+  2  something cannot; each line marked ✗ says what and why
+
+Example:
+  sluice check --config run.toml && sluice run --config run.toml";
+
 /// Exit codes, as `--help` lists them.
 pub const EXIT_CODES: &str = "Exit codes:
   0  the run completed and every check passed
@@ -83,6 +91,12 @@ pub enum Command {
     /// with checkpoints, dead letters and metrics.
     #[command(after_help = RUN_AFTER_HELP)]
     Run(Box<RunArgs>),
+    /// Check everything `run` would use, with the same flags and config:
+    /// settings, profile and schema, headers and their variables, the API
+    /// (reached; --health-url answers 2xx), Redis, NATS, inputs,
+    /// checkpoint, dead-letter file. Reads and sends no record.
+    #[command(after_help = CHECK_AFTER_HELP)]
+    Check(Box<RunArgs>),
     /// Serve the original test's API over HTTP on loopback: POST /records,
     /// GET /ledger. Prints its address first; stops on Ctrl-C or SIGTERM.
     #[command(after_help = EXIT_CODES)]

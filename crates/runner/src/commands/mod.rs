@@ -1,6 +1,7 @@
 //! One module per subcommand: each turns its parsed flags into the work,
 //! prints what it did and returns the exit code.
 
+pub mod check;
 pub mod generate;
 pub mod mock_api;
 pub mod run;

@@ -22,6 +22,10 @@ pub const EXIT_SETTING: u8 = 2;
 /// Exit code when a signal stopped the run: records not processed were
 /// handed back and stay past the checkpoint, for the next run.
 pub const EXIT_INTERRUPTED: u8 = 3;
+/// Exit code of a run that dead-lettered more records than
+/// `--max-dead-letters` allows: every record is accounted for, and the
+/// letters are in the file the report names.
+pub const EXIT_DEAD_LETTERS: u8 = 4;
 
 /// Runs `sluice run` with `args` and says how it went, as an exit code.
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -63,6 +67,7 @@ pub fn run(args: &RunArgs) -> ExitCode {
     match outcome {
         Ok(summary) => {
             print_summary(&summary, config.json);
+            tell_where_letters_are(&summary);
             ExitCode::from(exit_code(&summary))
         }
         Err(error) => fail(&error, Some(&layers)),
@@ -73,10 +78,12 @@ pub fn run(args: &RunArgs) -> ExitCode {
 pub fn exit_code(summary: &RunSummary) -> u8 {
     if summary.interrupted {
         EXIT_INTERRUPTED
-    } else if summary.is_complete() {
-        EXIT_DONE
-    } else {
+    } else if !summary.is_complete() {
         EXIT_FAILED
+    } else if summary.too_many_dead_letters.is_some() {
+        EXIT_DEAD_LETTERS
+    } else {
+        EXIT_DONE
     }
 }
 
@@ -108,6 +115,24 @@ fn print_config(config: &RunConfig, connectors: &Connectors, layers: &ConfigLaye
             ExitCode::from(EXIT_DONE)
         }
         Err(error) => fail(&error, Some(layers)),
+    }
+}
+
+/// Says on stderr where the run's dead letters are, when it wrote any.
+fn tell_where_letters_are(summary: &RunSummary) {
+    if summary.dead_lettered == 0 {
+        return;
+    }
+    match &summary.dead_letter_file {
+        Some(file) => eprintln!(
+            "sluice: {} record(s) dead-lettered; the letters are in {}",
+            summary.dead_lettered,
+            file.display()
+        ),
+        None => eprintln!(
+            "sluice: {} record(s) dead-lettered and discarded (--dead-letters none)",
+            summary.dead_lettered
+        ),
     }
 }
 
