@@ -23,6 +23,19 @@ pub enum RedisLimitError {
         /// What went wrong.
         reason: String,
     },
+    /// Another process shares the window with another quota: together
+    /// they would exceed the API's.
+    #[error(
+        "the shared limit `{name}` is in use with the quota {stored}, and this process's --rate-limit is {ours}: give every process sharing it the same --rate-limit, or use another name"
+    )]
+    OtherQuota {
+        /// The window's name.
+        name: String,
+        /// The quota stored by the processes using it.
+        stored: String,
+        /// This process's quota.
+        ours: String,
+    },
     /// The window's key holds something else than a window.
     #[error("the Redis key {key:?} holds a {kind}, not a shared window: choose another name")]
     KeyInUse {

@@ -88,7 +88,9 @@ mod scripts;
 mod url;
 
 pub use error::RedisLimitError;
-pub use limit::{COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_WINDOW, RedisLimit};
+pub use limit::{
+    COMMAND_TIMEOUT, CONNECT_TIMEOUT, MAX_WINDOW, QUOTA_KEPT, QUOTA_KEY_SUFFIX, RedisLimit,
+};
 pub use url::{DEFAULT_PORT, KEY_PREFIX, LimitUrl, MAX_NAME_LEN, UrlError};
 
 #[doc(no_inline)]

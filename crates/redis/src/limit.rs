@@ -28,6 +28,14 @@ pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(1);
 /// The longest `window + margin` accepted: a year and a day.
 pub const MAX_WINDOW: Duration = Duration::from_secs(366 * 24 * 3_600);
 
+/// How long the quota of a window stays stored after its last
+/// reservation (beyond the window itself): a run started within it must
+/// give the same quota.
+pub const QUOTA_KEPT: Duration = Duration::from_secs(60);
+
+/// What the key of a window's quota adds to the window's key.
+pub const QUOTA_KEY_SUFFIX: &str = ":quota";
+
 /// How often a reserve draws a new id when the one it drew is already held
 /// in the window, before it gives up (it never has to in practice).
 const ID_DRAWS: usize = 4;
@@ -40,6 +48,10 @@ const ID_DRAWS: usize = 4;
 pub struct RedisLimit {
     url: LimitUrl,
     key: String,
+    /// The quota's key, its text (`100/1s`) and how long it is kept, ms.
+    quota_key: String,
+    quota: String,
+    quota_kept_ms: u64,
     connection: ConnectionManager,
     scripts: Scripts,
     limit: u64,
@@ -120,7 +132,14 @@ impl RedisLimit {
             .map_err(|_| unreachable(format!("no connection within {:?}", CONNECT_TIMEOUT * 2)))?
             .map_err(|e| unreachable(e.to_string()))?;
         let key = url.key();
+        let quota_kept = quota
+            .window
+            .saturating_add(margin)
+            .saturating_add(QUOTA_KEPT);
         let limit = RedisLimit {
+            quota_key: format!("{key}{QUOTA_KEY_SUFFIX}"),
+            quota: quota.to_string(),
+            quota_kept_ms: u64::try_from(quota_kept.as_millis()).unwrap_or(u64::MAX),
             key,
             connection,
             scripts: Scripts::new(),
@@ -133,6 +152,7 @@ impl RedisLimit {
             url,
         };
         limit.check_key().await?;
+        limit.claim_quota().await?;
         Ok(limit)
     }
 
@@ -160,7 +180,7 @@ impl RedisLimit {
         Ok(usize::try_from(held).unwrap_or(usize::MAX))
     }
 
-    /// Deletes the window's key, forgetting every slot in it, of every
+    /// Deletes the window's key and its quota, forgetting every slot in it, of every
     /// process (for tests and for tidying up; an idle window deletes
     /// itself one window and margin after its last use).
     ///
@@ -169,10 +189,36 @@ impl RedisLimit {
     pub async fn remove(&self) -> Result<(), SharedLimitError> {
         let mut connection = self.connection.clone();
         let mut deleting = redis::cmd("DEL");
-        deleting.arg(&self.key);
+        deleting.arg(&self.key).arg(&self.quota_key);
         self.bounded(deleting.query_async::<i64>(&mut connection))
             .await
             .map(drop)
+    }
+
+    /// Stores this process's quota as the window's, unless a process that
+    /// used the window within [`QUOTA_KEPT`] stored another: then fails
+    /// naming both, since two quotas on one window would exceed the API's.
+    async fn claim_quota(&self) -> Result<(), RedisLimitError> {
+        let mut connection = self.connection.clone();
+        let claim = redis::Script::new(scripts::CLAIM);
+        let mut claiming = claim.key(&self.quota_key);
+        claiming.arg(&self.quota).arg(self.quota_kept_ms);
+        let stored: String = self
+            .bounded(claiming.invoke_async(&mut connection))
+            .await
+            .map_err(|error| RedisLimitError::Connect {
+                address: self.url.address(),
+                reason: error.to_string(),
+            })?;
+        if stored == self.quota {
+            Ok(())
+        } else {
+            Err(RedisLimitError::OtherQuota {
+                name: self.url.name().to_owned(),
+                stored,
+                ours: self.quota.clone(),
+            })
+        }
     }
 
     /// Fails when the window's key already holds something else than a
@@ -245,11 +291,14 @@ impl SharedLimit for RedisLimit {
             let mut connection = self.connection.clone();
             let mut invocation = self.scripts.reserve.key(&self.key);
             invocation
+                .key(&self.quota_key)
                 .arg(id)
                 .arg(units as u64)
                 .arg(self.limit)
                 .arg(self.ttl_micros)
-                .arg(scripts::chunk());
+                .arg(scripts::chunk())
+                .arg(&self.quota)
+                .arg(self.quota_kept_ms);
             let reply: (i64, i64) = self
                 .bounded(invocation.invoke_async(&mut connection))
                 .await?;
@@ -261,6 +310,13 @@ impl SharedLimit for RedisLimit {
                     });
                 }
                 Some(Reserved::IdTaken) => {}
+                Some(Reserved::OtherQuota) => {
+                    return Err(SharedLimitError::Unavailable(format!(
+                        "the processes sharing the window `{}` now use another quota than this one's {}: stop the ones whose --rate-limit differs",
+                        self.url.name(),
+                        self.quota
+                    )));
+                }
                 None => {
                     return Err(SharedLimitError::Unavailable(format!(
                         "Redis at {}: unexpected reply {reply:?} to reserve",

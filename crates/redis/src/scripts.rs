@@ -22,7 +22,12 @@ const CHUNK: usize = 500;
 ///   themselves for `units` more (all of them when `units` exceeds the
 ///   limit, since such a call is admitted only into an empty window);
 /// - `{2, 0}` the id is already held in this window (two processes drew
-///   the same id): nothing was done, draw another one.
+///   the same id): nothing was done, draw another one;
+/// - `{3, 0}` the quota stored under `KEYS[2]` is not this process's
+///   (`ARGV[6]`): nothing was done.
+///
+/// Otherwise `KEYS[2]` is set to `ARGV[6]` for `ARGV[7]` ms: the quota of
+/// the processes sharing the window, which [`CLAIM`] checks at start.
 const RESERVE: &str = r"
 local key = KEYS[1]
 local id = ARGV[1]
@@ -30,6 +35,11 @@ local units = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local ttl = tonumber(ARGV[4])
 local chunk = tonumber(ARGV[5])
+local stored = redis.call('GET', KEYS[2])
+if stored and stored ~= ARGV[6] then
+  return {3, 0}
+end
+redis.call('SET', KEYS[2], ARGV[6], 'PX', ARGV[7])
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
@@ -128,6 +138,17 @@ end
 return kept
 ";
 
+/// Claim: `KEYS[1]` (the window's quota) is set to `ARGV[1]` for
+/// `ARGV[2]` ms unless it holds another quota. Reply: the quota stored.
+pub(crate) const CLAIM: &str = r"
+local stored = redis.call('GET', KEYS[1])
+if stored and stored ~= ARGV[1] then
+  return stored
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+";
+
 /// Count the slots in the window now, without changing anything.
 const HELD: &str = r"
 local time = redis.call('TIME')
@@ -167,6 +188,8 @@ pub(crate) enum Reserved {
     Full(u64),
     /// The id is taken: draw another.
     IdTaken,
+    /// The processes sharing the window have another quota.
+    OtherQuota,
 }
 
 impl Reserved {
@@ -176,6 +199,7 @@ impl Reserved {
             1 => Some(Reserved::Yes),
             0 => Some(Reserved::Full(u64::try_from(value).unwrap_or(0).max(1))),
             2 => Some(Reserved::IdTaken),
+            3 => Some(Reserved::OtherQuota),
             _ => None,
         }
     }

@@ -302,3 +302,39 @@ async fn a_bad_url_or_window_is_refused_before_connecting() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn processes_sharing_a_window_must_share_its_quota() {
+    let Some((window, first)) = own_window("quota", 100, 1_000, Duration::ZERO).await else {
+        return;
+    };
+    // The same quota joins; another is refused, naming both.
+    let same = RedisLimit::connect(&window.url, quota(100, 1_000), Duration::ZERO).await;
+    assert!(same.is_ok());
+    let other = RedisLimit::connect(&window.url, quota(50, 1_000), Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(other, RedisLimitError::OtherQuota { .. }),
+        "{other}"
+    );
+    let message = other.to_string();
+    assert!(
+        message.contains("100/s") && message.contains("50/s"),
+        "{message}"
+    );
+    // A reservation keeps the claim; once the window is gone with its
+    // quota, another quota may take it.
+    first.reserve(1).await.unwrap();
+    first.remove().await.unwrap();
+    let taken = RedisLimit::connect(&window.url, quota(50, 1_000), Duration::ZERO)
+        .await
+        .unwrap();
+    // The first process, still running, meets the new quota and waits.
+    let answer = first.reserve(1).await;
+    assert!(
+        matches!(&answer, Err(SharedLimitError::Unavailable(why)) if why.contains("another quota")),
+        "{answer:?}"
+    );
+    taken.remove().await.unwrap();
+}

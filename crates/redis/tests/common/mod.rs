@@ -126,6 +126,7 @@ impl Drop for TestWindow {
         {
             let _ = redis::cmd("DEL")
                 .arg(&self.key)
+                .arg(format!("{}{}", self.key, sluice_redis::QUOTA_KEY_SUFFIX))
                 .query::<i64>(&mut connection);
         }
     }
