@@ -212,6 +212,39 @@ pub enum CheckpointError {
         /// The file the checkpoint records, if it recorded which.
         file_id: Option<FileId>,
     },
+    /// Another run (or another input of this one) holds the checkpoint:
+    /// two runs on one checkpoint would send every record twice.
+    #[error(
+        "checkpoint {} is in use by another sluice run ({}); wait for it to finish or use another --checkpoint",
+        checkpoint.display(), holder(pid)
+    )]
+    InUse {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The process holding it, as its lock file says.
+        pid: Option<u32>,
+    },
+    /// The checkpoint's lock file cannot be created or locked.
+    #[error(
+        "cannot lock the checkpoint {} (lock file {}): {error}; check that its directory is writable",
+        checkpoint.display(), lock.display()
+    )]
+    Lock {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// Its lock file.
+        lock: PathBuf,
+        /// What failed.
+        error: io::Error,
+    },
+}
+
+/// Renders the pid of a lock's holder, if known.
+fn holder(pid: &Option<u32>) -> String {
+    match pid {
+        Some(pid) => format!("pid {pid}"),
+        None => "pid unknown".to_owned(),
+    }
 }
 
 /// What to do when a checkpoint cannot be applied.

@@ -33,8 +33,10 @@ pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
 /// `finish()` or `stop()`, when every line is resolved) to save the final
 /// watermark. Dropped, it stops its task without a last save.
 ///
-/// One checkpointer per checkpoint file: two processes (or two
-/// checkpointers) saving the same file would overwrite each other.
+/// One checkpointer per checkpoint file: a [`LineSource`](crate::LineSource)
+/// resumed from a checkpoint holds its [`CheckpointLock`](crate::CheckpointLock),
+/// so that no other run (or other source of this one) reads or saves it
+/// meanwhile; [`finish`](Self::finish) releases it.
 #[derive(Debug)]
 pub struct Checkpointer {
     shared: Arc<Shared>,
@@ -121,8 +123,10 @@ impl Checkpointer {
         save(&self.shared).await
     }
 
-    /// Stops the periodic saves (waiting for one under way) and saves the
-    /// final watermark.
+    /// Stops the periodic saves (waiting for one under way), saves the
+    /// final watermark, and releases the checkpoint's lock (that of the
+    /// [`LineSource`](crate::LineSource) the progress is of), even when the
+    /// save failed.
     ///
     /// # Errors
     /// As [`flush`](Self::flush).
@@ -135,7 +139,9 @@ impl Checkpointer {
         {
             tracing::error!(%error, "the checkpointer task failed");
         }
-        self.flush().await
+        let saved = self.flush().await;
+        self.shared.progress.release();
+        saved
     }
 }
 

@@ -54,6 +54,18 @@ pub enum FilesError {
     NotSaved(Vec<CheckpointError>),
 }
 
+impl FilesError {
+    /// Whether the source cannot start because a checkpoint is held by
+    /// another run ([`CheckpointError::InUse`]): the runner's "settings"
+    /// exit code, as the run could not start.
+    pub fn is_checkpoint_in_use(&self) -> bool {
+        matches!(
+            self,
+            FilesError::Source(SourceError::Checkpoint(CheckpointError::InUse { .. }))
+        )
+    }
+}
+
 fn join(errors: &[CheckpointError]) -> String {
     let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
     messages.join("; ")

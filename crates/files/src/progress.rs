@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
 
 use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId};
+use crate::lock::CheckpointLock;
 
 /// A place in a file: a byte offset at a line start, and how many lines
 /// come before it.
@@ -74,6 +75,9 @@ pub struct Progress(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
+    /// The checkpoint's lock, held until the final save
+    /// ([`Progress::release`]) or as long as the progress lives.
+    lock: Mutex<Option<CheckpointLock>>,
 }
 
 #[derive(Debug)]
@@ -179,12 +183,18 @@ impl Progress {
                 start,
                 ..FileStart::default()
             }],
+            None,
         )
     }
 
     /// The progress of the files at `path`, oldest first (at least one),
-    /// reading the first.
-    pub(crate) fn of_files(path: PathBuf, files: Vec<FileStart>) -> Progress {
+    /// reading the first; holding `lock` (the checkpoint's) as long as a
+    /// clone of it lives.
+    pub(crate) fn of_files(
+        path: PathBuf,
+        files: Vec<FileStart>,
+        lock: Option<CheckpointLock>,
+    ) -> Progress {
         let mut state = State {
             files: Vec::with_capacity(files.len()),
             reading: 0,
@@ -201,6 +211,7 @@ impl Progress {
         Progress(Arc::new(Inner {
             path,
             state: Mutex::new(state),
+            lock: Mutex::new(lock),
         }))
     }
 
@@ -208,6 +219,18 @@ impl Progress {
         // Every method leaves the state consistent: a panic elsewhere
         // while the lock was held left nothing half done.
         self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the checkpoint's lock (if it holds one): its final
+    /// checkpoint is saved, another run may take it.
+    pub(crate) fn release(&self) {
+        let lock = self
+            .0
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(lock);
     }
 
     /// The path, as checkpoints name it.

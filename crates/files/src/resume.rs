@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
 
 use crate::checkpoint::{Checkpoint, CheckpointError, FINGERPRINT_BYTES, FileId};
+use crate::lock::CheckpointLock;
 use crate::open::{Bytes, OpenFile, find_in};
 use crate::progress::FileStart;
 use crate::source::{SourceError, SourceOptions};
@@ -26,6 +27,8 @@ pub(crate) struct Plan {
     pub(crate) first: Planned,
     pub(crate) then: Vec<Planned>,
     pub(crate) fresh: Option<OpenFile>,
+    /// The checkpoint's lock, held while the path is read.
+    pub(crate) lock: Option<CheckpointLock>,
 }
 
 /// What to read at `path`, from the checkpoint saved at `checkpoint_file`
@@ -41,6 +44,11 @@ pub(crate) async fn plan(
     options: &SourceOptions,
 ) -> Result<Plan, SourceError> {
     let buffer = options.buffer_bytes;
+    // Before the checkpoint is read: another run may be about to save it.
+    let lock = match checkpoint_file {
+        Some(file) => Some(CheckpointLock::acquire_async(file).await?),
+        None => None,
+    };
     let at_path = OpenFile::open(path).await?;
     if options.follow && at_path.compression.is_some() {
         return Err(SourceError::CannotFollow {
@@ -65,6 +73,7 @@ pub(crate) async fn plan(
             },
             then: Vec::new(),
             fresh: None,
+            lock,
         });
     };
     let canonical = at_path.canonical.clone();
@@ -119,6 +128,7 @@ pub(crate) async fn plan(
         first,
         then: planned.collect(),
         fresh: at_path,
+        lock,
     })
 }
 

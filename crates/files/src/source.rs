@@ -193,10 +193,17 @@ impl LineSource {
     /// grown since. The files it records are read from their offsets,
     /// oldest first, then a new file at the path from its start.
     ///
+    /// The checkpoint is locked first ([`CheckpointLock`](crate::CheckpointLock)
+    /// on `<checkpoint>.lock`), and held until a
+    /// [`Checkpointer`](crate::Checkpointer) on its progress finishes (or
+    /// the progress and every clone of it is dropped): another run on the
+    /// same checkpoint is refused meanwhile.
+    ///
     /// # Errors
     /// As [`open`](Self::open), and [`SourceError::Checkpoint`] when the
-    /// checkpoint cannot be read or a file it records is not found or not
-    /// as it recorded.
+    /// checkpoint is held by another run
+    /// ([`CheckpointError::InUse`](crate::CheckpointError::InUse)), cannot be
+    /// read, or a file it records is not found or not as it recorded.
     pub async fn resume(
         path: impl AsRef<Path>,
         checkpoint: impl AsRef<Path>,
@@ -274,6 +281,7 @@ impl LineSource {
             first,
             then,
             fresh,
+            lock,
         } = plan;
         let stream = match options.stream {
             Some(stream) => stream,
@@ -286,7 +294,7 @@ impl LineSource {
             .chain(&then)
             .map(|planned| planned.start.clone())
             .collect();
-        let progress = Progress::of_files(path.clone(), starts);
+        let progress = Progress::of_files(path.clone(), starts, lock);
         let mut queued: VecDeque<_> = then.into_iter().map(Queued::Planned).collect();
         queued.extend(fresh.map(Queued::Fresh));
         let start = first.start.start;

@@ -27,6 +27,7 @@ fn progress() -> Progress {
             id: id(1),
             ..FileStart::default()
         }],
+        None,
     )
 }
 
@@ -123,6 +124,7 @@ fn the_next_planned_file_is_read_with_its_own_start() {
                 sequence_base: 5,
             },
         ],
+        None,
     );
     assert_eq!((progress.start(), progress.sequence_base()), (at(10, 2), 0));
     let checkpoint = progress.checkpoint();
