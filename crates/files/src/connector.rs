@@ -82,7 +82,9 @@ fn join(errors: &[CheckpointError]) -> String {
 /// (`data/*.ndjson`, `logs/**/*.log`: quote it, for the shell to leave
 /// it), the regular files it matches, sorted by path. A glob or directory
 /// that matches no file is an error. A file named twice (the same
-/// canonical path, e.g. by a glob and by name) is read once.
+/// canonical path, e.g. by a glob and by name, or the same file under two
+/// names, a hard link) is an error naming both spellings
+/// ([`InputError::NamedTwice`]): it would be read, and sent, twice.
 ///
 /// It opens each file as a [`LineSource`] (gzip and zstd decompressed;
 /// followed with [`follow`](FilesSettings::follow)), one stream each, from
