@@ -8,12 +8,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Position;
+use crate::resolved::Span;
 
 /// The most bytes of a file's start its fingerprint covers (4 KiB).
 pub const FINGERPRINT_BYTES: usize = 4096;
 
-/// The checkpoint format this crate writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+/// The checkpoint format this crate writes. It reads it and version 1
+/// (without `resolved`).
+pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// The oldest checkpoint format this crate reads.
+pub const OLDEST_CHECKPOINT_VERSION: u32 = 1;
 
 /// How far a file is done, saved as JSON:
 ///
@@ -68,6 +73,12 @@ pub struct Checkpoint {
     /// empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rotated: Vec<Checkpoint>,
+    /// The lines past `offset` already resolved for good (delivered,
+    /// dead-lettered or blank), as spans of whole lines, in file order: a
+    /// restart does not read them again. Bounded by the lines that were in
+    /// flight or handed back, not by the lines read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<Span>,
 }
 
 fn is_zero(value: &u64) -> bool {
@@ -126,7 +137,7 @@ pub enum CheckpointError {
         error: serde_json::Error,
     },
     /// The checkpoint is of a format this version does not read.
-    #[error("the checkpoint {} is of version {version}; this reads version {CHECKPOINT_VERSION}", checkpoint.display())]
+    #[error("the checkpoint {} is of version {version}; this reads versions {OLDEST_CHECKPOINT_VERSION} to {CHECKPOINT_VERSION}: use the sluice that wrote it, or remove it to read the file from its start", checkpoint.display())]
     Version {
         /// The checkpoint file.
         checkpoint: PathBuf,
@@ -278,6 +289,7 @@ impl Checkpoint {
             file_id,
             sequence_base,
             rotated: Vec::new(),
+            resolved: Vec::new(),
         }
     }
 
@@ -318,7 +330,7 @@ impl Checkpoint {
                 checkpoint: checkpoint.to_owned(),
                 error,
             })?;
-        if loaded.version != CHECKPOINT_VERSION {
+        if !(OLDEST_CHECKPOINT_VERSION..=CHECKPOINT_VERSION).contains(&loaded.version) {
             return Err(CheckpointError::Version {
                 checkpoint: checkpoint.to_owned(),
                 version: loaded.version,

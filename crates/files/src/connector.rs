@@ -92,9 +92,12 @@ fn join(errors: &[CheckpointError]) -> String {
 /// when the inputs are one file, else a directory of
 /// `<stem>-<hash>.checkpoint.json` files (created if missing), one per
 /// file (per path, for a followed file and the files rotated away from
-/// it). Each path's [`Checkpointer`] saves its checkpoint every second;
-/// the source's [`Finish`] saves the last one and returns the position
-/// each saved. stdin has no checkpoint (naming it with checkpoints is an
+/// it). Each path's [`Checkpointer`] saves its checkpoint (the
+/// watermark and the lines resolved past it) at the first resolution, then
+/// at most every [`DEFAULT_CHECKPOINT_INTERVAL`] while it changes; the
+/// source's [`Finish`] saves the last one, releases the checkpoints' locks
+/// and returns the position each saved. A checkpoint held by another run
+/// is refused ([`FilesError::is_checkpoint_in_use`]). stdin has no checkpoint (naming it with checkpoints is an
 /// error), cannot be followed, and may be named once.
 #[async_trait]
 impl SourceConnector for FilesSettings {

@@ -9,6 +9,7 @@ use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
 
 use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId};
 use crate::lock::CheckpointLock;
+use crate::resolved::{Span, Spans};
 
 /// A place in a file: a byte offset at a line start, and how many lines
 /// come before it.
@@ -45,6 +46,14 @@ pub enum SourceEnd {
 /// so a restart from the checkpoint reads it again. Blank lines are
 /// resolved as they are read ([`skip`](Self::skip)).
 ///
+/// The lines resolved for good past the watermark are kept too, as spans
+/// of lines (adjacent lines merged), and saved in the checkpoint
+/// ([`Checkpoint::resolved`]): a restart skips them, so that neither a
+/// delivered line nor a dead-lettered one (nor its dead letter) is sent
+/// again. A resumed file starts with the spans its checkpoint recorded;
+/// the lines it skips for them count as
+/// [`skipped`](sluice_processor::Resolutions::skipped).
+///
 /// A followed path may hold several files over time (it is rotated): each
 /// has its own watermark and its own entry in the
 /// [`checkpoint`](Self::checkpoint) until all its lines are done. The
@@ -53,7 +62,8 @@ pub enum SourceEnd {
 /// [`resolutions`](Self::resolutions) and [`in_flight`](Self::in_flight)
 /// count every file.
 ///
-/// Memory is bounded by the lines in flight, and each file's first
+/// Memory is bounded by the lines in flight (and the spans between
+/// them, as many as the lines in flight or handed back), and each file's first
 /// [`FINGERPRINT_BYTES`] bytes kept for its checkpoint's fingerprint.
 ///
 /// ```
@@ -75,6 +85,9 @@ pub struct Progress(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
+    /// Told when the checkpoint changes (a line resolved, a file added or
+    /// done), for the [`Checkpointer`](crate::Checkpointer).
+    changed: tokio::sync::Notify,
     /// The checkpoint's lock, held until the final save
     /// ([`Progress::release`]) or as long as the progress lives.
     lock: Mutex<Option<CheckpointLock>>,
@@ -100,6 +113,9 @@ struct File {
     /// Names the file for its tickets.
     key: u64,
     marks: Watermark<Position>,
+    /// The lines resolved for good past the watermark (and, resumed, those
+    /// the checkpoint recorded, not read again).
+    done: Spans,
     /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
     prefix: Vec<u8>,
     id: Option<FileId>,
@@ -117,6 +133,8 @@ pub(crate) struct FileStart {
     pub(crate) prefix: Vec<u8>,
     pub(crate) id: Option<FileId>,
     pub(crate) sequence_base: u64,
+    /// The lines past `start` resolved in an earlier run.
+    pub(crate) resolved: Vec<Span>,
 }
 
 impl State {
@@ -132,6 +150,7 @@ impl State {
         self.files.push(File {
             key: self.next_key,
             marks: Watermark::new(start.start),
+            done: Spans::of(&start.resolved),
             prefix: start.prefix,
             id: start.id,
             sequence_base: start.sequence_base,
@@ -211,6 +230,7 @@ impl Progress {
         Progress(Arc::new(Inner {
             path,
             state: Mutex::new(state),
+            changed: tokio::sync::Notify::new(),
             lock: Mutex::new(lock),
         }))
     }
@@ -261,6 +281,13 @@ impl Progress {
             offset: end,
             lines: line_number,
         };
+        self.track_line(at, next, next)
+    }
+
+    /// The line `at..end` of the file being read is in flight; the
+    /// watermark may pass it up to `next` once it is done (`at` for a
+    /// last line without terminator, `end` otherwise).
+    pub(crate) fn track_line(&self, at: Position, next: Position, end: Position) -> LineTicket {
         let mut state = self.state();
         let file = state.reading_mut();
         file.marks.track(at, next);
@@ -268,16 +295,46 @@ impl Progress {
             progress: Some(self.clone()),
             file: file.key,
             at,
+            end,
         }
     }
 
     /// Line `line_number` of the file being read, ending at `end`, was
     /// read and needs no delivery (a blank line): it is done at once.
     pub fn skip(&self, end: u64, line_number: u64) {
-        self.state().reading_mut().marks.skip(Position {
+        let next = Position {
             offset: end,
             lines: line_number,
-        });
+        };
+        let mut state = self.state();
+        let file = state.reading_mut();
+        let at = file.marks.read();
+        file.marks.skip(next);
+        file.done.insert(at, next);
+        drop(state);
+        self.0.changed.notify_one();
+    }
+
+    /// Whether the line `at..end` of the file being read was resolved in
+    /// an earlier run (its checkpoint recorded it): it is then done at
+    /// once (counted as skipped), up to `next`, and is not to be yielded.
+    pub(crate) fn resolved_before(&self, at: Position, next: Position, end: Position) -> bool {
+        let mut state = self.state();
+        let file = state.reading_mut();
+        if !file.done.covers(at, end) {
+            return false;
+        }
+        file.marks.skip(next);
+        true
+    }
+
+    /// Waits until the checkpoint may have changed since the last call
+    /// (at once if it did meanwhile).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a change not waited for is kept for the next call.
+    pub(crate) async fn changed(&self) {
+        self.0.changed.notified().await;
     }
 
     /// The position of the file being read below which every line is done
@@ -330,6 +387,8 @@ impl Progress {
         let mut state = self.state();
         state.reading = (state.reading + 1).min(state.files.len() - 1);
         state.retire();
+        drop(state);
+        self.0.changed.notify_one();
     }
 
     /// Reading goes on with a new file at the path, from its start; its
@@ -348,6 +407,8 @@ impl Progress {
         });
         state.reading = state.files.len() - 1;
         state.retire();
+        drop(state);
+        self.0.changed.notify_one();
     }
 
     /// Keeps the first bytes of the file being read for its fingerprint:
@@ -370,31 +431,41 @@ impl Progress {
     pub fn checkpoint(&self) -> Checkpoint {
         let mut state = self.state();
         state.retire();
-        let checkpoint = |file: &File| {
-            Checkpoint::new(
+        let checkpoint = |file: &mut File| {
+            let mark = file.marks.mark();
+            file.done.prune(mark);
+            let mut saved = Checkpoint::new(
                 self.0.path.clone(),
-                file.marks.mark(),
+                mark,
                 &file.prefix,
                 file.id,
                 file.sequence_base,
-            )
+            );
+            saved.resolved = file.done.past(mark);
+            saved
         };
         // Never empty; the newest file is never lost (a file is lost only
         // when a newer one is added).
         let newest = state.files.len() - 1;
-        let mut saved = checkpoint(&state.files[newest]);
+        let mut saved = checkpoint(&mut state.files[newest]);
         saved.rotated = state.files[..newest]
-            .iter()
+            .iter_mut()
             .filter(|file| !file.lost)
             .map(checkpoint)
             .collect();
         saved
     }
 
-    fn resolve(&self, file: u64, at: Position, resolution: Resolution<'_>) {
+    fn resolve(&self, file: u64, at: Position, end: Position, resolution: Resolution<'_>) {
         let mut state = self.state();
-        if let Some(file) = state.files.iter_mut().find(|f| f.key == file) {
-            file.marks.resolve(at, resolution);
+        let Some(file) = state.files.iter_mut().find(|f| f.key == file) else {
+            return;
+        };
+        let done = !matches!(resolution, Resolution::NotProcessed);
+        if file.marks.resolve(at, resolution) && done {
+            file.done.insert(at, end);
+            drop(state);
+            self.0.changed.notify_one();
         }
     }
 }
@@ -407,6 +478,8 @@ pub struct LineTicket {
     progress: Option<Progress>,
     file: u64,
     at: Position,
+    /// Just past the line.
+    end: Position,
 }
 
 impl LineTicket {
@@ -419,7 +492,7 @@ impl LineTicket {
 impl Acknowledge for LineTicket {
     fn acknowledge(mut self: Box<Self>, resolution: Resolution<'_>) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, resolution);
+            progress.resolve(self.file, self.at, self.end, resolution);
         }
     }
 }
@@ -427,7 +500,7 @@ impl Acknowledge for LineTicket {
 impl Drop for LineTicket {
     fn drop(&mut self) {
         if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, Resolution::NotProcessed);
+            progress.resolve(self.file, self.at, self.end, Resolution::NotProcessed);
         }
     }
 }

@@ -12,7 +12,7 @@ use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, StreamName};
 use crate::checkpoint::FileId;
 use crate::line::{LineReader, ReadLine};
 use crate::open::{Bytes, OpenFile};
-use crate::progress::{Progress, SourceEnd};
+use crate::progress::{Position, Progress, SourceEnd};
 use crate::resume::Planned;
 use crate::source::SourceError;
 
@@ -199,8 +199,21 @@ impl Reading {
             }
             return None;
         }
-        let ack = progress
-            .map(|progress| Ack::new(progress.track(line.offset, line.end, line.line_number)));
+        let at = Position {
+            offset: line.offset,
+            lines: line.line_number.saturating_sub(1),
+        };
+        let end = Position {
+            offset: line.end,
+            lines: line.line_number,
+        };
+        if let Some(progress) = progress
+            && progress.resolved_before(at, end, end)
+        {
+            // Delivered or dead-lettered by an earlier run: not again.
+            return None;
+        }
+        let ack = progress.map(|progress| Ack::new(progress.track_line(at, end, end)));
         let payload = RawRecord {
             position: RecordId {
                 stream: self.stream,

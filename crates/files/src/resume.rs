@@ -110,6 +110,7 @@ pub(crate) async fn plan(
                 prefix,
                 id,
                 sequence_base: entry.sequence_base,
+                resolved: entry.resolved.clone(),
             },
         });
     }

@@ -81,7 +81,7 @@ async fn a_checkpoint_is_saved_atomically_and_reloaded() {
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&f.checkpoint).unwrap()).unwrap();
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["offset"], 8);
     assert_eq!(json["lines"], 1);
     assert_eq!(json["path"], f.input.to_str().unwrap());
@@ -98,7 +98,7 @@ async fn a_checkpoint_is_saved_atomically_and_reloaded() {
             "path",
             "version"
         ],
-        "no identity, base or rotated files when there are none"
+        "no identity, base, rotated files or resolved lines when there are none"
     );
 
     let second = Checkpoint {
