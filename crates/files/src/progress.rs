@@ -120,6 +120,9 @@ struct File {
     prefix: Vec<u8>,
     id: Option<FileId>,
     sequence_base: u64,
+    /// The number of the last line read (a last line without terminator
+    /// included, which the watermark does not pass).
+    numbered: u64,
     /// Its bytes were lost (truncated) before it was read to its end: no
     /// checkpoint can resume it.
     lost: bool,
@@ -154,6 +157,7 @@ impl State {
             prefix: start.prefix,
             id: start.id,
             sequence_base: start.sequence_base,
+            numbered: start.start.lines,
             lost: false,
         });
         self.next_key += 1;
@@ -291,6 +295,7 @@ impl Progress {
         let mut state = self.state();
         let file = state.reading_mut();
         file.marks.track(at, next);
+        file.numbered = file.numbered.max(end.lines);
         LineTicket {
             progress: Some(self.clone()),
             file: file.key,
@@ -310,6 +315,7 @@ impl Progress {
         let file = state.reading_mut();
         let at = file.marks.read();
         file.marks.skip(next);
+        file.numbered = file.numbered.max(next.lines);
         file.done.insert(at, next);
         drop(state);
         self.0.changed.notify_one();
@@ -325,6 +331,7 @@ impl Progress {
             return false;
         }
         file.marks.skip(next);
+        file.numbered = file.numbered.max(end.lines);
         true
     }
 
@@ -399,7 +406,7 @@ impl Progress {
         let mut state = self.state();
         let before = state.reading_mut();
         before.lost = lost;
-        let sequence_base = before.sequence_base + before.marks.read().lines;
+        let sequence_base = before.sequence_base + before.numbered;
         state.push(FileStart {
             id,
             sequence_base,

@@ -193,6 +193,11 @@ impl Reading {
     /// line (done at once).
     fn record(&self, line: ReadLine) -> Option<Incoming<RawRecord>> {
         let progress = self.files.as_ref().map(|files| &files.progress);
+        if line.blank && line.unterminated {
+            // Nothing to deliver, and nothing the checkpoint may pass: a
+            // writer may still complete it.
+            return None;
+        }
         if line.blank {
             if let Some(progress) = progress {
                 progress.skip(line.end, line.line_number);
@@ -207,13 +212,19 @@ impl Reading {
             offset: line.end,
             lines: line.line_number,
         };
+        // A line without its newline is delivered (it is the input's last,
+        // as it stands), but the watermark does not pass its start: a
+        // writer that completes it later has it read again, whole. Its
+        // span is kept as resolved past the watermark, so that, still
+        // incomplete, it is not read again.
+        let next = if line.unterminated { at } else { end };
         if let Some(progress) = progress
-            && progress.resolved_before(at, end, end)
+            && progress.resolved_before(at, next, end)
         {
             // Delivered or dead-lettered by an earlier run: not again.
             return None;
         }
-        let ack = progress.map(|progress| Ack::new(progress.track_line(at, end, end)));
+        let ack = progress.map(|progress| Ack::new(progress.track_line(at, next, end)));
         let payload = RawRecord {
             position: RecordId {
                 stream: self.stream,

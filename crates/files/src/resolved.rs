@@ -90,9 +90,15 @@ impl Spans {
             })
     }
 
-    /// Forgets the spans a watermark at `mark` has passed.
+    /// Forgets the spans, and the parts of spans, a watermark at `mark`
+    /// (a line start) has passed.
     pub(crate) fn prune(&mut self, mark: Position) {
         self.0.retain(|_, span| span.to.offset > mark.offset);
+        if let Some((&key, span)) = self.0.range(..mark.offset).next_back() {
+            let to = span.to;
+            self.0.remove(&key);
+            self.0.insert(mark.offset, Span { from: mark, to });
+        }
     }
 
     /// The spans past `mark`, in file order.
@@ -132,6 +138,15 @@ mod tests {
         assert!(!spans.covers(at(30, 3), at(45, 4)), "a longer line");
         assert!(!spans.covers(at(40, 4), at(50, 5)));
         assert!(!spans.covers(at(0, 0), at(10, 1)));
+        spans.prune(at(20, 2));
+        assert_eq!(
+            spans.past(at(0, 0)),
+            [Span {
+                from: at(20, 2),
+                to: at(40, 4)
+            }],
+            "cut at the watermark"
+        );
         spans.prune(at(40, 4));
         assert!(spans.past(at(0, 0)).is_empty());
     }

@@ -124,9 +124,14 @@ pub enum SourceError {
 ///   whole length (terminator included) in [`RawRecord::cut`], for the
 ///   profile to refuse.
 /// - **Lines**: terminated by `\n` or `\r\n` (the terminator is not part of
-///   the text); a last line without terminator is read at the end of the
-///   file (the file is taken as complete). Bytes that are not UTF-8 are
-///   replaced by U+FFFD.
+///   the text). A last line without terminator is yielded at the end of
+///   the file (unless following), but the checkpoint never passes its
+///   start: it is recorded as resolved as it stood (its span, in
+///   [`Checkpoint::resolved`](crate::Checkpoint::resolved)), so that a
+///   restart skips it while it is unchanged, and delivers it once more,
+///   whole and under the same line number (the same record identity),
+///   once a writer has completed it. Bytes that are not UTF-8 are replaced
+///   by U+FFFD.
 /// - **Compressed files**: gzip and zstd files, told by their extension
 ///   (`.gz`, `.zst`) or their first bytes, are decompressed as they are
 ///   read; offsets (and checkpoints) count decompressed bytes.

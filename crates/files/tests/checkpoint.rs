@@ -307,22 +307,33 @@ async fn a_checkpoint_of_another_file_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_last_line_without_terminator_continued_is_an_error() {
-    let f = files("{\"n\":1}\n{\"n\":2}");
-    let (_, saved) = run(&f, None).await;
-    assert_eq!(saved.offset, 15);
+async fn a_last_line_without_terminator_is_delivered_once_and_once_more_whole_when_completed() {
+    let f = files("{\"n\":1}\n{\"n\":2");
+    let (lines, saved) = run(&f, None).await;
+    let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(texts, ["{\"n\":1}", "{\"n\":2"], "the last line, as it stands");
+    assert_eq!(saved.offset, 8, "the checkpoint stays at its start");
+    let resolved: Vec<[u64; 4]> = Checkpoint::load(&f.checkpoint)
+        .await
+        .unwrap()
+        .unwrap()
+        .resolved
+        .iter()
+        .map(|&span| span.into())
+        .collect();
+    assert_eq!(resolved, [[8, 1, 14, 2]], "delivered as it stood");
     // Unchanged, it resumes to nothing.
     let (lines, _) = run(&f, None).await;
     assert!(lines.is_empty());
+    // The writer completes it: delivered whole, once, under its number.
     append(&f.input, "3}\n");
-    let error = LineSource::resume(&f.input, &f.checkpoint, SourceOptions::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            SourceError::Checkpoint(CheckpointError::MidLine { offset: 15, .. })
-        ),
-        "{error}"
-    );
+    let (lines, saved) = run(&f, None).await;
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|l| (l.position.sequence, l.text.as_str()))
+        .collect();
+    assert_eq!(seen, [(2, "{\"n\":23}")]);
+    assert_eq!(saved, Position { offset: 17, lines: 2 });
+    let (lines, _) = run(&f, None).await;
+    assert!(lines.is_empty());
 }
