@@ -10,8 +10,12 @@ use serde::{Deserialize, Serialize};
 use crate::progress::Position;
 use crate::resolved::Span;
 
-/// The most bytes of a file's start its fingerprint covers (4 KiB).
-pub const FINGERPRINT_BYTES: usize = 4096;
+/// The most bytes of a file's start its fingerprint covers (64 KiB).
+pub const FINGERPRINT_BYTES: usize = 64 * 1024;
+
+/// The most bytes of a file's start the fingerprint of a version 1
+/// checkpoint covers (4 KiB).
+pub const FINGERPRINT_BYTES_V1: usize = 4096;
 
 /// The checkpoint format this crate writes. It reads it and version 1
 /// (without `resolved`).
@@ -23,22 +27,30 @@ pub const OLDEST_CHECKPOINT_VERSION: u32 = 1;
 /// How far a file is done, saved as JSON:
 ///
 /// ```json
-/// {"version":1,"path":"/data/orders.jsonl","offset":5120,"lines":40,
-///  "fingerprint":"9f86d0…","fingerprint_bytes":4096,
-///  "file_id":{"device":2049,"inode":1835123}}
+/// {"version":2,"path":"/data/orders.jsonl","offset":5120,"lines":40,
+///  "fingerprint":"9f86d0…","fingerprint_bytes":65536,
+///  "file_id":{"device":2049,"inode":1835123},
+///  "resolved":[[5200,41,5610,45],[5702,46,6004,49]]}
 /// ```
 ///
 /// Every line before `offset` is delivered, dead-lettered or blank; a
-/// restart reads on from `offset`, numbering lines from `lines + 1`. For a
-/// compressed file, offsets count bytes of the decompressed stream.
+/// restart reads on from `offset`, numbering lines from `lines + 1`, and
+/// skips the lines of `resolved` (spans `[offset, lines, end offset, end
+/// lines]` of whole lines resolved past the watermark: delivered,
+/// dead-lettered or blank). For a compressed file, offsets count bytes of
+/// the decompressed stream. The watermark never passes a last line without
+/// newline (its span may be in `resolved`, as it stood).
 ///
 /// The fingerprint is the BLAKE3 hash (hex) of the file's first
-/// `fingerprint_bytes` bytes (decompressed): `min(4096, offset)`. Hashing
-/// only bytes before the offset, which a well-behaved writer never
-/// rewrites, keeps the fingerprint valid while the file grows; a file
-/// replaced by another (rewritten, truncated) no longer matches. Two files
-/// whose first 4 KiB are equal (a long shared header) cannot be told apart
-/// by it.
+/// `fingerprint_bytes` bytes (decompressed): [`FINGERPRINT_BYTES`] (64
+/// KiB), or the whole file when it was shorter when first opened (for a
+/// file empty then, its start up to its first line read). It is fixed
+/// for the file's life, so that it identifies the file across restarts
+/// and while it grows ([`FileIdentity`](crate::FileIdentity)). On resume
+/// the file must match it, and hold exactly `lines` newlines before
+/// `offset`: otherwise the file was replaced or rewritten, an error. (A
+/// version 1 checkpoint's fingerprint covers `min(4096, offset)` bytes;
+/// it is checked so, and the next checkpoint saved is of version 2.)
 ///
 /// On Unix, `file_id` records which file it is (device and inode): the
 /// checkpoint is applied only to that file, found at `path` or, when it
@@ -57,7 +69,8 @@ pub struct Checkpoint {
     pub offset: u64,
     /// How many lines come before `offset`.
     pub lines: u64,
-    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes.
+    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes: the
+    /// file's identity.
     pub fingerprint: String,
     /// How many bytes the fingerprint covers.
     pub fingerprint_bytes: u64,
@@ -179,6 +192,25 @@ pub enum CheckpointError {
         /// How many bytes the fingerprint covers.
         bytes: u64,
     },
+    /// The file does not hold as many lines before the checkpoint's offset
+    /// as the checkpoint counted: it is not the file the checkpoint was
+    /// written for (rewritten with the same start?).
+    #[error(
+        "the checkpoint {} does not match {}: it counted {lines} lines before byte {offset}, the file has {found} (replaced or rewritten?); {RESTART}",
+        checkpoint.display(), file.display()
+    )]
+    LineCount {
+        /// The checkpoint file.
+        checkpoint: PathBuf,
+        /// The file being read.
+        file: PathBuf,
+        /// The checkpoint's offset.
+        offset: u64,
+        /// The lines the checkpoint counted before it.
+        lines: u64,
+        /// The lines the file holds before it.
+        found: u64,
+    },
     /// The file is shorter than the checkpoint's offset: truncated or
     /// replaced.
     #[error(
@@ -267,8 +299,8 @@ fn fingerprint(prefix: &[u8]) -> String {
 }
 
 impl Checkpoint {
-    /// A checkpoint of the file at `path` whose first bytes are `prefix`,
-    /// at `at`: the fingerprint covers `prefix` up to `at`.
+    /// A checkpoint of the file at `path` whose first bytes are `prefix`
+    /// (all of which the fingerprint covers), at `at`.
     pub(crate) fn new(
         path: PathBuf,
         at: Position,
@@ -276,9 +308,7 @@ impl Checkpoint {
         file_id: Option<FileId>,
         sequence_base: u64,
     ) -> Checkpoint {
-        let covered = &prefix[..usize::try_from(at.offset)
-            .unwrap_or(usize::MAX)
-            .min(prefix.len())];
+        let covered = prefix;
         Checkpoint {
             version: CHECKPOINT_VERSION,
             path,

@@ -116,8 +116,12 @@ struct File {
     /// The lines resolved for good past the watermark (and, resumed, those
     /// the checkpoint recorded, not read again).
     done: Spans,
-    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
+    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]) its
+    /// fingerprint covers.
     prefix: Vec<u8>,
+    /// Whether `prefix` is final: a file empty when opened gets its bytes
+    /// as they are read, until its first line is tracked.
+    sealed: bool,
     id: Option<FileId>,
     sequence_base: u64,
     /// The number of the last line read (a last line without terminator
@@ -132,7 +136,8 @@ struct File {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FileStart {
     pub(crate) start: Position,
-    /// Its first bytes, up to `start` (at most [`FINGERPRINT_BYTES`]).
+    /// Its first bytes its fingerprint covers (at most
+    /// [`FINGERPRINT_BYTES`]); when empty, those read until its first line.
     pub(crate) prefix: Vec<u8>,
     pub(crate) id: Option<FileId>,
     pub(crate) sequence_base: u64,
@@ -154,6 +159,7 @@ impl State {
             key: self.next_key,
             marks: Watermark::new(start.start),
             done: Spans::of(&start.resolved),
+            sealed: !start.prefix.is_empty(),
             prefix: start.prefix,
             id: start.id,
             sequence_base: start.sequence_base,
@@ -296,6 +302,7 @@ impl Progress {
         let file = state.reading_mut();
         file.marks.track(at, next);
         file.numbered = file.numbered.max(end.lines);
+        file.sealed = true;
         LineTicket {
             progress: Some(self.clone()),
             file: file.key,
@@ -402,7 +409,7 @@ impl Progress {
     /// records are numbered after those of the file being read. When
     /// `lost`, the file being read lost bytes it had not been read to
     /// (truncated): its checkpoint is dropped.
-    pub(crate) fn new_file(&self, id: Option<FileId>, lost: bool) {
+    pub(crate) fn new_file(&self, id: Option<FileId>, head: Vec<u8>, lost: bool) {
         let mut state = self.state();
         let before = state.reading_mut();
         before.lost = lost;
@@ -410,6 +417,7 @@ impl Progress {
         state.push(FileStart {
             id,
             sequence_base,
+            prefix: head,
             ..FileStart::default()
         });
         state.reading = state.files.len() - 1;
@@ -425,7 +433,11 @@ impl Progress {
             return;
         }
         let mut state = self.state();
-        let prefix = &mut state.reading_mut().prefix;
+        let file = state.reading_mut();
+        if file.sealed {
+            return;
+        }
+        let prefix = &mut file.prefix;
         if prefix.len() as u64 != at {
             return;
         }

@@ -166,11 +166,11 @@ impl Reading {
 
     /// Reads `file` from its start, after the file being read (which lost
     /// bytes it had not read, when `lost`).
-    fn begin(&mut self, file: OpenFile, lost: bool) {
+    fn begin(&mut self, mut file: OpenFile, lost: bool) {
         let Some(files) = &mut self.files else {
             return;
         };
-        files.progress.new_file(file.id, lost);
+        files.progress.new_file(file.id, std::mem::take(&mut file.head), lost);
         files.id = file.id;
         self.sequence_base = files.progress.sequence_base();
         let bytes = file.bytes(files.buffer_bytes);

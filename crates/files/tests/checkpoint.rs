@@ -239,8 +239,10 @@ async fn a_file_that_grew_resumes_where_it_stopped_across_the_fingerprint_bound(
         assert_eq!(checkpoint.position(), saved);
         assert_eq!(
             checkpoint.fingerprint_bytes,
-            saved.offset.min(FINGERPRINT_BYTES as u64)
+            numbered(1, 5).len() as u64,
+            "the file as first seen, whole: fixed while it grows"
         );
+        assert!(FINGERPRINT_BYTES as u64 > checkpoint.fingerprint_bytes);
     }
 }
 
@@ -273,8 +275,11 @@ async fn a_changed_start_is_a_fingerprint_error() {
 
 #[tokio::test]
 async fn a_file_shorter_than_the_offset_is_an_error() {
-    let f = files(&numbered(1, 10));
-    let (_, saved) = run(&f, Some(6)).await;
+    // First seen with 3 lines (the fingerprint covers them), then grown.
+    let f = files(&numbered(1, 3));
+    run(&f, None).await;
+    append(&f.input, &numbered(4, 10));
+    let (_, saved) = run(&f, Some(3)).await;
     std::fs::write(&f.input, numbered(1, 3)).unwrap();
     let error = LineSource::resume(&f.input, &f.checkpoint, SourceOptions::default())
         .await

@@ -38,7 +38,7 @@ fn a_new_file_numbers_on_and_the_old_one_stays_in_the_checkpoint_until_done() {
     let a = progress.track(0, 2, 1);
     progress.skip(4, 2);
     let c = progress.track(4, 6, 3);
-    progress.new_file(id(2), false);
+    progress.new_file(id(2), Vec::new(), false);
     assert_eq!(progress.sequence_base(), 3, "the old file's 3 lines");
     assert_eq!(progress.read(), at(0, 0), "the new file is read");
     progress.observe(0, b"d\n");
@@ -81,8 +81,8 @@ fn a_file_with_a_line_handed_back_stays_in_the_checkpoint() {
     let progress = progress();
     let a = progress.track(0, 2, 1);
     tell(a, Resolution::NotProcessed);
-    progress.new_file(id(2), false);
-    progress.new_file(id(3), false);
+    progress.new_file(id(2), Vec::new(), false);
+    progress.new_file(id(3), Vec::new(), false);
     let checkpoint = progress.checkpoint();
     assert_eq!(checkpoint.file_id, id(3));
     let rotated: Vec<_> = checkpoint.rotated.iter().map(|c| c.file_id).collect();
@@ -94,7 +94,7 @@ fn a_file_with_a_line_handed_back_stays_in_the_checkpoint() {
 fn a_lost_file_leaves_the_checkpoint_and_is_forgotten_once_resolved() {
     let progress = progress();
     let a = progress.track(0, 2, 1);
-    progress.new_file(id(1), true);
+    progress.new_file(id(1), Vec::new(), true);
     assert_eq!(progress.sequence_base(), 1);
     let checkpoint = progress.checkpoint();
     assert!(checkpoint.rotated.is_empty(), "its bytes are gone");
