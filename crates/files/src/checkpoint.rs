@@ -98,6 +98,42 @@ fn is_zero(value: &u64) -> bool {
     *value == 0
 }
 
+/// A file's stable content identity: its canonical path and the
+/// fingerprint of its first bytes (see [`Checkpoint`]: the first
+/// [`FINGERPRINT_BYTES`], or the whole file when it was shorter when first
+/// opened). It is the same across restarts (a checkpoint keeps how many
+/// bytes it covers) and while the file grows by appending, and differs
+/// for another file at the same path (rotated, replaced) unless that one
+/// starts with the same bytes.
+///
+/// A record's key can be derived from `(path, fingerprint, line)`: get it
+/// per record with [`Progress::identity_of`](crate::Progress::identity_of)
+/// (the record's [`position`](sluice_processor::RawRecord::position)
+/// sequence), from the [`LineSource::progress`](crate::LineSource::progress)
+/// of the source that yielded it. A last line without newline keeps its
+/// line number when a writer completes it, so it keeps its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileIdentity {
+    /// The file's canonical path (the path followed, for a rotated file).
+    pub path: PathBuf,
+    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes.
+    pub fingerprint: String,
+    /// How many bytes the fingerprint covers.
+    pub fingerprint_bytes: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` (canonical) whose fingerprinted
+    /// first bytes are `prefix`.
+    pub(crate) fn of(path: PathBuf, prefix: &[u8]) -> FileIdentity {
+        FileIdentity {
+            path,
+            fingerprint: fingerprint(prefix),
+            fingerprint_bytes: prefix.len() as u64,
+        }
+    }
+}
+
 /// Which file a path names, as the file system tells files apart: its
 /// device and inode. A file keeps it when renamed within its file system,
 /// and a new file created at a path gets another.

@@ -88,7 +88,9 @@ mod resume;
 mod settings;
 mod source;
 
-pub use checkpoint::{CHECKPOINT_VERSION, OLDEST_CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1, FileId};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, OLDEST_CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1, FileId, FileIdentity,
+};
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use serde::{Deserialize, Serialize};
 use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
 
-use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId};
+use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId, FileIdentity};
 use crate::lock::CheckpointLock;
 use crate::resolved::{Span, Spans};
 
@@ -443,6 +443,28 @@ impl Progress {
         }
         let want = FINGERPRINT_BYTES.saturating_sub(prefix.len());
         prefix.extend_from_slice(&bytes[..bytes.len().min(want)]);
+    }
+
+    /// The identity of the file being read (its fingerprint may still
+    /// grow while the file, empty when opened, has no line tracked).
+    pub fn identity(&self) -> FileIdentity {
+        let state = self.state();
+        FileIdentity::of(self.0.path.clone(), &state.reading().prefix)
+    }
+
+    /// The identity of the file whose line gave the record of sequence
+    /// `sequence` (its [`RecordId::sequence`](sluice_processor::RecordId::sequence)),
+    /// among the files of the path not yet done: always, for a record in
+    /// flight. The line within it is `sequence` minus the file's sequence
+    /// base; the pair (identity, sequence) is stable across restarts.
+    pub fn identity_of(&self, sequence: u64) -> Option<FileIdentity> {
+        let state = self.state();
+        let file = state
+            .files
+            .iter()
+            .rev()
+            .find(|file| file.sequence_base < sequence)?;
+        Some(FileIdentity::of(self.0.path.clone(), &file.prefix))
     }
 
     /// The checkpoint at the watermark of the newest file, holding those of

@@ -329,8 +329,9 @@ impl LineSource {
         })
     }
 
-    /// The path's progress, for a [`Checkpointer`](crate::Checkpointer);
-    /// `None` for stdin and other readers.
+    /// The path's progress, for a [`Checkpointer`](crate::Checkpointer),
+    /// and the identity of the file each record came from
+    /// ([`Progress::identity_of`]); `None` for stdin and other readers.
     pub fn progress(&self) -> Option<&Progress> {
         self.progress.as_ref()
     }
