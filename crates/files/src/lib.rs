@@ -89,7 +89,8 @@ mod settings;
 mod source;
 
 pub use checkpoint::{
-    CHECKPOINT_VERSION, OLDEST_CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1, FileId, FileIdentity,
+    CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1,
+    FileId, FileIdentity, OLDEST_CHECKPOINT_VERSION,
 };
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
@@ -97,8 +98,8 @@ pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
 pub use inputs::InputError;
 pub use line::DEFAULT_MAX_LINE_BYTES;
 pub use lock::CheckpointLock;
-pub use resolved::Span;
 pub use progress::{LineTicket, Position, Progress, SourceEnd};
+pub use resolved::Span;
 pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT};
 pub use sluice_processor::Resolutions;
 pub use source::{

@@ -154,10 +154,7 @@ impl OpenFile {
 /// The first [`FINGERPRINT_BYTES`] bytes of `file` (decompressed), or all
 /// of them when it has fewer; `file` is left at its start. Data that
 /// cannot be decompressed ends the head there: reading the file says why.
-async fn head(
-    file: &mut tokio::fs::File,
-    compression: Option<Compression>,
-) -> io::Result<Vec<u8>> {
+async fn head(file: &mut tokio::fs::File, compression: Option<Compression>) -> io::Result<Vec<u8>> {
     let limit = FINGERPRINT_BYTES as u64;
     let mut head = Vec::new();
     {

@@ -170,7 +170,9 @@ impl Reading {
         let Some(files) = &mut self.files else {
             return;
         };
-        files.progress.new_file(file.id, std::mem::take(&mut file.head), lost);
+        files
+            .progress
+            .new_file(file.id, std::mem::take(&mut file.head), lost);
         files.id = file.id;
         self.sequence_base = files.progress.sequence_base();
         let bytes = file.bytes(files.buffer_bytes);

@@ -32,7 +32,12 @@ impl From<[u64; 4]> for Span {
 
 impl From<Span> for [u64; 4] {
     fn from(span: Span) -> [u64; 4] {
-        [span.from.offset, span.from.lines, span.to.offset, span.to.lines]
+        [
+            span.from.offset,
+            span.from.lines,
+            span.to.offset,
+            span.to.lines,
+        ]
     }
 }
 
@@ -86,7 +91,9 @@ impl Spans {
             .range(..=from.offset)
             .next_back()
             .is_some_and(|(_, span)| {
-                span.from.lines <= from.lines && to.offset <= span.to.offset && to.lines <= span.to.lines
+                span.from.lines <= from.lines
+                    && to.offset <= span.to.offset
+                    && to.lines <= span.to.lines
             })
     }
 

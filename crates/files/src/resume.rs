@@ -216,7 +216,9 @@ async fn position(
             if chunk.is_empty() {
                 break;
             }
-            let take = chunk.len().min(usize::try_from(offset - scan.read).unwrap_or(usize::MAX));
+            let take = chunk
+                .len()
+                .min(usize::try_from(offset - scan.read).unwrap_or(usize::MAX));
             scan.count(&chunk[..take]);
             bytes.consume(take);
         }
@@ -307,7 +309,10 @@ fn check_fingerprint(
 ) -> Result<Vec<u8>, CheckpointError> {
     let covered = checkpoint.fingerprint_bytes;
     let within = if checkpoint.version == 1 {
-        covered == covered.min(checkpoint.offset).min(FINGERPRINT_BYTES_V1 as u64)
+        covered
+            == covered
+                .min(checkpoint.offset)
+                .min(FINGERPRINT_BYTES_V1 as u64)
     } else {
         covered <= FINGERPRINT_BYTES as u64
     };

@@ -316,7 +316,11 @@ async fn a_last_line_without_terminator_is_delivered_once_and_once_more_whole_wh
     let f = files("{\"n\":1}\n{\"n\":2");
     let (lines, saved) = run(&f, None).await;
     let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
-    assert_eq!(texts, ["{\"n\":1}", "{\"n\":2"], "the last line, as it stands");
+    assert_eq!(
+        texts,
+        ["{\"n\":1}", "{\"n\":2"],
+        "the last line, as it stands"
+    );
     assert_eq!(saved.offset, 8, "the checkpoint stays at its start");
     let resolved: Vec<[u64; 4]> = Checkpoint::load(&f.checkpoint)
         .await
@@ -338,7 +342,13 @@ async fn a_last_line_without_terminator_is_delivered_once_and_once_more_whole_wh
         .map(|l| (l.position.sequence, l.text.as_str()))
         .collect();
     assert_eq!(seen, [(2, "{\"n\":23}")]);
-    assert_eq!(saved, Position { offset: 17, lines: 2 });
+    assert_eq!(
+        saved,
+        Position {
+            offset: 17,
+            lines: 2
+        }
+    );
     let (lines, _) = run(&f, None).await;
     assert!(lines.is_empty());
 }

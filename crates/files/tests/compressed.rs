@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
 use futures::StreamExt;
-use sluice_files::{FINGERPRINT_BYTES, 
-    Checkpoint, CheckpointError, Checkpointer, LineSource, Position, SourceError, SourceOptions,
+use sluice_files::{
+    Checkpoint, CheckpointError, Checkpointer, FINGERPRINT_BYTES, LineSource, Position,
+    SourceError, SourceOptions,
 };
 use sluice_processor::RawRecord;
 use tokio::io::AsyncWriteExt;
@@ -188,7 +189,13 @@ async fn a_compressed_file_resumes_at_its_decompressed_offset() {
     let (first, saved) = run(&input, &checkpoint, Some(8000)).await;
     assert_eq!(first.len(), 8000);
     let offset = numbered(1, 8000).len() as u64;
-    assert_eq!(saved, Position { offset, lines: 8000 });
+    assert_eq!(
+        saved,
+        Position {
+            offset,
+            lines: 8000
+        }
+    );
     let recorded = Checkpoint::load(&checkpoint).await.unwrap().unwrap();
     assert_eq!(recorded.fingerprint_bytes, FINGERPRINT_BYTES as u64);
     assert_eq!(
@@ -275,7 +282,11 @@ async fn a_compressed_last_line_without_terminator_is_read_again_whole_once_comp
     let checkpoint = dir.path().join("c.checkpoint.json");
     std::fs::write(&input, gzip("{\"n\":1}\n{\"n\":2}").await).unwrap();
     let (lines, saved) = run(&input, &checkpoint, None).await;
-    assert_eq!((lines.len(), saved.offset), (2, 8), "not past line 2's start");
+    assert_eq!(
+        (lines.len(), saved.offset),
+        (2, 8),
+        "not past line 2's start"
+    );
     // Unchanged: nothing again.
     let (lines, _) = run(&input, &checkpoint, None).await;
     assert!(lines.is_empty());

@@ -110,7 +110,14 @@ async fn a_clean_stop_and_resume_resends_nothing_delivered_or_dead_lettered() {
     };
     let (first, saved) = run(&input, &checkpoint, &dead, holding, 9).await;
     assert_eq!(first, [1, 3, 5, 6, 7, 9, 10]);
-    assert_eq!(saved.position(), Position { offset: 8, lines: 1 }, "before line 2");
+    assert_eq!(
+        saved.position(),
+        Position {
+            offset: 8,
+            lines: 1
+        },
+        "before line 2"
+    );
     let resolved: Vec<[u64; 4]> = saved.resolved.iter().map(|&s| s.into()).collect();
     let len = text.len() as u64;
     assert_eq!(resolved, [[16, 2, len, 10]], "lines 3 to 10, in one span");
@@ -120,7 +127,13 @@ async fn a_clean_stop_and_resume_resends_nothing_delivered_or_dead_lettered() {
     // Resumed: line 2 alone; its dead letters not written again.
     let (second, saved) = run(&input, &checkpoint, &dead, HoldLine::default(), 1).await;
     assert_eq!(second, [2]);
-    assert_eq!(saved.position(), Position { offset: len, lines: 10 });
+    assert_eq!(
+        saved.position(),
+        Position {
+            offset: len,
+            lines: 10
+        }
+    );
     assert!(saved.resolved.is_empty(), "passed by the watermark");
     assert_eq!(std::fs::read_to_string(&dead).unwrap(), letters);
 }
@@ -156,7 +169,13 @@ async fn the_first_resolution_is_written_at_once() {
     assert_eq!(resolved, [[8, 1, 16, 2]]);
     Box::new(first).acknowledge(Resolution::Delivered);
     let last = checkpointer.finish().await.unwrap();
-    assert_eq!(last, Position { offset: 16, lines: 2 });
+    assert_eq!(
+        last,
+        Position {
+            offset: 16,
+            lines: 2
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -172,11 +191,24 @@ async fn resolutions_within_an_interval_are_coalesced_into_one_write() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let writes = checkpointer.writes();
-    assert!((2..=4).contains(&writes), "{writes} writes for 100 resolutions");
+    assert!(
+        (2..=4).contains(&writes),
+        "{writes} writes for 100 resolutions"
+    );
     let last = checkpointer.finish().await.unwrap();
-    assert_eq!(last, Position { offset: 1000, lines: 100 });
     assert_eq!(
-        Checkpoint::load(&checkpoint).await.unwrap().unwrap().position(),
+        last,
+        Position {
+            offset: 1000,
+            lines: 100
+        }
+    );
+    assert_eq!(
+        Checkpoint::load(&checkpoint)
+            .await
+            .unwrap()
+            .unwrap()
+            .position(),
         last
     );
 }

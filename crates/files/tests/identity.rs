@@ -24,7 +24,9 @@ fn block(fill: char, width: usize, lines: usize) -> String {
 }
 
 async fn identity(path: &Path) -> FileIdentity {
-    let source = LineSource::open(path, SourceOptions::default()).await.unwrap();
+    let source = LineSource::open(path, SourceOptions::default())
+        .await
+        .unwrap();
     source.progress().unwrap().identity()
 }
 
@@ -50,7 +52,11 @@ async fn files_sharing_their_first_8_kib_have_different_fingerprints() {
     std::fs::write(&two, format!("{header}{}", block('b', 16, 10))).unwrap();
     let (first, second) = (identity(&one).await, identity(&two).await);
     assert_ne!(first.fingerprint, second.fingerprint);
-    assert_eq!(first.fingerprint_bytes, 8192 + 160, "the whole file, shorter than 64 KiB");
+    assert_eq!(
+        first.fingerprint_bytes,
+        8192 + 160,
+        "the whole file, shorter than 64 KiB"
+    );
     assert_eq!(first.path, std::fs::canonicalize(&one).unwrap());
 }
 

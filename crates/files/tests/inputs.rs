@@ -127,7 +127,10 @@ async fn a_file_named_twice_is_refused_naming_both_spellings() {
         assert_eq!(one, named(dir.path(), first));
         assert_eq!(two, named(dir.path(), again), "{error}");
         let message = error.to_string();
-        assert!(message.contains(&one) && message.contains(&two), "{message}");
+        assert!(
+            message.contains(&one) && message.contains(&two),
+            "{message}"
+        );
     }
     // Each once: read.
     let inputs = [named(dir.path(), "a.ndjson"), named(dir.path(), "b.ndjson")];

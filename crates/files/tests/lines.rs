@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use futures::StreamExt;
-use sluice_files::{Position, DEFAULT_MAX_LINE_BYTES, LineSource, SourceEnd, SourceOptions};
+use sluice_files::{DEFAULT_MAX_LINE_BYTES, LineSource, Position, SourceEnd, SourceOptions};
 use sluice_processor::{Origin, StreamName};
 use tokio::io::{AsyncRead, ReadBuf};
 
@@ -44,7 +44,13 @@ async fn lines_are_numbered_with_their_byte_spans_for_lf_and_crlf() {
     // start (a writer may complete it).
     let (last, after) = &pulled[3];
     assert_eq!((last.position.sequence, last.text.as_str()), (6, "four"));
-    assert_eq!(*after, Position { offset: 21, lines: 5 });
+    assert_eq!(
+        *after,
+        Position {
+            offset: 21,
+            lines: 5
+        }
+    );
     let records: Vec<_> = pulled.into_iter().map(|(record, _)| record).collect();
     assert!(records.iter().all(|r| r.cut.is_none()));
     assert!(

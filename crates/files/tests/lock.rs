@@ -37,8 +37,14 @@ async fn a_second_source_on_a_held_checkpoint_is_refused_until_the_first_is_done
     assert_eq!(*pid, Some(std::process::id()), "the holder's pid");
     let message = error.to_string();
     assert!(message.contains("held.checkpoint.json"), "{message}");
-    assert!(message.contains("in use by another sluice run"), "{message}");
-    assert!(message.contains(&format!("pid {}", std::process::id())), "{message}");
+    assert!(
+        message.contains("in use by another sluice run"),
+        "{message}"
+    );
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
     assert!(CheckpointLock::path_of(&checkpoint).exists());
 
     // Once the first source and everything holding its progress is gone,
