@@ -42,6 +42,9 @@ pub(crate) struct Files {
     pub(crate) follow: Option<Duration>,
     pub(crate) max_line_bytes: usize,
     pub(crate) buffer_bytes: usize,
+    /// A followed file rotated away, read to its end: since when, and at
+    /// which offset, it has had nothing new.
+    pub(crate) quiet: Option<(tokio::time::Instant, u64)>,
 }
 
 /// A file to read after the one being read.
@@ -103,6 +106,10 @@ impl Reading {
                 }
             };
             if files.complete() {
+                if files.draining(self.lines.offset()) {
+                    tokio::time::sleep(files.poll()).await;
+                    continue;
+                }
                 if let Some(line) = self.lines.take_partial() {
                     match self.record(line) {
                         Some(record) => return Some(record),
@@ -142,6 +149,7 @@ impl Reading {
         let Some(files) = self.files.as_mut() else {
             return false;
         };
+        files.quiet = None;
         match files.queued.pop_front() {
             Some(Queued::Planned(planned)) => {
                 files.progress.next_file();
@@ -246,6 +254,25 @@ impl Files {
     /// followed, or another file is to be read after it.
     fn complete(&self) -> bool {
         self.follow.is_none() || !self.queued.is_empty()
+    }
+
+    /// Whether the followed file being read, rotated away and read to
+    /// `offset`, its end, is to be read on rather than left for the new
+    /// file at the path: until it has had nothing new for a whole poll
+    /// interval after the new file appeared, as its writer may not have
+    /// reopened the path yet.
+    fn draining(&mut self, offset: u64) -> bool {
+        let (Some(poll), Some(Queued::Fresh(_))) = (self.follow, self.queued.front()) else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        match self.quiet {
+            Some((since, at)) if at == offset => now.duration_since(since) < poll,
+            _ => {
+                self.quiet = Some((now, offset));
+                true
+            }
+        }
     }
 
     /// How long to wait before looking at a followed file again.

@@ -148,8 +148,11 @@ pub enum SourceError {
 ///   on tokio's clock, and never ends by itself; a last line is yielded
 ///   only once its `\n` is written. When the path is renamed away and a
 ///   new file created at it (a file of another identity, on Unix), it
-///   reads the old file to its end, its last line included, then the new
-///   one from its start; when the file gets shorter than what was read
+///   reads the old file to its end, and on until the old file has had
+///   nothing new for a whole poll interval after the new one appeared (a
+///   writer may append to the old file until it reopens the path; what it
+///   writes there later is not read), its last line included, then the
+///   new one from its start; when the file gets shorter than what was read
 ///   (truncated, as by `copytruncate`), it reads it again from its start,
 ///   and what it held past what was read is lost. Each file's progress is
 ///   kept apart, in the checkpoint too.
@@ -321,6 +324,7 @@ impl LineSource {
                 follow: options.follow.then_some(options.poll_interval),
                 max_line_bytes: options.max_line_bytes,
                 buffer_bytes: options.buffer_bytes,
+                quiet: None,
             }),
         };
         Ok(LineSource {

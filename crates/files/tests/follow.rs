@@ -145,6 +145,28 @@ async fn a_rotated_file_is_read_to_its_end_then_the_new_one_from_its_start() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_rotated_file_is_drained_until_quiet_after_the_new_one_appears() {
+    let (dir, path, mut source, _) = followed("a1\n").await;
+    assert_eq!(next_text(&mut source).await, "a1");
+    let rotated = dir.path().join("app.log.1");
+    std::fs::rename(&path, &rotated).unwrap();
+    std::fs::write(&path, "b1\n").unwrap();
+    // The writer has not reopened the path yet: it appends to the old
+    // file after the new one appeared.
+    let late = tokio::spawn({
+        let rotated = rotated.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            append(&rotated, "a2\n");
+        }
+    });
+    assert_eq!(next_text(&mut source).await, "a2", "not lost");
+    late.await.unwrap();
+    let record = next_within_a_second(&mut source).await.unwrap();
+    assert_eq!((record.text.as_str(), record.position.sequence), ("b1", 3));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_path_renamed_away_and_not_yet_created_is_waited_for() {
     let (dir, path, mut source, _) = followed("a1\n").await;
     assert_eq!(next_text(&mut source).await, "a1");
