@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
+use sluice_processor::{Resolution, Resolutions, Watermark};
 
 use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId, FileIdentity};
 use crate::lock::CheckpointLock;
@@ -303,12 +303,7 @@ impl Progress {
         file.marks.track(at, next);
         file.numbered = file.numbered.max(end.lines);
         file.sealed = true;
-        LineTicket {
-            progress: Some(self.clone()),
-            file: file.key,
-            at,
-            end,
-        }
+        LineTicket::new(self.clone(), file.key, at, end)
     }
 
     /// Line `line_number` of the file being read, ending at `end`, was
@@ -497,7 +492,13 @@ impl Progress {
         saved
     }
 
-    fn resolve(&self, file: u64, at: Position, end: Position, resolution: Resolution<'_>) {
+    pub(crate) fn resolve(
+        &self,
+        file: u64,
+        at: Position,
+        end: Position,
+        resolution: Resolution<'_>,
+    ) {
         let mut state = self.state();
         let Some(file) = state.files.iter_mut().find(|f| f.key == file) else {
             return;
@@ -511,40 +512,9 @@ impl Progress {
     }
 }
 
-/// The acknowledgement receiver of one tracked line: tells its
-/// [`Progress`] the line's fate. Dropped untold, it tells
-/// [`NotProcessed`](Resolution::NotProcessed).
-#[derive(Debug)]
-pub struct LineTicket {
-    progress: Option<Progress>,
-    file: u64,
-    at: Position,
-    /// Just past the line.
-    end: Position,
-}
+mod ticket;
 
-impl LineTicket {
-    /// The offset of the line.
-    pub fn offset(&self) -> u64 {
-        self.at.offset
-    }
-}
-
-impl Acknowledge for LineTicket {
-    fn acknowledge(mut self: Box<Self>, resolution: Resolution<'_>) {
-        if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, self.end, resolution);
-        }
-    }
-}
-
-impl Drop for LineTicket {
-    fn drop(&mut self) {
-        if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, self.end, Resolution::NotProcessed);
-        }
-    }
-}
+pub use ticket::LineTicket;
 
 #[cfg(test)]
 mod tests;
