@@ -8,32 +8,53 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::progress::Position;
+use crate::resolved::Span;
 
-/// The most bytes of a file's start its fingerprint covers (4 KiB).
-pub const FINGERPRINT_BYTES: usize = 4096;
+mod error;
 
-/// The checkpoint format this crate writes and reads.
-pub const CHECKPOINT_VERSION: u32 = 1;
+pub use error::CheckpointError;
+
+/// The most bytes of a file's start its fingerprint covers (64 KiB).
+pub const FINGERPRINT_BYTES: usize = 64 * 1024;
+
+/// The most bytes of a file's start the fingerprint of a version 1
+/// checkpoint covers (4 KiB).
+pub const FINGERPRINT_BYTES_V1: usize = 4096;
+
+/// The checkpoint format this crate writes. It reads it and version 1
+/// (without `resolved`).
+pub const CHECKPOINT_VERSION: u32 = 2;
+
+/// The oldest checkpoint format this crate reads.
+pub const OLDEST_CHECKPOINT_VERSION: u32 = 1;
 
 /// How far a file is done, saved as JSON:
 ///
 /// ```json
-/// {"version":1,"path":"/data/orders.jsonl","offset":5120,"lines":40,
-///  "fingerprint":"9f86d0…","fingerprint_bytes":4096,
-///  "file_id":{"device":2049,"inode":1835123}}
+/// {"version":2,"path":"/data/orders.jsonl","offset":5120,"lines":40,
+///  "fingerprint":"9f86d0…","fingerprint_bytes":65536,
+///  "file_id":{"device":2049,"inode":1835123},
+///  "resolved":[[5200,41,5610,45],[5702,46,6004,49]]}
 /// ```
 ///
 /// Every line before `offset` is delivered, dead-lettered or blank; a
-/// restart reads on from `offset`, numbering lines from `lines + 1`. For a
-/// compressed file, offsets count bytes of the decompressed stream.
+/// restart reads on from `offset`, numbering lines from `lines + 1`, and
+/// skips the lines of `resolved` (spans `[offset, lines, end offset, end
+/// lines]` of whole lines resolved past the watermark: delivered,
+/// dead-lettered or blank). For a compressed file, offsets count bytes of
+/// the decompressed stream. The watermark never passes a last line without
+/// newline (its span may be in `resolved`, as it stood).
 ///
 /// The fingerprint is the BLAKE3 hash (hex) of the file's first
-/// `fingerprint_bytes` bytes (decompressed): `min(4096, offset)`. Hashing
-/// only bytes before the offset, which a well-behaved writer never
-/// rewrites, keeps the fingerprint valid while the file grows; a file
-/// replaced by another (rewritten, truncated) no longer matches. Two files
-/// whose first 4 KiB are equal (a long shared header) cannot be told apart
-/// by it.
+/// `fingerprint_bytes` bytes (decompressed): [`FINGERPRINT_BYTES`] (64
+/// KiB), or the whole file when it was shorter when first opened (for a
+/// file empty then, its start up to its first line read). It is fixed
+/// for the file's life, so that it identifies the file across restarts
+/// and while it grows ([`FileIdentity`](crate::FileIdentity)). On resume
+/// the file must match it, and hold exactly `lines` newlines before
+/// `offset`: otherwise the file was replaced or rewritten, an error. (A
+/// version 1 checkpoint's fingerprint covers `min(4096, offset)` bytes;
+/// it is checked so, and the next checkpoint saved is of version 2.)
 ///
 /// On Unix, `file_id` records which file it is (device and inode): the
 /// checkpoint is applied only to that file, found at `path` or, when it
@@ -52,7 +73,8 @@ pub struct Checkpoint {
     pub offset: u64,
     /// How many lines come before `offset`.
     pub lines: u64,
-    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes.
+    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes: the
+    /// file's identity.
     pub fingerprint: String,
     /// How many bytes the fingerprint covers.
     pub fingerprint_bytes: u64,
@@ -68,10 +90,52 @@ pub struct Checkpoint {
     /// empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rotated: Vec<Checkpoint>,
+    /// The lines past `offset` already resolved for good (delivered,
+    /// dead-lettered or blank), as spans of whole lines, in file order: a
+    /// restart does not read them again. Bounded by the lines that were in
+    /// flight or handed back, not by the lines read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resolved: Vec<Span>,
 }
 
 fn is_zero(value: &u64) -> bool {
     *value == 0
+}
+
+/// A file's stable content identity: its canonical path and the
+/// fingerprint of its first bytes (see [`Checkpoint`]: the first
+/// [`FINGERPRINT_BYTES`], or the whole file when it was shorter when first
+/// opened). It is the same across restarts (a checkpoint keeps how many
+/// bytes it covers) and while the file grows by appending, and differs
+/// for another file at the same path (rotated, replaced) unless that one
+/// starts with the same bytes.
+///
+/// A record's key can be derived from `(path, fingerprint, line)`: get it
+/// per record with [`Progress::identity_of`](crate::Progress::identity_of)
+/// (the record's [`position`](sluice_processor::RawRecord::position)
+/// sequence), from the [`LineSource::progress`](crate::LineSource::progress)
+/// of the source that yielded it. A last line without newline keeps its
+/// line number when a writer completes it, so it keeps its key.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileIdentity {
+    /// The file's canonical path (the path followed, for a rotated file).
+    pub path: PathBuf,
+    /// BLAKE3 (hex) of the file's first `fingerprint_bytes` bytes.
+    pub fingerprint: String,
+    /// How many bytes the fingerprint covers.
+    pub fingerprint_bytes: u64,
+}
+
+impl FileIdentity {
+    /// The identity of the file at `path` (canonical) whose fingerprinted
+    /// first bytes are `prefix`.
+    pub(crate) fn of(path: PathBuf, prefix: &[u8]) -> FileIdentity {
+        FileIdentity {
+            path,
+            fingerprint: fingerprint(prefix),
+            fingerprint_bytes: prefix.len() as u64,
+        }
+    }
 }
 
 /// Which file a path names, as the file system tells files apart: its
@@ -105,126 +169,14 @@ impl FileId {
     }
 }
 
-/// What went wrong with a checkpoint: each names the checkpoint file and,
-/// where it concerns it, the input file.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// The checkpoint file could not be read.
-    #[error("cannot read the checkpoint {}: {error}", checkpoint.display())]
-    Read {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// What failed.
-        error: io::Error,
-    },
-    /// The checkpoint file holds no checkpoint.
-    #[error("the checkpoint {} is not a valid checkpoint: {error}", checkpoint.display())]
-    Parse {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// Where and why parsing failed.
-        error: serde_json::Error,
-    },
-    /// The checkpoint is of a format this version does not read.
-    #[error("the checkpoint {} is of version {version}; this reads version {CHECKPOINT_VERSION}", checkpoint.display())]
-    Version {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The version found.
-        version: u32,
-    },
-    /// The checkpoint could not be written (it may be left as it was).
-    #[error("cannot write the checkpoint {}: {error}", checkpoint.display())]
-    Write {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// What failed.
-        error: io::Error,
-    },
-    /// The checkpoint is of another file.
-    #[error(
-        "the checkpoint {} is of {}, not of {}: name that checkpoint's file, or another checkpoint",
-        checkpoint.display(), recorded.display(), file.display()
-    )]
-    OtherFile {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The file it records.
-        recorded: PathBuf,
-        /// The file being read.
-        file: PathBuf,
-    },
-    /// The file's first bytes differ from those the checkpoint recorded:
-    /// it is not the file the checkpoint was written for.
-    #[error(
-        "the checkpoint {} does not match {}: its first {bytes} bytes changed (replaced or rewritten?); {RESTART}",
-        checkpoint.display(), file.display()
-    )]
-    Fingerprint {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The file being read.
-        file: PathBuf,
-        /// How many bytes the fingerprint covers.
-        bytes: u64,
-    },
-    /// The file is shorter than the checkpoint's offset: truncated or
-    /// replaced.
-    #[error(
-        "the checkpoint {} is at byte {offset} of {}, which has only {len} bytes (truncated or replaced?); {RESTART}",
-        checkpoint.display(), file.display()
-    )]
-    Shorter {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The file being read.
-        file: PathBuf,
-        /// The checkpoint's offset.
-        offset: u64,
-        /// The file's length.
-        len: u64,
-    },
-    /// The checkpoint's offset is inside a line: the file grew at the end
-    /// of a last line that had no terminator and was already processed.
-    #[error(
-        "the checkpoint {} is at byte {offset} of {}, which is not a line start (was a line without terminator continued?); {RESTART}",
-        checkpoint.display(), file.display()
-    )]
-    MidLine {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The file being read.
-        file: PathBuf,
-        /// The checkpoint's offset.
-        offset: u64,
-    },
-    /// The file the checkpoint records is neither at its path nor in the
-    /// path's directory: rotated away elsewhere, compressed, or deleted.
-    #[error(
-        "the checkpoint {} is of a file once at {} that is no longer there nor in its directory (rotated away, compressed or deleted?); {RESTART}",
-        checkpoint.display(), file.display()
-    )]
-    Gone {
-        /// The checkpoint file.
-        checkpoint: PathBuf,
-        /// The path being read.
-        file: PathBuf,
-        /// The file the checkpoint records, if it recorded which.
-        file_id: Option<FileId>,
-    },
-}
-
-/// What to do when a checkpoint cannot be applied.
-const RESTART: &str = "remove the checkpoint to read the file from its start";
-
 /// The fingerprint of a file starting with `prefix`: BLAKE3, in hex.
 fn fingerprint(prefix: &[u8]) -> String {
     blake3::hash(prefix).to_hex().to_string()
 }
 
 impl Checkpoint {
-    /// A checkpoint of the file at `path` whose first bytes are `prefix`,
-    /// at `at`: the fingerprint covers `prefix` up to `at`.
+    /// A checkpoint of the file at `path` whose first bytes are `prefix`
+    /// (all of which the fingerprint covers), at `at`.
     pub(crate) fn new(
         path: PathBuf,
         at: Position,
@@ -232,9 +184,7 @@ impl Checkpoint {
         file_id: Option<FileId>,
         sequence_base: u64,
     ) -> Checkpoint {
-        let covered = &prefix[..usize::try_from(at.offset)
-            .unwrap_or(usize::MAX)
-            .min(prefix.len())];
+        let covered = prefix;
         Checkpoint {
             version: CHECKPOINT_VERSION,
             path,
@@ -245,6 +195,7 @@ impl Checkpoint {
             file_id,
             sequence_base,
             rotated: Vec::new(),
+            resolved: Vec::new(),
         }
     }
 
@@ -285,7 +236,7 @@ impl Checkpoint {
                 checkpoint: checkpoint.to_owned(),
                 error,
             })?;
-        if loaded.version != CHECKPOINT_VERSION {
+        if !(OLDEST_CHECKPOINT_VERSION..=CHECKPOINT_VERSION).contains(&loaded.version) {
             return Err(CheckpointError::Version {
                 checkpoint: checkpoint.to_owned(),
                 version: loaded.version,

@@ -1,6 +1,8 @@
-//! The checkpointer: saves a path's watermarks now and then, and on demand.
+//! The checkpointer: saves a path's checkpoint soon after it changes
+//! (coalesced), and on demand.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -10,31 +12,40 @@ use tokio::task::JoinHandle;
 use crate::checkpoint::{Checkpoint, CheckpointError};
 use crate::progress::{Position, Progress};
 
-/// The default interval between checkpoints (1 s).
-pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_secs(1);
+/// The default shortest interval between two checkpoint writes (200 ms):
+/// the changes within it are coalesced into one write.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The shortest interval between checkpoints; shorter ones are raised to it.
 pub const MIN_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Saves the [checkpoint](Progress::checkpoint) of a path's [`Progress`]
-/// (the watermark of each of its files) to a checkpoint file: every
-/// interval when it changed, and on [`flush`](Self::flush).
+/// (the watermark of each of its files, and the lines resolved past it) to
+/// a checkpoint file: soon after it changes, and on [`flush`](Self::flush).
 ///
-/// A background task (on the tokio runtime it was started in) wakes each
-/// interval; when the checkpoint changed since the last save (a watermark
-/// moved, a file was rotated or done), it saves it
+/// A background task (on the tokio runtime it was started in) waits for
+/// the progress to change (a line resolved, a file rotated or done). The
+/// first change is saved at once, so that a run killed in its first
+/// second keeps what it resolved; after each write it waits `interval`
+/// (on tokio's clock) before the next, so that the changes made meanwhile
+/// are coalesced into one write: at most one write per interval, and a
+/// crash loses at most the resolutions of the last interval (their lines
+/// are sent again). It saves
 /// ([`Checkpoint::save`](crate::Checkpoint::save): atomic, synced) on a
-/// blocking thread. A failed save is logged, kept for
-/// [`last_error`](Self::last_error), and tried again at the next interval.
+/// blocking thread, only when the checkpoint differs from the one saved
+/// last. A failed save is logged, kept for
+/// [`last_error`](Self::last_error), and tried again after the interval.
 /// Saves never overlap, even when a `flush` is cancelled halfway, and the
 /// saved watermark never goes back.
 ///
 /// Call [`finish`](Self::finish) once the processor is done (after
 /// `finish()` or `stop()`, when every line is resolved) to save the final
-/// watermark. Dropped, it stops its task without a last save.
+/// checkpoint. Dropped, it stops its task without a last save.
 ///
-/// One checkpointer per checkpoint file: two processes (or two
-/// checkpointers) saving the same file would overwrite each other.
+/// One checkpointer per checkpoint file: a [`LineSource`](crate::LineSource)
+/// resumed from a checkpoint holds its [`CheckpointLock`](crate::CheckpointLock),
+/// so that no other run (or other source of this one) reads or saves it
+/// meanwhile; [`finish`](Self::finish) releases it.
 #[derive(Debug)]
 pub struct Checkpointer {
     shared: Arc<Shared>,
@@ -50,11 +61,14 @@ struct Shared {
     /// the whole of a save, on the blocking thread.
     saved: Mutex<Checkpoint>,
     last_error: Mutex<Option<String>>,
+    /// How many checkpoint files it wrote.
+    writes: AtomicU64,
 }
 
 impl Checkpointer {
-    /// Saves `progress` to `checkpoint` every `interval` (at least
-    /// [`MIN_CHECKPOINT_INTERVAL`]) when its watermark moved. Must be
+    /// Saves `progress` to `checkpoint` when it changes, at most once per
+    /// `interval` (at least [`MIN_CHECKPOINT_INTERVAL`]; typically
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`]), the first change at once. Must be
     /// called within a tokio runtime.
     pub fn start(
         checkpoint: impl Into<PathBuf>,
@@ -67,19 +81,30 @@ impl Checkpointer {
             saved: Mutex::new(progress.checkpoint()),
             progress,
             last_error: Mutex::new(None),
+            writes: AtomicU64::new(0),
         });
         let (stop, mut stopped) = oneshot::channel();
         let task = tokio::spawn({
             let shared = Arc::clone(&shared);
             async move {
+                let mut failed = false;
                 loop {
+                    // A failed save is tried again after the interval,
+                    // changed or not.
+                    if !failed {
+                        tokio::select! {
+                            biased;
+                            _ = &mut stopped => return,
+                            () = shared.progress.changed() => {}
+                        }
+                    }
+                    // Errors are kept and logged by `save`.
+                    failed = save(&shared).await.is_err();
                     tokio::select! {
                         biased;
                         _ = &mut stopped => return,
                         () = tokio::time::sleep(interval) => {}
                     }
-                    // Errors are kept and logged by `save`.
-                    let _ = save(&shared).await;
                 }
             }
         });
@@ -105,6 +130,12 @@ impl Checkpointer {
         lock(&self.shared.saved).position()
     }
 
+    /// How many times it wrote the checkpoint file (a save of an unchanged
+    /// checkpoint writes nothing).
+    pub fn writes(&self) -> u64 {
+        self.shared.writes.load(Ordering::Relaxed)
+    }
+
     /// The error of the last save, if it failed.
     pub fn last_error(&self) -> Option<String> {
         lock(&self.shared.last_error).clone()
@@ -121,8 +152,10 @@ impl Checkpointer {
         save(&self.shared).await
     }
 
-    /// Stops the periodic saves (waiting for one under way) and saves the
-    /// final watermark.
+    /// Stops the periodic saves (waiting for one under way), saves the
+    /// final watermark, and releases the checkpoint's lock (that of the
+    /// [`LineSource`](crate::LineSource) the progress is of), even when the
+    /// save failed.
     ///
     /// # Errors
     /// As [`flush`](Self::flush).
@@ -135,7 +168,9 @@ impl Checkpointer {
         {
             tracing::error!(%error, "the checkpointer task failed");
         }
-        self.flush().await
+        let saved = self.flush().await;
+        self.shared.progress.release();
+        saved
     }
 }
 
@@ -183,6 +218,7 @@ fn save_blocking(shared: &Shared) -> Result<Position, CheckpointError> {
         return Ok(at);
     }
     checkpoint.save(&shared.file)?;
+    shared.writes.fetch_add(1, Ordering::Relaxed);
     *saved = checkpoint;
     Ok(at)
 }

@@ -54,6 +54,18 @@ pub enum FilesError {
     NotSaved(Vec<CheckpointError>),
 }
 
+impl FilesError {
+    /// Whether the source cannot start because a checkpoint is held by
+    /// another run ([`CheckpointError::InUse`]): the runner's "settings"
+    /// exit code, as the run could not start.
+    pub fn is_checkpoint_in_use(&self) -> bool {
+        matches!(
+            self,
+            FilesError::Source(SourceError::Checkpoint(CheckpointError::InUse { .. }))
+        )
+    }
+}
+
 fn join(errors: &[CheckpointError]) -> String {
     let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
     messages.join("; ")
@@ -70,7 +82,9 @@ fn join(errors: &[CheckpointError]) -> String {
 /// (`data/*.ndjson`, `logs/**/*.log`: quote it, for the shell to leave
 /// it), the regular files it matches, sorted by path. A glob or directory
 /// that matches no file is an error. A file named twice (the same
-/// canonical path, e.g. by a glob and by name) is read once.
+/// canonical path, e.g. by a glob and by name, or the same file under two
+/// names, a hard link) is an error naming both spellings
+/// ([`InputError::NamedTwice`]): it would be read, and sent, twice.
 ///
 /// It opens each file as a [`LineSource`] (gzip and zstd decompressed;
 /// followed with [`follow`](FilesSettings::follow)), one stream each, from
@@ -78,9 +92,12 @@ fn join(errors: &[CheckpointError]) -> String {
 /// when the inputs are one file, else a directory of
 /// `<stem>-<hash>.checkpoint.json` files (created if missing), one per
 /// file (per path, for a followed file and the files rotated away from
-/// it). Each path's [`Checkpointer`] saves its checkpoint every second;
-/// the source's [`Finish`] saves the last one and returns the position
-/// each saved. stdin has no checkpoint (naming it with checkpoints is an
+/// it). Each path's [`Checkpointer`] saves its checkpoint (the
+/// watermark and the lines resolved past it) at the first resolution, then
+/// at most every [`DEFAULT_CHECKPOINT_INTERVAL`] while it changes; the
+/// source's [`Finish`] saves the last one, releases the checkpoints' locks
+/// and returns the position each saved. A checkpoint held by another run
+/// is refused ([`FilesError::is_checkpoint_in_use`]). stdin has no checkpoint (naming it with checkpoints is an
 /// error), cannot be followed, and may be named once.
 #[async_trait]
 impl SourceConnector for FilesSettings {

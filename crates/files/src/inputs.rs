@@ -1,10 +1,11 @@
 //! The inputs a user named, expanded to the files to read: paths, globs,
 //! directories, and `-` for stdin.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::checkpoint::FileId;
 use crate::source::STDIN_ORIGIN;
 
 /// One input to read.
@@ -35,6 +36,20 @@ pub enum InputError {
         /// What to do.
         hint: &'static str,
     },
+    /// One file is named twice (the same canonical path, or the same file
+    /// under two names: a hard link): it would be read, and its records
+    /// sent, twice.
+    #[error(
+        "the file {first} is also named as {second} (the same file, {why}): name each file once (check globs and directories that include it)"
+    )]
+    NamedTwice {
+        /// The file as first named or matched.
+        first: String,
+        /// The same file as named or matched again.
+        second: String,
+        /// How they are the same: same canonical path, or same inode.
+        why: &'static str,
+    },
     /// A directory, or a path a glob went through, cannot be read.
     #[error("cannot list the input {input:?}: {error}")]
     List {
@@ -49,15 +64,17 @@ pub enum InputError {
 /// directory as its regular files sorted by path (and those of its
 /// subdirectories when `recursive`), hidden ones (`.name`) left out; a
 /// path that does not exist and holds `*`, `?` or `[` as a glob, its
-/// regular files sorted by path. A file named twice (the same canonical
-/// path) is read once, where it is first named.
+/// regular files sorted by path.
 ///
 /// # Errors
 /// A glob that is malformed, a glob or directory that matches no file, a
-/// directory that cannot be listed.
+/// directory that cannot be listed; a file named twice
+/// ([`InputError::NamedTwice`]): the same canonical path, or on Unix the
+/// same file (device and inode) under two names (a hard link).
 pub(crate) fn expand(named: &[String], recursive: bool) -> Result<Vec<Input>, InputError> {
     let mut inputs = Vec::new();
-    let mut seen = HashSet::new();
+    let mut paths: HashMap<PathBuf, PathBuf> = HashMap::new();
+    let mut ids: HashMap<FileId, PathBuf> = HashMap::new();
     for input in named {
         if input == STDIN_ORIGIN {
             inputs.push(Input::Stdin);
@@ -88,9 +105,22 @@ pub(crate) fn expand(named: &[String], recursive: bool) -> Result<Vec<Input>, In
             // A path that cannot be canonicalized is left for opening to
             // report.
             let key = file.canonicalize().unwrap_or_else(|_| file.clone());
-            if seen.insert(key) {
-                inputs.push(Input::File(file));
+            let twice = |first: &PathBuf, why| InputError::NamedTwice {
+                first: first.display().to_string(),
+                second: file.display().to_string(),
+                why,
+            };
+            if let Some(first) = paths.get(&key) {
+                return Err(twice(first, "same canonical path"));
             }
+            if let Some(id) = std::fs::metadata(&key).ok().and_then(|m| FileId::of(&m)) {
+                if let Some(first) = ids.get(&id) {
+                    return Err(twice(first, "same device and inode: a hard link"));
+                }
+                ids.insert(id, file.clone());
+            }
+            paths.insert(key, file.clone());
+            inputs.push(Input::File(file));
         }
     }
     Ok(inputs)

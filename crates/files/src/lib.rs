@@ -16,11 +16,16 @@
 //!   file's *watermark* (a [`Watermark`](sluice_processor::Watermark) of
 //!   [`Position`]s): the place below which every line is delivered,
 //!   dead-lettered or blank. A line handed back holds it.
-//! - [`Checkpoint`] and [`Checkpointer`]: the watermarks saved atomically
-//!   as JSON with a fingerprint of each file's start and its identity,
-//!   every interval and at the end; [`LineSource::resume`] reads on from
-//!   it, or fails with a typed error when a file is not the one
-//!   checkpointed.
+//! - [`Checkpoint`] and [`Checkpointer`]: the watermarks, and the lines
+//!   resolved past them, saved atomically as JSON with a fingerprint of
+//!   each file's first 64 KiB and its identity: at the first resolution,
+//!   then at most every 200 ms while they change, and at the end;
+//!   [`LineSource::resume`] locks the checkpoint ([`CheckpointLock`]),
+//!   reads on from it without reading again the lines it resolved, or
+//!   fails with a typed error when a file is not the one checkpointed.
+//! - [`FileIdentity`]: a file's canonical path and fingerprint, stable
+//!   across restarts and growth, per record through
+//!   [`Progress::identity_of`].
 //! - [`NdjsonDeadLetters`]: a dead-letter outlet appending one JSON object
 //!   per letter to a file, synced before the letter counts as kept.
 //!
@@ -79,20 +84,27 @@ mod connector;
 mod dead_letters;
 mod inputs;
 mod line;
+mod lock;
 mod open;
 mod progress;
 mod reading;
+mod resolved;
 mod resume;
 mod settings;
 mod source;
 
-pub use checkpoint::{CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FileId};
+pub use checkpoint::{
+    CHECKPOINT_VERSION, Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1,
+    FileId, FileIdentity, OLDEST_CHECKPOINT_VERSION,
+};
 pub use checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL, MIN_CHECKPOINT_INTERVAL};
 pub use connector::FilesError;
 pub use dead_letters::{DeadLetterFileError, NdjsonDeadLetters};
 pub use inputs::InputError;
 pub use line::DEFAULT_MAX_LINE_BYTES;
+pub use lock::CheckpointLock;
 pub use progress::{LineTicket, Position, Progress, SourceEnd};
+pub use resolved::Span;
 pub use settings::{FilesSettings, MAX_LINE_BYTES_LIMIT};
 pub use sluice_processor::Resolutions;
 pub use source::{

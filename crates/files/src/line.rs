@@ -23,6 +23,9 @@ pub(crate) struct ReadLine {
     /// Empty, or only spaces, tabs and carriage returns: `text` is then
     /// left empty.
     pub(crate) blank: bool,
+    /// Ended by the end of the input, not by a `\n`: a writer may still
+    /// complete it.
+    pub(crate) unterminated: bool,
 }
 
 /// Cuts lines out of a buffered byte stream, keeping at most `max` bytes
@@ -145,6 +148,7 @@ impl<R: AsyncBufRead + Unpin> LineReader<R> {
             end: self.offset,
             truncated,
             blank,
+            unterminated: !terminated,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_compression::tokio::bufread::{GzipDecoder, ZstdDecoder};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncSeekExt, BufReader};
 
-use crate::checkpoint::FileId;
+use crate::checkpoint::{FINGERPRINT_BYTES, FileId};
 use crate::source::SourceError;
 
 /// A file's bytes as lines are read from them: decompressed, buffered.
@@ -60,6 +60,9 @@ pub(crate) struct OpenFile {
     /// The file's length now (compressed).
     pub(crate) len: u64,
     pub(crate) compression: Option<Compression>,
+    /// Its first bytes (decompressed) when opened, at most
+    /// [`FINGERPRINT_BYTES`]: what its fingerprint covers.
+    pub(crate) head: Vec<u8>,
 }
 
 impl OpenFile {
@@ -114,12 +117,14 @@ impl OpenFile {
             }
             (None, None) => None,
         };
+        let head = head(&mut file, compression).await.map_err(failed)?;
         Ok(OpenFile {
             file,
             canonical,
             id: FileId::of(metadata),
             len: metadata.len(),
             compression,
+            head,
         })
     }
 
@@ -144,6 +149,38 @@ impl OpenFile {
         };
         BufReader::with_capacity(buffer, reader)
     }
+}
+
+/// The first [`FINGERPRINT_BYTES`] bytes of `file` (decompressed), or all
+/// of them when it has fewer; `file` is left at its start. Data that
+/// cannot be decompressed ends the head there: reading the file says why.
+async fn head(file: &mut tokio::fs::File, compression: Option<Compression>) -> io::Result<Vec<u8>> {
+    let limit = FINGERPRINT_BYTES as u64;
+    let mut head = Vec::new();
+    {
+        let buffered = BufReader::new(&mut *file);
+        let mut reader: Box<dyn AsyncRead + Send + Unpin + '_> = match compression {
+            None => Box::new(buffered),
+            Some(Compression::Gzip) => {
+                let mut decoder = GzipDecoder::new(buffered);
+                decoder.multiple_members(true);
+                Box::new(decoder)
+            }
+            Some(Compression::Zstd) => {
+                let mut decoder = ZstdDecoder::new(buffered);
+                decoder.multiple_members(true);
+                Box::new(decoder)
+            }
+        };
+        let read = (&mut reader).take(limit).read_to_end(&mut head).await;
+        if let Err(error) = read
+            && compression.is_none()
+        {
+            return Err(error);
+        }
+    }
+    file.seek(SeekFrom::Start(0)).await?;
+    Ok(head)
 }
 
 /// The default stream name of the file at `path`: its name without its

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use sluice_processor::{Acknowledge, Resolution, Resolutions, Watermark};
+use sluice_processor::{Resolution, Resolutions, Watermark};
 
-use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId};
+use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId, FileIdentity};
+use crate::lock::CheckpointLock;
+use crate::resolved::{Span, Spans};
 
 /// A place in a file: a byte offset at a line start, and how many lines
 /// come before it.
@@ -44,6 +46,14 @@ pub enum SourceEnd {
 /// so a restart from the checkpoint reads it again. Blank lines are
 /// resolved as they are read ([`skip`](Self::skip)).
 ///
+/// The lines resolved for good past the watermark are kept too, as spans
+/// of lines (adjacent lines merged), and saved in the checkpoint
+/// ([`Checkpoint::resolved`]): a restart skips them, so that neither a
+/// delivered line nor a dead-lettered one (nor its dead letter) is sent
+/// again. A resumed file starts with the spans its checkpoint recorded;
+/// the lines it skips for them count as
+/// [`skipped`](sluice_processor::Resolutions::skipped).
+///
 /// A followed path may hold several files over time (it is rotated): each
 /// has its own watermark and its own entry in the
 /// [`checkpoint`](Self::checkpoint) until all its lines are done. The
@@ -52,7 +62,8 @@ pub enum SourceEnd {
 /// [`resolutions`](Self::resolutions) and [`in_flight`](Self::in_flight)
 /// count every file.
 ///
-/// Memory is bounded by the lines in flight, and each file's first
+/// Memory is bounded by the lines in flight (and the spans between
+/// them, as many as the lines in flight or handed back), and each file's first
 /// [`FINGERPRINT_BYTES`] bytes kept for its checkpoint's fingerprint.
 ///
 /// ```
@@ -74,6 +85,12 @@ pub struct Progress(Arc<Inner>);
 struct Inner {
     path: PathBuf,
     state: Mutex<State>,
+    /// Told when the checkpoint changes (a line resolved, a file added or
+    /// done), for the [`Checkpointer`](crate::Checkpointer).
+    changed: tokio::sync::Notify,
+    /// The checkpoint's lock, held until the final save
+    /// ([`Progress::release`]) or as long as the progress lives.
+    lock: Mutex<Option<CheckpointLock>>,
 }
 
 #[derive(Debug)]
@@ -96,10 +113,20 @@ struct File {
     /// Names the file for its tickets.
     key: u64,
     marks: Watermark<Position>,
-    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]), as read.
+    /// The lines resolved for good past the watermark (and, resumed, those
+    /// the checkpoint recorded, not read again).
+    done: Spans,
+    /// The file's first bytes (at most [`FINGERPRINT_BYTES`]) its
+    /// fingerprint covers.
     prefix: Vec<u8>,
+    /// Whether `prefix` is final: a file empty when opened gets its bytes
+    /// as they are read, until its first line is tracked.
+    sealed: bool,
     id: Option<FileId>,
     sequence_base: u64,
+    /// The number of the last line read (a last line without terminator
+    /// included, which the watermark does not pass).
+    numbered: u64,
     /// Its bytes were lost (truncated) before it was read to its end: no
     /// checkpoint can resume it.
     lost: bool,
@@ -109,10 +136,13 @@ struct File {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FileStart {
     pub(crate) start: Position,
-    /// Its first bytes, up to `start` (at most [`FINGERPRINT_BYTES`]).
+    /// Its first bytes its fingerprint covers (at most
+    /// [`FINGERPRINT_BYTES`]); when empty, those read until its first line.
     pub(crate) prefix: Vec<u8>,
     pub(crate) id: Option<FileId>,
     pub(crate) sequence_base: u64,
+    /// The lines past `start` resolved in an earlier run.
+    pub(crate) resolved: Vec<Span>,
 }
 
 impl State {
@@ -128,9 +158,12 @@ impl State {
         self.files.push(File {
             key: self.next_key,
             marks: Watermark::new(start.start),
+            done: Spans::of(&start.resolved),
+            sealed: !start.prefix.is_empty(),
             prefix: start.prefix,
             id: start.id,
             sequence_base: start.sequence_base,
+            numbered: start.start.lines,
             lost: false,
         });
         self.next_key += 1;
@@ -179,12 +212,18 @@ impl Progress {
                 start,
                 ..FileStart::default()
             }],
+            None,
         )
     }
 
     /// The progress of the files at `path`, oldest first (at least one),
-    /// reading the first.
-    pub(crate) fn of_files(path: PathBuf, files: Vec<FileStart>) -> Progress {
+    /// reading the first; holding `lock` (the checkpoint's) as long as a
+    /// clone of it lives.
+    pub(crate) fn of_files(
+        path: PathBuf,
+        files: Vec<FileStart>,
+        lock: Option<CheckpointLock>,
+    ) -> Progress {
         let mut state = State {
             files: Vec::with_capacity(files.len()),
             reading: 0,
@@ -201,6 +240,8 @@ impl Progress {
         Progress(Arc::new(Inner {
             path,
             state: Mutex::new(state),
+            changed: tokio::sync::Notify::new(),
+            lock: Mutex::new(lock),
         }))
     }
 
@@ -208,6 +249,18 @@ impl Progress {
         // Every method leaves the state consistent: a panic elsewhere
         // while the lock was held left nothing half done.
         self.0.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Releases the checkpoint's lock (if it holds one): its final
+    /// checkpoint is saved, another run may take it.
+    pub(crate) fn release(&self) {
+        let lock = self
+            .0
+            .lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(lock);
     }
 
     /// The path, as checkpoints name it.
@@ -238,23 +291,59 @@ impl Progress {
             offset: end,
             lines: line_number,
         };
+        self.track_line(at, next, next)
+    }
+
+    /// The line `at..end` of the file being read is in flight; the
+    /// watermark may pass it up to `next` once it is done (`at` for a
+    /// last line without terminator, `end` otherwise).
+    pub(crate) fn track_line(&self, at: Position, next: Position, end: Position) -> LineTicket {
         let mut state = self.state();
         let file = state.reading_mut();
         file.marks.track(at, next);
-        LineTicket {
-            progress: Some(self.clone()),
-            file: file.key,
-            at,
-        }
+        file.numbered = file.numbered.max(end.lines);
+        file.sealed = true;
+        LineTicket::new(self.clone(), file.key, at, end)
     }
 
     /// Line `line_number` of the file being read, ending at `end`, was
     /// read and needs no delivery (a blank line): it is done at once.
     pub fn skip(&self, end: u64, line_number: u64) {
-        self.state().reading_mut().marks.skip(Position {
+        let next = Position {
             offset: end,
             lines: line_number,
-        });
+        };
+        let mut state = self.state();
+        let file = state.reading_mut();
+        let at = file.marks.read();
+        file.marks.skip(next);
+        file.numbered = file.numbered.max(next.lines);
+        file.done.insert(at, next);
+        drop(state);
+        self.0.changed.notify_one();
+    }
+
+    /// Whether the line `at..end` of the file being read was resolved in
+    /// an earlier run (its checkpoint recorded it): it is then done at
+    /// once (counted as skipped), up to `next`, and is not to be yielded.
+    pub(crate) fn resolved_before(&self, at: Position, next: Position, end: Position) -> bool {
+        let mut state = self.state();
+        let file = state.reading_mut();
+        if !file.done.covers(at, end) {
+            return false;
+        }
+        file.marks.skip(next);
+        file.numbered = file.numbered.max(end.lines);
+        true
+    }
+
+    /// Waits until the checkpoint may have changed since the last call
+    /// (at once if it did meanwhile).
+    ///
+    /// # Cancel safety
+    /// Cancel safe: a change not waited for is kept for the next call.
+    pub(crate) async fn changed(&self) {
+        self.0.changed.notified().await;
     }
 
     /// The position of the file being read below which every line is done
@@ -307,24 +396,29 @@ impl Progress {
         let mut state = self.state();
         state.reading = (state.reading + 1).min(state.files.len() - 1);
         state.retire();
+        drop(state);
+        self.0.changed.notify_one();
     }
 
     /// Reading goes on with a new file at the path, from its start; its
     /// records are numbered after those of the file being read. When
     /// `lost`, the file being read lost bytes it had not been read to
     /// (truncated): its checkpoint is dropped.
-    pub(crate) fn new_file(&self, id: Option<FileId>, lost: bool) {
+    pub(crate) fn new_file(&self, id: Option<FileId>, head: Vec<u8>, lost: bool) {
         let mut state = self.state();
         let before = state.reading_mut();
         before.lost = lost;
-        let sequence_base = before.sequence_base + before.marks.read().lines;
+        let sequence_base = before.sequence_base + before.numbered;
         state.push(FileStart {
             id,
             sequence_base,
+            prefix: head,
             ..FileStart::default()
         });
         state.reading = state.files.len() - 1;
         state.retire();
+        drop(state);
+        self.0.changed.notify_one();
     }
 
     /// Keeps the first bytes of the file being read for its fingerprint:
@@ -334,7 +428,11 @@ impl Progress {
             return;
         }
         let mut state = self.state();
-        let prefix = &mut state.reading_mut().prefix;
+        let file = state.reading_mut();
+        if file.sealed {
+            return;
+        }
+        let prefix = &mut file.prefix;
         if prefix.len() as u64 != at {
             return;
         }
@@ -342,72 +440,81 @@ impl Progress {
         prefix.extend_from_slice(&bytes[..bytes.len().min(want)]);
     }
 
+    /// The identity of the file being read (its fingerprint may still
+    /// grow while the file, empty when opened, has no line tracked).
+    pub fn identity(&self) -> FileIdentity {
+        let state = self.state();
+        FileIdentity::of(self.0.path.clone(), &state.reading().prefix)
+    }
+
+    /// The identity of the file whose line gave the record of sequence
+    /// `sequence` (its [`RecordId::sequence`](sluice_processor::RecordId::sequence)),
+    /// among the files of the path not yet done: always, for a record in
+    /// flight. The line within it is `sequence` minus the file's sequence
+    /// base; the pair (identity, sequence) is stable across restarts.
+    pub fn identity_of(&self, sequence: u64) -> Option<FileIdentity> {
+        let state = self.state();
+        let file = state
+            .files
+            .iter()
+            .rev()
+            .find(|file| file.sequence_base < sequence)?;
+        Some(FileIdentity::of(self.0.path.clone(), &file.prefix))
+    }
+
     /// The checkpoint at the watermark of the newest file, holding those of
     /// the older files whose lines are not all done.
     pub fn checkpoint(&self) -> Checkpoint {
         let mut state = self.state();
         state.retire();
-        let checkpoint = |file: &File| {
-            Checkpoint::new(
+        let checkpoint = |file: &mut File| {
+            let mark = file.marks.mark();
+            file.done.prune(mark);
+            let mut saved = Checkpoint::new(
                 self.0.path.clone(),
-                file.marks.mark(),
+                mark,
                 &file.prefix,
                 file.id,
                 file.sequence_base,
-            )
+            );
+            saved.resolved = file.done.past(mark);
+            saved
         };
         // Never empty; the newest file is never lost (a file is lost only
         // when a newer one is added).
         let newest = state.files.len() - 1;
-        let mut saved = checkpoint(&state.files[newest]);
+        let mut saved = checkpoint(&mut state.files[newest]);
         saved.rotated = state.files[..newest]
-            .iter()
+            .iter_mut()
             .filter(|file| !file.lost)
             .map(checkpoint)
             .collect();
         saved
     }
 
-    fn resolve(&self, file: u64, at: Position, resolution: Resolution<'_>) {
+    pub(crate) fn resolve(
+        &self,
+        file: u64,
+        at: Position,
+        end: Position,
+        resolution: Resolution<'_>,
+    ) {
         let mut state = self.state();
-        if let Some(file) = state.files.iter_mut().find(|f| f.key == file) {
-            file.marks.resolve(at, resolution);
+        let Some(file) = state.files.iter_mut().find(|f| f.key == file) else {
+            return;
+        };
+        let done = !matches!(resolution, Resolution::NotProcessed);
+        if file.marks.resolve(at, resolution) && done {
+            file.done.insert(at, end);
+            drop(state);
+            self.0.changed.notify_one();
         }
     }
 }
 
-/// The acknowledgement receiver of one tracked line: tells its
-/// [`Progress`] the line's fate. Dropped untold, it tells
-/// [`NotProcessed`](Resolution::NotProcessed).
-#[derive(Debug)]
-pub struct LineTicket {
-    progress: Option<Progress>,
-    file: u64,
-    at: Position,
-}
+mod ticket;
 
-impl LineTicket {
-    /// The offset of the line.
-    pub fn offset(&self) -> u64 {
-        self.at.offset
-    }
-}
-
-impl Acknowledge for LineTicket {
-    fn acknowledge(mut self: Box<Self>, resolution: Resolution<'_>) {
-        if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, resolution);
-        }
-    }
-}
-
-impl Drop for LineTicket {
-    fn drop(&mut self) {
-        if let Some(progress) = self.progress.take() {
-            progress.resolve(self.file, self.at, Resolution::NotProcessed);
-        }
-    }
-}
+pub use ticket::LineTicket;
 
 #[cfg(test)]
 mod tests;

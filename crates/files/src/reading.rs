@@ -12,7 +12,7 @@ use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, StreamName};
 use crate::checkpoint::FileId;
 use crate::line::{LineReader, ReadLine};
 use crate::open::{Bytes, OpenFile};
-use crate::progress::{Progress, SourceEnd};
+use crate::progress::{Position, Progress, SourceEnd};
 use crate::resume::Planned;
 use crate::source::SourceError;
 
@@ -42,6 +42,9 @@ pub(crate) struct Files {
     pub(crate) follow: Option<Duration>,
     pub(crate) max_line_bytes: usize,
     pub(crate) buffer_bytes: usize,
+    /// A followed file rotated away, read to its end: since when, and at
+    /// which offset, it has had nothing new.
+    pub(crate) quiet: Option<(tokio::time::Instant, u64)>,
 }
 
 /// A file to read after the one being read.
@@ -103,6 +106,10 @@ impl Reading {
                 }
             };
             if files.complete() {
+                if files.draining(self.lines.offset()) {
+                    tokio::time::sleep(files.poll()).await;
+                    continue;
+                }
                 if let Some(line) = self.lines.take_partial() {
                     match self.record(line) {
                         Some(record) => return Some(record),
@@ -142,6 +149,7 @@ impl Reading {
         let Some(files) = self.files.as_mut() else {
             return false;
         };
+        files.quiet = None;
         match files.queued.pop_front() {
             Some(Queued::Planned(planned)) => {
                 files.progress.next_file();
@@ -166,11 +174,13 @@ impl Reading {
 
     /// Reads `file` from its start, after the file being read (which lost
     /// bytes it had not read, when `lost`).
-    fn begin(&mut self, file: OpenFile, lost: bool) {
+    fn begin(&mut self, mut file: OpenFile, lost: bool) {
         let Some(files) = &mut self.files else {
             return;
         };
-        files.progress.new_file(file.id, lost);
+        files
+            .progress
+            .new_file(file.id, std::mem::take(&mut file.head), lost);
         files.id = file.id;
         self.sequence_base = files.progress.sequence_base();
         let bytes = file.bytes(files.buffer_bytes);
@@ -193,14 +203,38 @@ impl Reading {
     /// line (done at once).
     fn record(&self, line: ReadLine) -> Option<Incoming<RawRecord>> {
         let progress = self.files.as_ref().map(|files| &files.progress);
+        if line.blank && line.unterminated {
+            // Nothing to deliver, and nothing the checkpoint may pass: a
+            // writer may still complete it.
+            return None;
+        }
         if line.blank {
             if let Some(progress) = progress {
                 progress.skip(line.end, line.line_number);
             }
             return None;
         }
-        let ack = progress
-            .map(|progress| Ack::new(progress.track(line.offset, line.end, line.line_number)));
+        let at = Position {
+            offset: line.offset,
+            lines: line.line_number.saturating_sub(1),
+        };
+        let end = Position {
+            offset: line.end,
+            lines: line.line_number,
+        };
+        // A line without its newline is delivered (it is the input's last,
+        // as it stands), but the watermark does not pass its start: a
+        // writer that completes it later has it read again, whole. Its
+        // span is kept as resolved past the watermark, so that, still
+        // incomplete, it is not read again.
+        let next = if line.unterminated { at } else { end };
+        if let Some(progress) = progress
+            && progress.resolved_before(at, next, end)
+        {
+            // Delivered or dead-lettered by an earlier run: not again.
+            return None;
+        }
+        let ack = progress.map(|progress| Ack::new(progress.track_line(at, next, end)));
         let payload = RawRecord {
             position: RecordId {
                 stream: self.stream,
@@ -221,6 +255,25 @@ impl Files {
     /// followed, or another file is to be read after it.
     fn complete(&self) -> bool {
         self.follow.is_none() || !self.queued.is_empty()
+    }
+
+    /// Whether the followed file being read, rotated away and read to
+    /// `offset`, its end, is to be read on rather than left for the new
+    /// file at the path: until it has had nothing new for a whole poll
+    /// interval after the new file appeared, as its writer may not have
+    /// reopened the path yet.
+    fn draining(&mut self, offset: u64) -> bool {
+        let (Some(poll), Some(Queued::Fresh(_))) = (self.follow, self.queued.front()) else {
+            return false;
+        };
+        let now = tokio::time::Instant::now();
+        match self.quiet {
+            Some((since, at)) if at == offset => now.duration_since(since) < poll,
+            _ => {
+                self.quiet = Some((now, offset));
+                true
+            }
+        }
     }
 
     /// How long to wait before looking at a followed file again.

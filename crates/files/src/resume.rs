@@ -5,9 +5,12 @@
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncSeekExt};
+use tokio::io::AsyncBufReadExt;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, FINGERPRINT_BYTES, FileId};
+use crate::checkpoint::{
+    Checkpoint, CheckpointError, FINGERPRINT_BYTES, FINGERPRINT_BYTES_V1, FileId,
+};
+use crate::lock::CheckpointLock;
 use crate::open::{Bytes, OpenFile, find_in};
 use crate::progress::FileStart;
 use crate::source::{SourceError, SourceOptions};
@@ -26,6 +29,8 @@ pub(crate) struct Plan {
     pub(crate) first: Planned,
     pub(crate) then: Vec<Planned>,
     pub(crate) fresh: Option<OpenFile>,
+    /// The checkpoint's lock, held while the path is read.
+    pub(crate) lock: Option<CheckpointLock>,
 }
 
 /// What to read at `path`, from the checkpoint saved at `checkpoint_file`
@@ -41,6 +46,11 @@ pub(crate) async fn plan(
     options: &SourceOptions,
 ) -> Result<Plan, SourceError> {
     let buffer = options.buffer_bytes;
+    // Before the checkpoint is read: another run may be about to save it.
+    let lock = match checkpoint_file {
+        Some(file) => Some(CheckpointLock::acquire_async(file).await?),
+        None => None,
+    };
     let at_path = OpenFile::open(path).await?;
     if options.follow && at_path.compression.is_some() {
         return Err(SourceError::CannotFollow {
@@ -55,6 +65,7 @@ pub(crate) async fn plan(
     let Some((checkpoint_file, mut checkpoint)) = checkpoint else {
         let start = FileStart {
             id: at_path.id,
+            prefix: at_path.head.clone(),
             ..FileStart::default()
         };
         return Ok(Plan {
@@ -65,6 +76,7 @@ pub(crate) async fn plan(
             },
             then: Vec::new(),
             fresh: None,
+            lock,
         });
     };
     let canonical = at_path.canonical.clone();
@@ -101,6 +113,7 @@ pub(crate) async fn plan(
                 prefix,
                 id,
                 sequence_base: entry.sequence_base,
+                resolved: entry.resolved.clone(),
             },
         });
     }
@@ -119,6 +132,7 @@ pub(crate) async fn plan(
         first,
         then: planned.collect(),
         fresh: at_path,
+        lock,
     })
 }
 
@@ -153,19 +167,18 @@ async fn find_rotated(
     Ok(file)
 }
 
-/// Checks that `file` is the one `checkpoint` records (its first bytes,
-/// its length, a line start at the offset), and positions it at the
-/// offset. Returns its bytes from there, and its first bytes up to the
-/// offset (at most [`FINGERPRINT_BYTES`]).
+/// Checks that `file` is the one `checkpoint` records (its fingerprint,
+/// its length, the lines before the offset, a line start at the offset),
+/// and positions it at the offset. Returns its bytes from there, and the
+/// first bytes its fingerprint covers from now on.
 async fn position(
-    file: OpenFile,
+    mut file: OpenFile,
     checkpoint: &Checkpoint,
     checkpoint_file: &Path,
     path: &Path,
     buffer: usize,
 ) -> Result<(Bytes, Vec<u8>), SourceError> {
     let offset = checkpoint.offset;
-    let keep = offset.min(FINGERPRINT_BYTES as u64);
     let io = |error| SourceError::Io {
         path: path.to_owned(),
         error,
@@ -176,93 +189,143 @@ async fn position(
         offset,
         len,
     };
-    let mid_line = || CheckpointError::MidLine {
-        checkpoint: checkpoint_file.to_owned(),
-        file: path.to_owned(),
-        offset,
-    };
-    let mut prefix = Vec::new();
-    if file.compression.is_none() {
+    let head = std::mem::take(&mut file.head);
+    let prefix = check_fingerprint(checkpoint, checkpoint_file, path, head)?;
+    let (bytes, scan) = if file.compression.is_none() {
         let len = file.len;
         if len < offset {
             return Err(shorter(len).into());
         }
-        let mut plain = file.file;
-        (&mut plain)
-            .take(keep)
-            .read_to_end(&mut prefix)
+        let plain = file.file.into_std().await;
+        let (plain, mut scan) = tokio::task::spawn_blocking(move || scan_plain(plain, offset))
             .await
+            .map_err(|error| io(std::io::Error::other(error)))?
             .map_err(io)?;
-        check_fingerprint(checkpoint, checkpoint_file, path, &prefix)?;
-        // A line ends just before the offset, unless the file ends there
-        // (a last line without terminator, already done).
-        if offset > 0 && offset < len {
-            let mut before = [0u8; 1];
-            plain.seek(SeekFrom::Start(offset - 1)).await.map_err(io)?;
-            plain.read_exact(&mut before).await.map_err(io)?;
-            if before[0] != b'\n' {
-                return Err(mid_line().into());
-            }
-        }
-        plain.seek(SeekFrom::Start(offset)).await.map_err(io)?;
+        scan.more = offset < len;
         let file = OpenFile {
-            file: plain,
+            file: tokio::fs::File::from_std(plain),
             ..file
         };
-        return Ok((file.bytes(buffer), prefix));
-    }
-    // Compressed: decompress from the start, and skip to the offset.
-    let mut bytes = file.bytes(buffer);
-    (&mut bytes)
-        .take(keep)
-        .read_to_end(&mut prefix)
-        .await
-        .map_err(io)?;
-    if (prefix.len() as u64) < keep {
-        return Err(shorter(prefix.len() as u64).into());
-    }
-    check_fingerprint(checkpoint, checkpoint_file, path, &prefix)?;
-    let mut last = prefix.last().copied();
-    if offset > keep {
-        // Skip to the byte before the offset, and read it.
-        let skip = offset - keep - 1;
-        let skipped = tokio::io::copy(&mut (&mut bytes).take(skip), &mut tokio::io::sink())
-            .await
-            .map_err(io)?;
-        let mut before = [0u8; 1];
-        match bytes.read(&mut before).await.map_err(io)? {
-            1 => last = Some(before[0]),
-            _ => return Err(shorter(keep + skipped).into()),
+        (file.bytes(buffer), scan)
+    } else {
+        // Compressed: decompress from the start, counting to the offset.
+        let mut bytes = file.bytes(buffer);
+        let mut scan = Scan::default();
+        while scan.read < offset {
+            let chunk = bytes.fill_buf().await.map_err(io)?;
+            if chunk.is_empty() {
+                break;
+            }
+            let take = chunk
+                .len()
+                .min(usize::try_from(offset - scan.read).unwrap_or(usize::MAX));
+            scan.count(&chunk[..take]);
+            bytes.consume(take);
         }
+        if scan.read < offset {
+            return Err(shorter(scan.read).into());
+        }
+        scan.more = !bytes.fill_buf().await.map_err(io)?.is_empty();
+        (bytes, scan)
+    };
+    // A line ends just before the offset, unless the file ends there (a
+    // last line without terminator, done, in a version 1 checkpoint).
+    let line_start = offset == 0 || scan.last == Some(b'\n');
+    if !line_start && scan.more {
+        return Err(CheckpointError::MidLine {
+            checkpoint: checkpoint_file.to_owned(),
+            file: path.to_owned(),
+            offset,
+        }
+        .into());
     }
-    let more = !bytes.fill_buf().await.map_err(io)?.is_empty();
-    if offset > 0 && more && last != Some(b'\n') {
-        return Err(mid_line().into());
+    let found = scan.newlines + u64::from(!line_start);
+    if found != checkpoint.lines {
+        return Err(CheckpointError::LineCount {
+            checkpoint: checkpoint_file.to_owned(),
+            file: path.to_owned(),
+            offset,
+            lines: checkpoint.lines,
+            found,
+        }
+        .into());
     }
     Ok((bytes, prefix))
 }
 
-/// Checks the file's first bytes, `prefix` (at least as many as the
-/// fingerprint covers), against `checkpoint`'s fingerprint.
+/// What a file holds before an offset.
+#[derive(Debug, Default)]
+struct Scan {
+    /// Bytes read.
+    read: u64,
+    newlines: u64,
+    /// The last byte read.
+    last: Option<u8>,
+    /// Whether the file goes on past the offset.
+    more: bool,
+}
+
+impl Scan {
+    fn count(&mut self, bytes: &[u8]) {
+        self.read += bytes.len() as u64;
+        self.newlines += bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if let Some(&last) = bytes.last() {
+            self.last = Some(last);
+        }
+    }
+}
+
+/// Counts the lines of the plain file `file` before `offset` (it has at
+/// least `offset` bytes) and leaves it at `offset`. Blocking.
+fn scan_plain(mut file: std::fs::File, offset: u64) -> std::io::Result<(std::fs::File, Scan)> {
+    use std::io::{Read as _, Seek as _};
+    file.seek(SeekFrom::Start(0))?;
+    let mut scan = Scan::default();
+    let mut buffer = vec![0u8; 256 * 1024];
+    while scan.read < offset {
+        let want = buffer
+            .len()
+            .min(usize::try_from(offset - scan.read).unwrap_or(usize::MAX));
+        let got = file.read(&mut buffer[..want])?;
+        if got == 0 {
+            break;
+        }
+        scan.count(&buffer[..got]);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok((file, scan))
+}
+
+/// Checks the file's first bytes as opened, `head`, against
+/// `checkpoint`'s fingerprint; returns the first bytes the fingerprint
+/// covers from now on: those it covered (version 2), or `head` (version 1,
+/// whose fingerprint covered at most 4 KiB before the offset; and a
+/// checkpoint that covered none).
 fn check_fingerprint(
     checkpoint: &Checkpoint,
     checkpoint_file: &Path,
     path: &Path,
-    prefix: &[u8],
-) -> Result<(), CheckpointError> {
-    let covered = checkpoint
-        .fingerprint_bytes
-        .min(checkpoint.offset)
-        .min(FINGERPRINT_BYTES as u64);
-    let bytes = &prefix[..usize::try_from(covered)
-        .unwrap_or(usize::MAX)
-        .min(prefix.len())];
-    if covered != checkpoint.fingerprint_bytes || !checkpoint.matches(bytes) {
+    mut head: Vec<u8>,
+) -> Result<Vec<u8>, CheckpointError> {
+    let covered = checkpoint.fingerprint_bytes;
+    let within = if checkpoint.version == 1 {
+        covered
+            == covered
+                .min(checkpoint.offset)
+                .min(FINGERPRINT_BYTES_V1 as u64)
+    } else {
+        covered <= FINGERPRINT_BYTES as u64
+    };
+    let bytes = usize::try_from(covered).ok().and_then(|n| head.get(..n));
+    if !within || !bytes.is_some_and(|bytes| checkpoint.matches(bytes)) {
         return Err(CheckpointError::Fingerprint {
             checkpoint: checkpoint_file.to_owned(),
             file: path.to_owned(),
-            bytes: checkpoint.fingerprint_bytes,
+            bytes: covered,
         });
     }
-    Ok(())
+    if checkpoint.version > 1 && covered > 0 {
+        head.truncate(usize::try_from(covered).unwrap_or(usize::MAX));
+    }
+    Ok(head)
 }

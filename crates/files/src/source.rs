@@ -124,9 +124,14 @@ pub enum SourceError {
 ///   whole length (terminator included) in [`RawRecord::cut`], for the
 ///   profile to refuse.
 /// - **Lines**: terminated by `\n` or `\r\n` (the terminator is not part of
-///   the text); a last line without terminator is read at the end of the
-///   file (the file is taken as complete). Bytes that are not UTF-8 are
-///   replaced by U+FFFD.
+///   the text). A last line without terminator is yielded at the end of
+///   the file (unless following), but the checkpoint never passes its
+///   start: it is recorded as resolved as it stood (its span, in
+///   [`Checkpoint::resolved`](crate::Checkpoint::resolved)), so that a
+///   restart skips it while it is unchanged, and delivers it once more,
+///   whole and under the same line number (the same record identity),
+///   once a writer has completed it. Bytes that are not UTF-8 are replaced
+///   by U+FFFD.
 /// - **Compressed files**: gzip and zstd files, told by their extension
 ///   (`.gz`, `.zst`) or their first bytes, are decompressed as they are
 ///   read; offsets (and checkpoints) count decompressed bytes.
@@ -143,8 +148,11 @@ pub enum SourceError {
 ///   on tokio's clock, and never ends by itself; a last line is yielded
 ///   only once its `\n` is written. When the path is renamed away and a
 ///   new file created at it (a file of another identity, on Unix), it
-///   reads the old file to its end, its last line included, then the new
-///   one from its start; when the file gets shorter than what was read
+///   reads the old file to its end, and on until the old file has had
+///   nothing new for a whole poll interval after the new one appeared (a
+///   writer may append to the old file until it reopens the path; what it
+///   writes there later is not read), its last line included, then the
+///   new one from its start; when the file gets shorter than what was read
 ///   (truncated, as by `copytruncate`), it reads it again from its start,
 ///   and what it held past what was read is lost. Each file's progress is
 ///   kept apart, in the checkpoint too.
@@ -193,10 +201,17 @@ impl LineSource {
     /// grown since. The files it records are read from their offsets,
     /// oldest first, then a new file at the path from its start.
     ///
+    /// The checkpoint is locked first ([`CheckpointLock`](crate::CheckpointLock)
+    /// on `<checkpoint>.lock`), and held until a
+    /// [`Checkpointer`](crate::Checkpointer) on its progress finishes (or
+    /// the progress and every clone of it is dropped): another run on the
+    /// same checkpoint is refused meanwhile.
+    ///
     /// # Errors
     /// As [`open`](Self::open), and [`SourceError::Checkpoint`] when the
-    /// checkpoint cannot be read or a file it records is not found or not
-    /// as it recorded.
+    /// checkpoint is held by another run
+    /// ([`CheckpointError::InUse`](crate::CheckpointError::InUse)), cannot be
+    /// read, or a file it records is not found or not as it recorded.
     pub async fn resume(
         path: impl AsRef<Path>,
         checkpoint: impl AsRef<Path>,
@@ -274,6 +289,7 @@ impl LineSource {
             first,
             then,
             fresh,
+            lock,
         } = plan;
         let stream = match options.stream {
             Some(stream) => stream,
@@ -286,7 +302,7 @@ impl LineSource {
             .chain(&then)
             .map(|planned| planned.start.clone())
             .collect();
-        let progress = Progress::of_files(path.clone(), starts);
+        let progress = Progress::of_files(path.clone(), starts, lock);
         let mut queued: VecDeque<_> = then.into_iter().map(Queued::Planned).collect();
         queued.extend(fresh.map(Queued::Fresh));
         let start = first.start.start;
@@ -308,6 +324,7 @@ impl LineSource {
                 follow: options.follow.then_some(options.poll_interval),
                 max_line_bytes: options.max_line_bytes,
                 buffer_bytes: options.buffer_bytes,
+                quiet: None,
             }),
         };
         Ok(LineSource {
@@ -316,8 +333,9 @@ impl LineSource {
         })
     }
 
-    /// The path's progress, for a [`Checkpointer`](crate::Checkpointer);
-    /// `None` for stdin and other readers.
+    /// The path's progress, for a [`Checkpointer`](crate::Checkpointer),
+    /// and the identity of the file each record came from
+    /// ([`Progress::identity_of`]); `None` for stdin and other readers.
     pub fn progress(&self) -> Option<&Progress> {
         self.progress.as_ref()
     }

@@ -81,7 +81,7 @@ async fn a_checkpoint_is_saved_atomically_and_reloaded() {
 
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&f.checkpoint).unwrap()).unwrap();
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
     assert_eq!(json["offset"], 8);
     assert_eq!(json["lines"], 1);
     assert_eq!(json["path"], f.input.to_str().unwrap());
@@ -98,7 +98,7 @@ async fn a_checkpoint_is_saved_atomically_and_reloaded() {
             "path",
             "version"
         ],
-        "no identity, base or rotated files when there are none"
+        "no identity, base, rotated files or resolved lines when there are none"
     );
 
     let second = Checkpoint {
@@ -239,8 +239,10 @@ async fn a_file_that_grew_resumes_where_it_stopped_across_the_fingerprint_bound(
         assert_eq!(checkpoint.position(), saved);
         assert_eq!(
             checkpoint.fingerprint_bytes,
-            saved.offset.min(FINGERPRINT_BYTES as u64)
+            numbered(1, 5).len() as u64,
+            "the file as first seen, whole: fixed while it grows"
         );
+        assert!(FINGERPRINT_BYTES as u64 > checkpoint.fingerprint_bytes);
     }
 }
 
@@ -273,8 +275,11 @@ async fn a_changed_start_is_a_fingerprint_error() {
 
 #[tokio::test]
 async fn a_file_shorter_than_the_offset_is_an_error() {
-    let f = files(&numbered(1, 10));
-    let (_, saved) = run(&f, Some(6)).await;
+    // First seen with 3 lines (the fingerprint covers them), then grown.
+    let f = files(&numbered(1, 3));
+    run(&f, None).await;
+    append(&f.input, &numbered(4, 10));
+    let (_, saved) = run(&f, Some(3)).await;
     std::fs::write(&f.input, numbered(1, 3)).unwrap();
     let error = LineSource::resume(&f.input, &f.checkpoint, SourceOptions::default())
         .await
@@ -307,22 +312,43 @@ async fn a_checkpoint_of_another_file_is_an_error() {
 }
 
 #[tokio::test]
-async fn a_last_line_without_terminator_continued_is_an_error() {
-    let f = files("{\"n\":1}\n{\"n\":2}");
-    let (_, saved) = run(&f, None).await;
-    assert_eq!(saved.offset, 15);
+async fn a_last_line_without_terminator_is_delivered_once_and_once_more_whole_when_completed() {
+    let f = files("{\"n\":1}\n{\"n\":2");
+    let (lines, saved) = run(&f, None).await;
+    let texts: Vec<_> = lines.iter().map(|l| l.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["{\"n\":1}", "{\"n\":2"],
+        "the last line, as it stands"
+    );
+    assert_eq!(saved.offset, 8, "the checkpoint stays at its start");
+    let resolved: Vec<[u64; 4]> = Checkpoint::load(&f.checkpoint)
+        .await
+        .unwrap()
+        .unwrap()
+        .resolved
+        .iter()
+        .map(|&span| span.into())
+        .collect();
+    assert_eq!(resolved, [[8, 1, 14, 2]], "delivered as it stood");
     // Unchanged, it resumes to nothing.
     let (lines, _) = run(&f, None).await;
     assert!(lines.is_empty());
+    // The writer completes it: delivered whole, once, under its number.
     append(&f.input, "3}\n");
-    let error = LineSource::resume(&f.input, &f.checkpoint, SourceOptions::default())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            SourceError::Checkpoint(CheckpointError::MidLine { offset: 15, .. })
-        ),
-        "{error}"
+    let (lines, saved) = run(&f, None).await;
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|l| (l.position.sequence, l.text.as_str()))
+        .collect();
+    assert_eq!(seen, [(2, "{\"n\":23}")]);
+    assert_eq!(
+        saved,
+        Position {
+            offset: 17,
+            lines: 2
+        }
     );
+    let (lines, _) = run(&f, None).await;
+    assert!(lines.is_empty());
 }

@@ -12,7 +12,8 @@ use std::time::Duration;
 use async_compression::tokio::write::{GzipEncoder, ZstdEncoder};
 use futures::StreamExt;
 use sluice_files::{
-    Checkpoint, CheckpointError, Checkpointer, LineSource, Position, SourceError, SourceOptions,
+    Checkpoint, CheckpointError, Checkpointer, FINGERPRINT_BYTES, LineSource, Position,
+    SourceError, SourceOptions,
 };
 use sluice_processor::RawRecord;
 use tokio::io::AsyncWriteExt;
@@ -92,10 +93,10 @@ async fn a_gzip_file_is_read_decompressed_under_its_stem() {
     assert_eq!(
         progress.read(),
         Position {
-            offset: text.len() as u64,
-            lines: 4
+            offset: text.len() as u64 - 4,
+            lines: 3
         },
-        "offsets count decompressed bytes"
+        "offsets count decompressed bytes; not past a last line without newline"
     );
 }
 
@@ -180,38 +181,46 @@ async fn corrupt_compressed_data_ends_the_stream_with_the_error() {
 #[tokio::test]
 async fn a_compressed_file_resumes_at_its_decompressed_offset() {
     let dir = tempfile::tempdir().unwrap();
-    // Over the fingerprint's 4 KiB before the checkpoint, and a small
+    // Over the fingerprint's 64 KiB before the checkpoint, and a small
     // buffer: skipping crosses many reads.
-    let text = numbered(1, 1000);
+    let text = numbered(1, 12000);
     let input = write(dir.path(), "big.ndjson.gz", &gzip(&text).await);
     let checkpoint = dir.path().join("big.checkpoint.json");
-    let (first, saved) = run(&input, &checkpoint, Some(600)).await;
-    assert_eq!(first.len(), 600);
-    let offset = numbered(1, 600).len() as u64;
-    assert_eq!(saved, Position { offset, lines: 600 });
+    let (first, saved) = run(&input, &checkpoint, Some(8000)).await;
+    assert_eq!(first.len(), 8000);
+    let offset = numbered(1, 8000).len() as u64;
+    assert_eq!(
+        saved,
+        Position {
+            offset,
+            lines: 8000
+        }
+    );
     let recorded = Checkpoint::load(&checkpoint).await.unwrap().unwrap();
-    assert_eq!(recorded.fingerprint_bytes, 4096);
+    assert_eq!(recorded.fingerprint_bytes, FINGERPRINT_BYTES as u64);
     assert_eq!(
         recorded.fingerprint,
-        blake3::hash(&text.as_bytes()[..4096]).to_hex().to_string(),
+        blake3::hash(&text.as_bytes()[..FINGERPRINT_BYTES])
+            .to_hex()
+            .to_string(),
         "the fingerprint is of decompressed bytes"
     );
 
     let (rest, saved) = run(&input, &checkpoint, None).await;
     let numbers: Vec<_> = rest.iter().map(|r| r.position.sequence).collect();
-    assert_eq!(numbers, (601..=1000).collect::<Vec<_>>());
-    assert_eq!(rest[0].text, "{\"n\":601}");
+    assert_eq!(numbers, (8001..=12000).collect::<Vec<_>>());
+    assert_eq!(rest[0].text, "{\"n\":8001}");
     assert_eq!(saved.offset, text.len() as u64);
 
     // Shorter than the offset, past the fingerprint: found while skipping.
     let kept = std::fs::read(&input).unwrap();
-    std::fs::write(&input, gzip(&numbered(1, 500)).await).unwrap();
+    std::fs::write(&input, gzip(&numbered(1, 7000)).await).unwrap();
     let error = LineSource::resume(&input, &checkpoint, small())
         .await
         .unwrap_err();
     match error {
         SourceError::Checkpoint(CheckpointError::Shorter { len, .. }) => {
-            assert_eq!(len, numbered(1, 500).len() as u64);
+            assert_eq!(len, numbered(1, 7000).len() as u64);
         }
         other => panic!("not a length error: {other}"),
     }
@@ -219,11 +228,11 @@ async fn a_compressed_file_resumes_at_its_decompressed_offset() {
 
     // A member appended (as `cat more.gz >> big.ndjson.gz` does) is read on.
     let mut more = std::fs::read(&input).unwrap();
-    more.extend(gzip(&numbered(1001, 1002)).await);
+    more.extend(gzip(&numbered(12001, 12002)).await);
     std::fs::write(&input, more).unwrap();
     let (added, _) = run(&input, &checkpoint, None).await;
     let numbers: Vec<_> = added.iter().map(|r| r.position.sequence).collect();
-    assert_eq!(numbers, [1001, 1002]);
+    assert_eq!(numbers, [12001, 12002]);
 }
 
 #[tokio::test]
@@ -234,16 +243,18 @@ async fn a_compressed_file_not_as_checkpointed_is_an_error() {
     std::fs::write(&input, gzip(&numbered(1, 10)).await).unwrap();
     let (_, saved) = run(&input, &checkpoint, Some(6)).await;
 
-    // Shorter once decompressed.
+    // Shorter once decompressed: no longer the file first seen, which the
+    // fingerprint covers whole (shorter than 64 KiB).
     std::fs::write(&input, gzip(&numbered(1, 3)).await).unwrap();
     let error = LineSource::resume(&input, &checkpoint, small())
         .await
         .unwrap_err();
     match error {
-        SourceError::Checkpoint(CheckpointError::Shorter { offset, len, .. }) => {
-            assert_eq!((offset, len), (saved.offset, numbered(1, 3).len() as u64));
+        SourceError::Checkpoint(CheckpointError::Fingerprint { bytes, .. }) => {
+            assert_eq!(bytes, numbered(1, 10).len() as u64);
+            assert!(saved.offset > numbered(1, 3).len() as u64);
         }
-        other => panic!("not a length error: {other}"),
+        other => panic!("not a fingerprint error: {other}"),
     }
     // Its start changed.
     let changed = numbered(1, 10).replacen("\"n\":2", "\"m\":2", 1);
@@ -258,31 +269,36 @@ async fn a_compressed_file_not_as_checkpointed_is_an_error() {
         ),
         "{error}"
     );
-    // Ending exactly at the offset: nothing more to read.
-    std::fs::write(&input, gzip(&numbered(1, 6)).await).unwrap();
-    let (none, _) = run(&input, &checkpoint, None).await;
-    assert!(none.is_empty());
+    // As it was: read on from the offset.
+    std::fs::write(&input, gzip(&numbered(1, 10)).await).unwrap();
+    let (rest, _) = run(&input, &checkpoint, None).await;
+    assert_eq!(rest.len(), 4);
 }
 
 #[tokio::test]
-async fn a_compressed_last_line_without_terminator_continued_is_an_error() {
+async fn a_compressed_last_line_without_terminator_is_read_again_whole_once_completed() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("c.ndjson.gz");
     let checkpoint = dir.path().join("c.checkpoint.json");
     std::fs::write(&input, gzip("{\"n\":1}\n{\"n\":2}").await).unwrap();
     let (lines, saved) = run(&input, &checkpoint, None).await;
-    assert_eq!((lines.len(), saved.offset), (2, 15));
-    std::fs::write(&input, gzip("{\"n\":1}\n{\"n\":2}3}\n").await).unwrap();
-    let error = LineSource::resume(&input, &checkpoint, small())
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            SourceError::Checkpoint(CheckpointError::MidLine { offset: 15, .. })
-        ),
-        "{error}"
+    assert_eq!(
+        (lines.len(), saved.offset),
+        (2, 8),
+        "not past line 2's start"
     );
+    // Unchanged: nothing again.
+    let (lines, _) = run(&input, &checkpoint, None).await;
+    assert!(lines.is_empty());
+    // Completed (the file written anew, compressed): line 2, whole, once.
+    std::fs::write(&input, gzip("{\"n\":1}\n{\"n\":2}3}\n").await).unwrap();
+    let (lines, saved) = run(&input, &checkpoint, None).await;
+    let seen: Vec<_> = lines
+        .iter()
+        .map(|l| (l.position.sequence, l.text.as_str()))
+        .collect();
+    assert_eq!(seen, [(2, "{\"n\":2}3}")]);
+    assert_eq!(saved.offset, 18);
 }
 
 #[tokio::test]

@@ -101,18 +101,60 @@ async fn a_directory_reads_its_regular_files_and_its_subdirectories_only_when_re
     );
 }
 
+/// The two spellings a refusal names.
+fn named_twice(error: &ConnectorError) -> (String, String) {
+    match input_error(error) {
+        InputError::NamedTwice { first, second, .. } => (first.clone(), second.clone()),
+        other => panic!("not a file named twice: {other}"),
+    }
+}
+
 #[tokio::test]
-async fn a_file_named_twice_is_read_once() {
+async fn a_file_named_twice_is_refused_naming_both_spellings() {
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path(), &["a.ndjson", "b.ndjson"]);
+    let settings = FilesSettings::default();
+    // By name and by a glob, by two spellings, by name and by its
+    // directory.
+    for (first, second, again) in [
+        ("a.ndjson", "*.ndjson", "a.ndjson"),
+        ("a.ndjson", "./a.ndjson", "./a.ndjson"),
+        ("b.ndjson", "", "b.ndjson"),
+    ] {
+        let inputs = [named(dir.path(), first), named(dir.path(), second)];
+        let error = refused(&settings, &inputs).await;
+        let (one, two) = named_twice(&error);
+        assert_eq!(one, named(dir.path(), first));
+        assert_eq!(two, named(dir.path(), again), "{error}");
+        let message = error.to_string();
+        assert!(
+            message.contains(&one) && message.contains(&two),
+            "{message}"
+        );
+    }
+    // Each once: read.
+    let inputs = [named(dir.path(), "a.ndjson"), named(dir.path(), "b.ndjson")];
+    assert_eq!(read(&settings, &inputs).await, [["a.ndjson"], ["b.ndjson"]]);
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_hard_link_to_a_file_named_is_the_same_file_and_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    tree(dir.path(), &["orders.ndjson"]);
+    std::fs::hard_link(
+        dir.path().join("orders.ndjson"),
+        dir.path().join("linked.ndjson"),
+    )
+    .unwrap();
     let inputs = [
-        named(dir.path(), "a.ndjson"),
-        named(dir.path(), "*.ndjson"),
-        named(dir.path(), "./a.ndjson"),
-        named(dir.path(), ""),
+        named(dir.path(), "orders.ndjson"),
+        named(dir.path(), "linked.ndjson"),
     ];
-    let texts = read(&FilesSettings::default(), &inputs).await;
-    assert_eq!(texts, [["a.ndjson"], ["b.ndjson"]]);
+    let error = refused(&FilesSettings::default(), &inputs).await;
+    let (one, two) = named_twice(&error);
+    assert_eq!((one, two), (inputs[0].clone(), inputs[1].clone()));
+    assert!(error.to_string().contains("hard link"), "{error}");
 }
 
 #[tokio::test]
@@ -205,6 +247,7 @@ async fn a_glob_or_a_directory_is_checkpointed_in_a_directory_even_for_one_file(
         let names: Vec<_> = std::fs::read_dir(&checkpoints)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+            .filter(|name| !name.ends_with(".lock"))
             .collect();
         assert_eq!(names.len(), 1);
         assert!(names[0].starts_with("only-"), "{names:?}");

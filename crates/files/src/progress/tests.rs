@@ -27,6 +27,7 @@ fn progress() -> Progress {
             id: id(1),
             ..FileStart::default()
         }],
+        None,
     )
 }
 
@@ -37,7 +38,7 @@ fn a_new_file_numbers_on_and_the_old_one_stays_in_the_checkpoint_until_done() {
     let a = progress.track(0, 2, 1);
     progress.skip(4, 2);
     let c = progress.track(4, 6, 3);
-    progress.new_file(id(2), false);
+    progress.new_file(id(2), Vec::new(), false);
     assert_eq!(progress.sequence_base(), 3, "the old file's 3 lines");
     assert_eq!(progress.read(), at(0, 0), "the new file is read");
     progress.observe(0, b"d\n");
@@ -80,8 +81,8 @@ fn a_file_with_a_line_handed_back_stays_in_the_checkpoint() {
     let progress = progress();
     let a = progress.track(0, 2, 1);
     tell(a, Resolution::NotProcessed);
-    progress.new_file(id(2), false);
-    progress.new_file(id(3), false);
+    progress.new_file(id(2), Vec::new(), false);
+    progress.new_file(id(3), Vec::new(), false);
     let checkpoint = progress.checkpoint();
     assert_eq!(checkpoint.file_id, id(3));
     let rotated: Vec<_> = checkpoint.rotated.iter().map(|c| c.file_id).collect();
@@ -93,7 +94,7 @@ fn a_file_with_a_line_handed_back_stays_in_the_checkpoint() {
 fn a_lost_file_leaves_the_checkpoint_and_is_forgotten_once_resolved() {
     let progress = progress();
     let a = progress.track(0, 2, 1);
-    progress.new_file(id(1), true);
+    progress.new_file(id(1), Vec::new(), true);
     assert_eq!(progress.sequence_base(), 1);
     let checkpoint = progress.checkpoint();
     assert!(checkpoint.rotated.is_empty(), "its bytes are gone");
@@ -115,14 +116,17 @@ fn the_next_planned_file_is_read_with_its_own_start() {
                 prefix: b"0123456789".to_vec(),
                 id: id(1),
                 sequence_base: 0,
+                resolved: Vec::new(),
             },
             FileStart {
                 start: at(4, 1),
                 prefix: b"abcd".to_vec(),
                 id: id(2),
                 sequence_base: 5,
+                resolved: Vec::new(),
             },
         ],
+        None,
     );
     assert_eq!((progress.start(), progress.sequence_base()), (at(10, 2), 0));
     let checkpoint = progress.checkpoint();
