@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::Stream;
-use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, StreamName};
+use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
 
-use crate::checkpoint::FileId;
+use crate::checkpoint::{FileId, FileIdentity};
 use crate::line::{LineReader, ReadLine};
 use crate::open::{Bytes, OpenFile};
 use crate::progress::{Position, Progress, SourceEnd};
@@ -45,6 +45,9 @@ pub(crate) struct Files {
     /// A followed file rotated away, read to its end: since when, and at
     /// which offset, it has had nothing new.
     pub(crate) quiet: Option<(tokio::time::Instant, u64)>,
+    /// The file's identity (canonical path, fingerprint) as its records'
+    /// keys start, known from its first record on.
+    pub(crate) identity: Option<FileIdentity>,
 }
 
 /// A file to read after the one being read.
@@ -182,6 +185,7 @@ impl Reading {
             .progress
             .new_file(file.id, std::mem::take(&mut file.head), lost);
         files.id = file.id;
+        files.identity = None;
         self.sequence_base = files.progress.sequence_base();
         let bytes = file.bytes(files.buffer_bytes);
         self.lines = LineReader::new(bytes, files.max_line_bytes, 0, 0);
@@ -201,7 +205,7 @@ impl Reading {
 
     /// The record of `line`, tracked in the progress; `None` for a blank
     /// line (done at once).
-    fn record(&self, line: ReadLine) -> Option<Incoming<RawRecord>> {
+    fn record(&mut self, line: ReadLine) -> Option<Incoming<RawRecord>> {
         let progress = self.files.as_ref().map(|files| &files.progress);
         if line.blank && line.unterminated {
             // Nothing to deliver, and nothing the checkpoint may pass: a
@@ -235,6 +239,7 @@ impl Reading {
             return None;
         }
         let ack = progress.map(|progress| Ack::new(progress.track_line(at, next, end)));
+        let key = self.key(&line);
         let payload = RawRecord {
             position: RecordId {
                 stream: self.stream,
@@ -244,9 +249,36 @@ impl Reading {
             origin: self.origin.clone(),
             cut: line.truncated.then_some(line.end - line.offset),
             text: line.text,
-            key: None,
+            key: Some(key),
         };
         Some(Incoming { payload, ack })
+    }
+
+    /// The key of `line`: unique to it and the same on every run.
+    ///
+    /// A file's line is named by the file's identity (canonical path and
+    /// the fingerprint of its first bytes, fixed once its first line is
+    /// tracked) and its line number: two files of one name in two
+    /// folders, or a file rewritten with other content, give other keys.
+    /// A line of stdin, which has no identity across runs, is named by its
+    /// number and its content: the same input piped again gives the same
+    /// keys, other input other keys.
+    fn key(&mut self, line: &ReadLine) -> RecordKey {
+        let number = line.line_number.to_le_bytes();
+        match &mut self.files {
+            Some(files) => {
+                let identity = files
+                    .identity
+                    .get_or_insert_with(|| files.progress.identity());
+                RecordKey::derive(&[
+                    b"file",
+                    identity.path.as_os_str().as_encoded_bytes(),
+                    identity.fingerprint.as_bytes(),
+                    &number,
+                ])
+            }
+            None => RecordKey::derive(&[b"stdin", &number, line.text.as_bytes()]),
+        }
     }
 }
 

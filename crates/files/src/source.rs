@@ -325,6 +325,7 @@ impl LineSource {
                 max_line_bytes: options.max_line_bytes,
                 buffer_bytes: options.buffer_bytes,
                 quiet: None,
+                identity: None,
             }),
         };
         Ok(LineSource {

@@ -112,3 +112,37 @@ async fn a_file_with_other_lines_before_the_offset_is_a_replaced_file() {
     assert!(message.contains("rewritten.checkpoint.json"), "{message}");
     assert!(message.contains("remove the checkpoint"), "{message}");
 }
+
+/// The keys of every line of `path`, read from its start.
+async fn keys(path: &Path) -> Vec<String> {
+    let source = LineSource::open(path, SourceOptions::default())
+        .await
+        .unwrap();
+    let (lines, _) = deliver(source).await;
+    lines
+        .iter()
+        .map(|line| line.key.expect("a file's line has a key").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_line_s_key_names_its_file_s_identity_and_its_number() {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(folder)).unwrap();
+        std::fs::write(dir.path().join(folder).join("orders.ndjson"), "1\n2\n3\n").unwrap();
+    }
+    let a = dir.path().join("a/orders.ndjson");
+    let first = keys(&a).await;
+    assert_eq!(first.len(), 3);
+    assert_eq!(first.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+    // Read again: the same keys.
+    assert_eq!(keys(&a).await, first);
+    // The same name and content in another folder: other keys.
+    let other = keys(&dir.path().join("b/orders.ndjson")).await;
+    assert!(other.iter().all(|key| !first.contains(key)));
+    // The same file rewritten with other content: new keys.
+    std::fs::write(&a, "4\n5\n6\n").unwrap();
+    let rewritten = keys(&a).await;
+    assert!(rewritten.iter().all(|key| !first.contains(key)));
+}
