@@ -14,6 +14,7 @@ use sluice_processor::{
 use crate::checkpoint::CheckpointError;
 use crate::checkpointer::{Checkpointer, DEFAULT_CHECKPOINT_INTERVAL};
 use crate::inputs::{Input, InputError, expand, names_several};
+use crate::progress::{Progress, SourceEnd};
 use sluice_processor::SettingError;
 
 use crate::settings::FilesSettings;
@@ -103,11 +104,52 @@ fn join(errors: &[CheckpointError]) -> String {
 impl SourceConnector for FilesSettings {
     const NAME: &'static str = "files";
 
+    /// Expands the inputs and opens each file (reading nothing); a
+    /// checkpoint that exists must not be held by another run.
+    async fn check(&self, context: &SourceContext) -> Result<String, ConnectorError> {
+        self.check()?;
+        if context.inputs.is_empty() {
+            return Err(Box::new(FilesError::NoInput));
+        }
+        let inputs = expand(&context.inputs, self.recursive)?;
+        let several = names_several(&context.inputs);
+        let mut files = 0;
+        for input in &inputs {
+            let Input::File(path) = input else { continue };
+            files += 1;
+            std::fs::File::open(path).map_err(|error| SourceError::Io {
+                path: path.clone(),
+                error,
+            })?;
+            // One input's checkpoint is the file named; several inputs'
+            // are made in a directory at the first run.
+            if let Some(checkpoint) = &context.checkpoint
+                && !several
+                && checkpoint.is_file()
+            {
+                drop(crate::lock::CheckpointLock::acquire(checkpoint)?);
+            }
+        }
+        let stdin = if files < inputs.len() {
+            " and stdin"
+        } else {
+            ""
+        };
+        Ok(format!("{files} file(s){stdin} can be read"))
+    }
+
     async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError> {
         let (sources, checkpointers) = open(self, context).await?;
+        let progresses = sources
+            .iter()
+            .filter_map(|source| source.progress().cloned())
+            .collect();
         Ok(BuiltSource {
             streams: sources.into_iter().map(StreamExt::boxed).collect(),
-            finish: Box::new(SaveCheckpoints(checkpointers)),
+            finish: Box::new(SaveCheckpoints {
+                checkpointers,
+                progresses,
+            }),
         })
     }
 }
@@ -179,15 +221,30 @@ fn checkpoint_file(checkpoint: &Path, input: &Path, several: bool) -> Result<Pat
     Ok(checkpoint.join(format!("{stem}-{}.checkpoint.json", &hash[..16])))
 }
 
-/// Saves every file's last watermark once the processor has stopped.
-struct SaveCheckpoints(Vec<Checkpointer>);
+/// Saves every file's last watermark once the processor has stopped, and
+/// tells which inputs could not be read to their end.
+struct SaveCheckpoints {
+    checkpointers: Vec<Checkpointer>,
+    /// Every file input's progress, checkpointed or not.
+    progresses: Vec<Progress>,
+}
 
 #[async_trait]
 impl Finish for SaveCheckpoints {
     async fn finish(self: Box<Self>) -> Result<Finished, ConnectorError> {
         let mut checkpoints = Vec::new();
         let mut failed = Vec::new();
-        for checkpointer in self.0 {
+        let read_failures = self
+            .progresses
+            .iter()
+            .filter_map(|progress| match progress.end() {
+                Some(SourceEnd::Failed(why)) => {
+                    Some(format!("{}: {why}", progress.file().display()))
+                }
+                _ => None,
+            })
+            .collect();
+        for checkpointer in self.checkpointers {
             let input = checkpointer.progress().file().to_owned();
             match checkpointer.finish().await {
                 Ok(at) => checkpoints.push(SavedCheckpoint {
@@ -199,7 +256,10 @@ impl Finish for SaveCheckpoints {
             }
         }
         if failed.is_empty() {
-            Ok(Finished { checkpoints })
+            Ok(Finished {
+                checkpoints,
+                read_failures,
+            })
         } else {
             Err(Box::new(FilesError::NotSaved(failed)))
         }

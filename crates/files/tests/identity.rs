@@ -135,7 +135,10 @@ async fn a_line_s_key_names_its_file_s_identity_and_its_number() {
     let a = dir.path().join("a/orders.ndjson");
     let first = keys(&a).await;
     assert_eq!(first.len(), 3);
-    assert_eq!(first.iter().collect::<std::collections::HashSet<_>>().len(), 3);
+    assert_eq!(
+        first.iter().collect::<std::collections::HashSet<_>>().len(),
+        3
+    );
     // Read again: the same keys.
     assert_eq!(keys(&a).await, first);
     // The same name and content in another folder: other keys.

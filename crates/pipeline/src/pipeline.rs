@@ -258,6 +258,7 @@ impl Pipeline {
         };
         let finished = finished.map_err(|error| PipelineError::Finish(error.to_string()))?;
         let mut summary = RunSummary::new(&report, interrupted, &finished.checkpoints);
+        summary.read_failures = finished.read_failures;
         summary.dead_letter_file = letters;
         summary.dead_letters_discarded =
             summary.dead_letter_file.is_none() && summary.dead_lettered > 0;

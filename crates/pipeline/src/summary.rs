@@ -51,6 +51,9 @@ pub struct RunSummary {
     pub interrupted: bool,
     /// Faults of user code or connectors caught during the run.
     pub failures: Vec<String>,
+    /// Inputs that could not be read to their end, each with why: the run
+    /// then failed (exit 1), whatever else it did.
+    pub read_failures: Vec<String>,
     /// Each checkpoint written at the end: file, byte offset, lines.
     pub checkpoints: Vec<(PathBuf, u64, u64)>,
 }
@@ -92,6 +95,7 @@ impl RunSummary {
             too_many_dead_letters: None,
             interrupted,
             failures: report.failures.iter().map(ToString::to_string).collect(),
+            read_failures: Vec::new(),
             checkpoints: checkpoints
                 .iter()
                 .map(|saved| (saved.input.clone(), saved.offset, saved.lines))
@@ -99,9 +103,10 @@ impl RunSummary {
         }
     }
 
-    /// Whether every record taken was delivered or dead-lettered.
+    /// Whether every input was read to its end and every record taken was
+    /// delivered or dead-lettered.
     pub fn is_complete(&self) -> bool {
-        self.conserved && self.handed_back == 0
+        self.conserved && self.handed_back == 0 && self.read_failures.is_empty()
     }
 
     /// Whether the run did its job: complete, and within

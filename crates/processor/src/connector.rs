@@ -79,6 +79,9 @@ pub struct SavedCheckpoint {
 pub struct Finished {
     /// The checkpoints it saved, one per input that has one.
     pub checkpoints: Vec<SavedCheckpoint>,
+    /// Inputs whose reading failed before their end, each with why (the
+    /// input named): the run did not read all it was asked to.
+    pub read_failures: Vec<String>,
 }
 
 /// How a source finishes once the processor has stopped (saving its

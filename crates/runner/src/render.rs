@@ -169,5 +169,8 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
     for failure in &s.failures {
         line(format!("💥 {failure}"));
     }
+    for failure in &s.read_failures {
+        line(format!("❌ not read to its end: {failure}"));
+    }
     out
 }

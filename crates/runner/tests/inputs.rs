@@ -226,3 +226,89 @@ fn a_followed_file_that_grows_and_is_rotated_is_delivered_once_across_a_restart(
     assert_eq!(output.status.code(), Some(3));
     assert_eq!(accepted(&api), each_once(&[("app", 40)]));
 }
+
+#[test]
+fn two_files_of_one_name_in_two_folders_give_every_record_its_own_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // The same name and the same content: only the folders differ.
+    write(&dir.join("a/orders.ndjson"), &lines("orders", 1, 10));
+    write(&dir.join("b/orders.ndjson"), &lines("orders", 1, 10));
+    let api = api();
+    for batch in ["1", "4"] {
+        let state = dir.join("state");
+        let _ = std::fs::remove_dir_all(&state);
+        let before = api.ledger().record_keys;
+        finished(run(
+            dir,
+            &api,
+            &["a/orders.ndjson", "b/orders.ndjson"],
+            &["--batch-max", batch],
+        ));
+        let after = api.ledger().record_keys;
+        let new: BTreeMap<&String, u64> = after
+            .iter()
+            .map(|(key, count)| (key, count - before.get(key).copied().unwrap_or(0)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        // 20 records, 20 keys, each delivered once: none dropped as a
+        // replay of the other file's.
+        assert_eq!(new.len(), 20, "--batch-max {batch}: {new:?}");
+        assert!(new.values().all(|&count| count == 1), "{new:?}");
+        if batch == "4" {
+            // Each record keeps its key whatever batch carries it.
+            assert!(before.keys().all(|key| after.contains_key(key)));
+            assert_eq!(after.len(), 20, "the same records, the same keys");
+        }
+    }
+}
+
+#[test]
+fn a_second_run_on_a_checkpoint_in_use_exits_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(&dir.join("log.ndjson"), &lines("log", 1, 5));
+    let api = api();
+    let first = run(dir, &api, &["log.ndjson"], &["--follow"]);
+    eventually(Duration::from_secs(30), "the first run delivers", || {
+        api.counts().records_delivered >= 5
+    });
+    let second = wait_bounded(
+        run(dir, &api, &["log.ndjson"], &[]),
+        Duration::from_secs(30),
+    );
+    assert_eq!(second.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(stderr.contains("in use by another sluice run"), "{stderr}");
+    signal(&first, "-TERM");
+    let output = wait_bounded(first, Duration::from_secs(30));
+    assert_eq!(output.status.code(), Some(3));
+}
+
+#[test]
+fn a_read_failure_names_the_file_and_fails_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let path = dir.join("broken.ndjson.gz");
+    gzip(&path, &lines("broken", 1, 2_000));
+    // Corrupt the compressed stream after its start.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    for byte in &mut bytes[middle..middle + 16] {
+        *byte ^= 0xff;
+    }
+    std::fs::write(&path, bytes).unwrap();
+    let api = api();
+    let output = wait_bounded(
+        run(dir, &api, &["broken.ndjson.gz"], &[]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("reading failed") && stderr.contains("broken.ndjson.gz"),
+        "{stderr}"
+    );
+    let report = report(&output);
+    assert_eq!(report["read_failures"].as_array().unwrap().len(), 1);
+}

@@ -118,8 +118,12 @@ fn print_config(config: &RunConfig, connectors: &Connectors, layers: &ConfigLaye
     }
 }
 
-/// Says on stderr where the run's dead letters are, when it wrote any.
+/// Says on stderr where the run's dead letters are, when it wrote any,
+/// and which inputs could not be read.
 fn tell_where_letters_are(summary: &RunSummary) {
+    for failure in &summary.read_failures {
+        eprintln!("sluice: reading failed: {failure}; the records after it were not read");
+    }
     if summary.dead_lettered == 0 {
         return;
     }
