@@ -259,3 +259,12 @@ pub fn sent_again_under_the_same_key<'a>(
         );
     }
 }
+
+/// An address on 127.0.0.1 where nothing listens (a port the system just
+/// handed out and took back).
+pub fn closed_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    address
+}
