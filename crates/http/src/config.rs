@@ -1,7 +1,6 @@
 //! What an [`HttpSink`](crate::HttpSink) is built from, and why building
 //! can fail.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
@@ -228,24 +227,7 @@ impl fmt::Debug for Redacted {
     }
 }
 
-/// `url` with any userinfo (`user:password@`) replaced by `<redacted>@`.
-/// Works on text that is not a valid URL too.
-pub(crate) fn redact_userinfo(url: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = url.find("://") else {
-        return Cow::Borrowed(url);
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => Cow::Owned(format!(
-            "{}<redacted>{}",
-            &url[..authority_start],
-            &rest[at..]
-        )),
-        None => Cow::Borrowed(url),
-    }
-}
+pub(crate) use sluice_processor::redact_userinfo;
 
 /// Why an [`HttpSink`](crate::HttpSink) could not be built. No variant
 /// holds a header value or the URL's userinfo.
@@ -329,20 +311,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    #[test]
-    fn userinfo_is_redacted() {
-        let cases = [
-            ("https://u:p@host/a@b", "https://<redacted>@host/a@b"),
-            ("http://token@host:8080", "http://<redacted>@host:8080"),
-            ("http://a@b@host?x=@", "http://<redacted>@host?x=@"),
-            ("https://host/path?mail=a@b", "https://host/path?mail=a@b"),
-            ("not a url", "not a url"),
-        ];
-        for (url, shown) in cases {
-            assert_eq!(redact_userinfo(url), shown);
-        }
-    }
 
     #[test]
     fn debug_hides_secrets_only() {

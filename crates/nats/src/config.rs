@@ -1,5 +1,6 @@
 //! How a JetStream source is configured, and what can go wrong.
 
+use sluice_processor::redact_userinfo;
 use std::time::Duration;
 
 use async_nats::jetstream;
@@ -82,7 +83,7 @@ impl JetStreamConfig {
     pub fn origin(&self) -> sluice_processor::Origin {
         sluice_processor::Origin::new(format!(
             "{}/{}",
-            self.url.trim_end_matches('/'),
+            redact_userinfo(self.url.trim_end_matches('/')),
             self.stream
         ))
     }
@@ -130,9 +131,9 @@ impl JetStreamConfig {
                 stream: self.stream.clone(),
                 error,
             })?;
-        let client = async_nats::connect(&self.url)
-            .await
-            .map_err(|error| NatsError::nats(format!("connect to {}", self.url), error))?;
+        let client = async_nats::connect(&self.url).await.map_err(|error| {
+            NatsError::nats(format!("connect to {}", redact_userinfo(&self.url)), error)
+        })?;
         let context = jetstream::new(client.clone());
         let stream = context
             .get_stream(&self.stream)

@@ -1,6 +1,7 @@
 //! Loading: NDJSON lines published to `records.<stream>.<partition>`
 //! subjects (or another prefix's) with JetStream acknowledgements.
 
+use sluice_processor::redact_userinfo;
 use std::collections::VecDeque;
 
 use async_nats::jetstream::{self, context::PublishAckFuture};
@@ -31,9 +32,9 @@ impl JetStreamPublisher {
     /// # Errors
     /// [`NatsError::Nats`] when it cannot be reached.
     pub async fn connect(url: &str) -> Result<JetStreamPublisher, NatsError> {
-        let client = async_nats::connect(url)
-            .await
-            .map_err(|error| NatsError::nats(format!("connect to {url}"), error))?;
+        let client = async_nats::connect(url).await.map_err(|error| {
+            NatsError::nats(format!("connect to {}", redact_userinfo(url)), error)
+        })?;
         let context = jetstream::new(client.clone());
         Ok(JetStreamPublisher {
             client,

@@ -2,6 +2,7 @@
 //! flags `--nats-*`, variables `SLUICE_NATS_*`) and how a pipeline builds
 //! it from them.
 
+use sluice_processor::redact_userinfo;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -182,26 +183,38 @@ impl SourceConnector for NatsSettings {
     const NAME: &'static str = "nats";
     const SCHEMES: &'static [&'static str] = &["nats"];
 
+    /// The URL without its credentials.
+    fn redacted(&self) -> NatsSettings {
+        NatsSettings {
+            url: self
+                .url
+                .as_deref()
+                .map(|url| redact_userinfo(url).into_owned()),
+            ..self.clone()
+        }
+    }
+
     /// Connects to the server and finds the stream.
     async fn check(&self, context: &SourceContext) -> Result<String, ConnectorError> {
         let (config, _) = self.config(context)?;
         let publisher = crate::JetStreamPublisher::connect(&config.url)
             .await
-            .map_err(|error| format!("{}: {error}", config.url))?;
+            .map_err(|error| format!("{}: {error}", redact_userinfo(&config.url)))?;
         publisher
             .require_stream(&config.stream)
             .await
-            .map_err(|error| format!("{}: {error}", config.url))?;
+            .map_err(|error| format!("{}: {error}", redact_userinfo(&config.url)))?;
         Ok(format!(
             "NATS {} answers; stream `{}` exists",
-            config.url, config.stream
+            redact_userinfo(&config.url),
+            config.stream
         ))
     }
 
     async fn build(&self, context: &SourceContext) -> Result<BuiltSource, ConnectorError> {
         let (config, lease) = self.config(context)?;
         let url = config.url.clone();
-        let failed = |error: crate::NatsError| format!("{url}: {error}");
+        let failed = |error: crate::NatsError| format!("{}: {error}", redact_userinfo(&url));
         match context.ordering {
             DeliveryOrder::Partition => {
                 let (source, leases) = PartitionedSource::connect(config, lease)

@@ -1,5 +1,7 @@
 //! The effective configuration, as `--print-config` shows it.
 
+use sluice_processor::redact_userinfo;
+
 use crate::connectors::Connectors;
 use crate::error::PipelineError;
 use crate::settings::PipelineSettings;
@@ -35,7 +37,15 @@ pub fn effective_config(
     let top = PipelineSettings {
         sections: Default::default(),
         source: Some(source_name.to_owned()),
-        shared_limit: settings.shared_limit.as_deref().map(redact_userinfo),
+        inputs: settings
+            .inputs
+            .iter()
+            .map(|input| redact_userinfo(input).into_owned())
+            .collect(),
+        shared_limit: settings
+            .shared_limit
+            .as_deref()
+            .map(|url| redact_userinfo(url).into_owned()),
         ..settings.clone()
     };
     let shown = |settings: &PipelineSettings| {
@@ -55,34 +65,4 @@ pub fn effective_config(
         sink.shown(settings.sections.get(sink_name))?,
     );
     Ok(table)
-}
-
-/// `url` with its userinfo (`user:password@`) replaced by `<redacted>@`.
-fn redact_userinfo(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://<redacted>{}", &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn userinfo_is_redacted_and_the_rest_kept() {
-        assert_eq!(
-            redact_userinfo("redis://:p@ss:w0rd@127.0.0.1:6379/q"),
-            "redis://<redacted>@127.0.0.1:6379/q"
-        );
-        assert_eq!(
-            redact_userinfo("redis://127.0.0.1:6379/a@b"),
-            "redis://127.0.0.1:6379/a@b"
-        );
-        assert_eq!(redact_userinfo("not a url"), "not a url");
-    }
 }

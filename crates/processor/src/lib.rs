@@ -46,6 +46,7 @@ mod places;
 mod processor;
 mod queue;
 mod raw;
+mod redact;
 mod relay;
 mod retry;
 mod shared;
@@ -82,6 +83,7 @@ pub use processor::{
     AbortHandle, MetricsReader, ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM,
 };
 pub use raw::{Origin, RawRecord};
+pub use redact::redact_userinfo;
 pub use relay::{AckRelay, Outcome};
 pub use retry::{MIN_REFUSAL_BACKOFF, RetryPolicy};
 pub use shared::{HandBackReason, HandedBack, MAX_FAILURES_KEPT};

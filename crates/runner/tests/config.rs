@@ -283,3 +283,41 @@ fn the_example_config_is_valid() {
         assert!(printed.contains(line), "{line} in\n{printed}");
     }
 }
+
+#[test]
+fn a_password_in_a_url_is_never_printed_whatever_its_characters() {
+    for password in ["hunter/2", "hun?ter#2", "h@nter:2", "hünter%2F2"] {
+        // Every URL --print-config shows: the API's, NATS' and Redis'.
+        let http = format!("https://me:{password}@api.example.com/records");
+        let nats = format!("nats://me:{password}@127.0.0.1:4222");
+        let redis = format!("redis://me:{password}@127.0.0.1:6379/quota");
+        let printed = print_config(
+            &[
+                &nats,
+                "--nats-stream",
+                "S",
+                "--http-url",
+                &http,
+                "--shared-limit",
+                &redis,
+                "--rate-limit",
+                "10/s",
+            ],
+            &[],
+        );
+        let shown = format!("{}{}", stdout(&printed), stderr(&printed));
+        assert!(!shown.contains(password), "{password}: {shown}");
+        assert!(shown.contains("127.0.0.1:4222"), "{shown}");
+        // And a run that cannot reach the API names it without one.
+        let output = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["run", "-", "--http-url"])
+            .arg(format!("http://me:{password}@127.0.0.1:1/records"))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let said = stderr(&output);
+        assert!(said.contains("127.0.0.1:1"), "{said}");
+        assert!(!said.contains(password), "{password}: {said}");
+    }
+}
