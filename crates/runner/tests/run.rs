@@ -77,24 +77,30 @@ fn after_kill_9_a_restart_from_the_checkpoint_delivers_the_rest_repeating_only_k
 }
 
 #[test]
-fn sigterm_stops_with_a_report_and_a_checkpoint_and_a_restart_loses_nothing() {
+fn sigint_stops_with_a_report_and_a_checkpoint_and_a_restart_sends_nothing_twice() {
     let dir = tempfile::tempdir().unwrap();
     let api = MockApi::start(&["--rate-limit", "100/s"]);
     let input = generate(dir.path(), "records.ndjson", 2_000, 9);
     let checkpoint = dir.path().join("cp.json");
+    let dead = dir.path().join("dead.ndjson");
     let run = || {
         start_run(
             &input,
             &api,
             "100/s",
-            &["--checkpoint", checkpoint.to_str().unwrap()],
+            &[
+                "--checkpoint",
+                checkpoint.to_str().unwrap(),
+                "--dead-letters",
+                dead.to_str().unwrap(),
+            ],
         )
     };
     let first = run();
     eventually(Duration::from_secs(60), "200 delivered", || {
         api.counts().records_delivered >= 200
     });
-    signal(&first, "-TERM");
+    signal(&first, "-INT");
     let stopped = wait_bounded(first, Duration::from_secs(30));
     assert_eq!(
         stopped.status.code(),
@@ -122,6 +128,14 @@ fn sigterm_stops_with_a_report_and_a_checkpoint_and_a_restart_loses_nothing() {
         valid.iter().all(|id| counts.contains_key(id)),
         "nothing lost"
     );
+    // The checkpoint holds what was resolved past its watermark: nothing
+    // delivered before the stop is sent again, no letter written twice.
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered again: {twice:?}");
+    let letters = common::dead_letters(&dead);
+    let unique: std::collections::BTreeSet<_> = letters.iter().collect();
+    assert!(!letters.is_empty());
+    assert_eq!(unique.len(), letters.len(), "a letter written twice");
 }
 
 #[test]
@@ -303,5 +317,38 @@ fn the_readme_demo_works_as_written() {
             simulated.get(shared).is_some(),
             "simulate --json lacks {shared}"
         );
+    }
+}
+
+#[test]
+fn a_closed_stdout_loses_the_report_not_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockApi::start(&["--rate-limit", "none", "--failure-rate", "0"]);
+    let input = generate(dir.path(), "records.ndjson", 50, 11);
+    // One bad line: a dead letter, to fail the second run by its count.
+    let mut file = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+    file.write_all(b"not json\n").unwrap();
+    for (extra, code) in [(&[][..], 0), (&["--max-dead-letters", "0"][..], 4)] {
+        let mut child = sluice()
+            .current_dir(dir.path())
+            .args([
+                "run",
+                input.to_str().unwrap(),
+                "--json",
+                "--http-url",
+                &api.url(),
+            ])
+            .args(["--rate-limit", "none"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| true`: the reader is gone before the report is written.
+        drop(child.stdout.take());
+        let output = wait_bounded(child, Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(code), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
