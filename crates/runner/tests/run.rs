@@ -326,7 +326,10 @@ fn a_closed_stdout_loses_the_report_not_the_exit_code() {
     let api = MockApi::start(&["--rate-limit", "none", "--failure-rate", "0"]);
     let input = generate(dir.path(), "records.ndjson", 50, 11);
     // One bad line: a dead letter, to fail the second run by its count.
-    let mut file = std::fs::OpenOptions::new().append(true).open(&input).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap();
     file.write_all(b"not json\n").unwrap();
     for (extra, code) in [(&[][..], 0), (&["--max-dead-letters", "0"][..], 4)] {
         let mut child = sluice()
