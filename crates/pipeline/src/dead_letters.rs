@@ -207,12 +207,28 @@ mod tests {
         let all = MaxDeadLetters::Percent(100.0);
         assert!(all.allows(7, 7));
         assert_eq!(MaxDeadLetters::Percent(2.5).to_string(), "2.5%");
+        let count = MaxDeadLetters::Count(25);
+        assert!(count.allows(25, 30) && !count.allows(26, 1_000));
+        let share = MaxDeadLetters::Percent(1.0);
+        assert!(share.allows(10, 1_000) && !share.allows(11, 1_000));
+        assert!(share.allows(1, 100) && !share.allows(2, 100));
         let toml: MaxDeadLetters = toml::Value::Integer(3).try_into().unwrap();
         assert_eq!(toml, MaxDeadLetters::Count(3));
     }
 
     #[test]
     fn the_default_file_is_beside_the_checkpoint_else_here() {
+        assert_eq!(
+            DeadLetterTarget::of(Some(Path::new(DISCARD)), Some(Path::new("c"))),
+            DeadLetterTarget::Discard
+        );
+        assert_eq!(
+            DeadLetterTarget::of(None, Some(Path::new("state/orders.ckpt"))),
+            DeadLetterTarget::File {
+                path: PathBuf::from("state/orders.ckpt.dead-letters"),
+                chosen: false
+            }
+        );
         assert_eq!(
             DeadLetterTarget::of(None, None),
             DeadLetterTarget::File {

@@ -105,6 +105,18 @@ mod tests {
     }
 
     #[test]
+    fn a_key_shows_as_hex() {
+        let key = RecordKey::derive(&[b"x"]);
+        let hex = key.to_string();
+        assert_eq!(hex.len(), 32);
+        assert!(
+            hex.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_eq!(format!("{key:?}"), format!("RecordKey({hex})"));
+    }
+
+    #[test]
     fn parts_are_kept_apart() {
         assert_ne!(
             RecordKey::derive(&[b"ab", b"c"]),

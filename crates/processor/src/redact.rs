@@ -70,6 +70,7 @@ mod tests {
             assert_eq!(redact_userinfo(url), shown);
         }
         for password in [
+            "12:34/5",
             "pa/ss",
             "pa?ss",
             "pa#ss",
