@@ -180,6 +180,8 @@ where
                 intake_at,
                 ack,
                 failures: 0,
+                seen: None,
+                first_failed_at: None,
             };
             batch.push(Queued::new(done.id, done.record, meta));
             Taken::Queued

@@ -41,8 +41,15 @@ pub(crate) struct Meta {
     /// When intake pulled the record from its source.
     pub(crate) intake_at: Instant,
     pub(crate) ack: Option<Ack>,
-    /// Failed attempts to deliver it so far.
+    /// Failed attempts to deliver it so far: failures that used an
+    /// attempt (transient ones while the API was up).
     pub(crate) failures: u32,
+    /// The count of calls that delivered, as it was at its last failure
+    /// (or when its first call started): a transient failure uses an
+    /// attempt only when the count has moved since.
+    pub(crate) seen: Option<u64>,
+    /// When it first used an attempt: `retry.max_elapsed` counts from it.
+    pub(crate) first_failed_at: Option<Instant>,
 }
 
 /// Records lent to one worker: the head of one lane, or of the FIFO.
@@ -401,6 +408,8 @@ mod tests {
                 intake_at: Instant::now(),
                 ack: None,
                 failures: 0,
+                seen: None,
+                first_failed_at: None,
             },
         }
     }
