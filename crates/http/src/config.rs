@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::headers;
+use crate::status::{StatusClassError, StatusClasses};
 
 /// The per-request timeout when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,6 +43,9 @@ pub struct HttpSinkConfig {
     pub timeout: Duration,
     /// How a batch is laid out in the request body.
     pub body: BodyShape,
+    /// What each failed status means: retried, rejected, or fatal (the
+    /// client's configuration is wrong). Default [`StatusClasses::default`].
+    pub statuses: StatusClasses,
 }
 
 impl HttpSinkConfig {
@@ -53,6 +57,7 @@ impl HttpSinkConfig {
             headers: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             body: BodyShape::default(),
+            statuses: StatusClasses::default(),
         }
     }
 
@@ -84,6 +89,13 @@ impl HttpSinkConfig {
         self.body = body;
         self
     }
+
+    /// Sets what each failed status means.
+    #[must_use]
+    pub fn statuses(mut self, statuses: StatusClasses) -> Self {
+        self.statuses = statuses;
+        self
+    }
 }
 
 impl fmt::Debug for HttpSinkConfig {
@@ -93,6 +105,7 @@ impl fmt::Debug for HttpSinkConfig {
             .field("headers", &HeadersDebug(&self.headers))
             .field("timeout", &self.timeout)
             .field("body", &self.body)
+            .field("statuses", &self.statuses)
             .finish()
     }
 }
@@ -236,6 +249,10 @@ pub enum ConfigError {
     /// The timeout is zero: every request would fail.
     #[error("the request timeout must be longer than zero")]
     ZeroTimeout,
+    /// The status lists cannot be used: a status in two lists, or one that
+    /// cannot be listed.
+    #[error("status classes: {0}")]
+    Statuses(#[from] StatusClassError),
     /// A header's name is not a valid HTTP header name.
     #[error("invalid header name `{name}`")]
     InvalidHeaderName {
