@@ -38,6 +38,7 @@ mod response;
 mod retry_after;
 mod settings;
 mod sink;
+mod split;
 mod status;
 mod userinfo;
 

@@ -1,8 +1,6 @@
 //! [`HttpSink`]: batches of records `POST`ed as JSON.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -198,48 +196,12 @@ impl HttpSink {
         }
     }
 
-    /// Sends `batch` in two halves, each split again while the API answers
-    /// 413: the first half, then the second only once every record of the
-    /// first is delivered (or rejected), so that a partition's records
-    /// arrive in order. Records not sent take the outcome of the failure
-    /// that held them back. One outcome per record, in order.
-    fn in_halves<'a, R: Serialize + Sync>(
-        &'a self,
-        batch: &'a [Envelope<R>],
-    ) -> Pin<Box<dyn Future<Output = Outcomes> + Send + 'a>> {
-        Box::pin(async move {
-            let (first, second) = batch.split_at(batch.len() / 2);
-            let mut outcomes = Vec::with_capacity(batch.len());
-            for half in [first, second] {
-                let held = outcomes.iter().find_map(|outcome: &Result<(), SinkError>| {
-                    outcome
-                        .as_ref()
-                        .err()
-                        .filter(|error| !matches!(error, SinkError::Rejected(_)))
-                        .cloned()
-                });
-                if let Some(error) = held {
-                    outcomes.extend(half.iter().map(|_| Err(error.clone())));
-                    continue;
-                }
-                match self.post(half).await {
-                    (Err(SendError::Batch(_)), true) if half.len() > 1 => {
-                        outcomes.extend(self.in_halves(half).await);
-                    }
-                    (Ok(()), _) => outcomes.extend(half.iter().map(|_| Ok(()))),
-                    (Err(SendError::Batch(error)), _) => {
-                        outcomes.extend(half.iter().map(|_| Err(error.clone())));
-                    }
-                    (Err(SendError::PerRecord(each)), _) => outcomes.extend(each),
-                }
-            }
-            outcomes
-        })
-    }
-
     /// One request of `batch`; its outcome, and whether the API answered
     /// 413 Payload Too Large.
-    async fn post<R: Serialize>(&self, batch: &[Envelope<R>]) -> (Result<(), SendError>, bool) {
+    pub(crate) async fn post<R: Serialize>(
+        &self,
+        batch: &[Envelope<R>],
+    ) -> (Result<(), SendError>, bool) {
         let body = match self.encode(batch) {
             Ok(body) => body,
             Err(error) => return (Err(error), false),
@@ -317,9 +279,6 @@ impl HttpSink {
         })
     }
 }
-
-/// One outcome per record of a batch, in order.
-type Outcomes = Vec<Result<(), SinkError>>;
 
 /// A batch's records, serialised as a JSON array without copying them.
 struct Records<'a, R>(&'a [Envelope<R>]);
