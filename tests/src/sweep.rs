@@ -224,6 +224,7 @@ impl Scenario {
             },
             drain_deadline: millis(&mut rng, 2_000),
             seed,
+            circuit_after: ProcessorConfig::default().circuit_after,
         };
         Scenario {
             seed,

@@ -24,7 +24,11 @@ pub fn build_release_sluice() -> anyhow::Result<PathBuf> {
     if !status.success() {
         bail!("cargo build --release --package sluice failed ({status})");
     }
-    Ok(root().join("target/release/sluice"))
+    // Where cargo put it: `CARGO_TARGET_DIR` (relative to the root, where
+    // cargo ran) when set.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root().join("target"), |dir| root().join(dir));
+    Ok(target.join("release/sluice"))
 }
 
 /// One PASS/FAIL line.

@@ -23,7 +23,7 @@ pub(crate) async fn reachable(
     secrets: &Secrets,
 ) -> Result<String, SinkError> {
     let failed = |what: &str, error: reqwest::Error| {
-        SinkError::Transient(format!("{what}: {}", response::describe(&error, secrets)))
+        SinkError::Unavailable(format!("{what}: {}", response::describe(&error, secrets)))
     };
     let answer = client
         .head(api.url.clone())
@@ -39,7 +39,7 @@ pub(crate) async fn reachable(
             .map_err(|error| failed(&format!("health URL {}", health.shown), error))?;
         let status = answer.status();
         if !status.is_success() {
-            return Err(SinkError::Transient(format!(
+            return Err(SinkError::Misconfigured(format!(
                 "health URL {} answered {status}, not 2xx",
                 health.shown
             )));

@@ -5,6 +5,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::headers;
+use crate::status::{StatusClassError, StatusClasses};
 
 /// The per-request timeout when none is configured.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +50,9 @@ pub struct HttpSinkConfig {
     /// A URL that must answer a `GET` with 2xx before a run reads anything
     /// (see [`HttpSink::check_reachable`](crate::HttpSink::check_reachable)).
     pub health_url: Option<String>,
+    /// What each failed status means: retried, rejected, or fatal (the
+    /// client's configuration is wrong). Default [`StatusClasses::default`].
+    pub statuses: StatusClasses,
 }
 
 /// The field that carries each record's key in a JSON array body.
@@ -65,6 +69,7 @@ impl HttpSinkConfig {
             body: BodyShape::default(),
             key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
             health_url: None,
+            statuses: StatusClasses::default(),
         }
     }
 
@@ -111,6 +116,13 @@ impl HttpSinkConfig {
         self.key_field = field;
         self
     }
+
+    /// Sets what each failed status means.
+    #[must_use]
+    pub fn statuses(mut self, statuses: StatusClasses) -> Self {
+        self.statuses = statuses;
+        self
+    }
 }
 
 impl fmt::Debug for HttpSinkConfig {
@@ -125,6 +137,7 @@ impl fmt::Debug for HttpSinkConfig {
                 "health_url",
                 &self.health_url.as_deref().map(redact_userinfo),
             )
+            .field("statuses", &self.statuses)
             .finish()
     }
 }
@@ -251,6 +264,10 @@ pub enum ConfigError {
     /// The timeout is zero: every request would fail.
     #[error("the request timeout must be longer than zero")]
     ZeroTimeout,
+    /// The status lists cannot be used: a status in two lists, or one that
+    /// cannot be listed.
+    #[error("status classes: {0}")]
+    Statuses(#[from] StatusClassError),
     /// A header's name is not a valid HTTP header name.
     #[error("invalid header name `{name}`")]
     InvalidHeaderName {

@@ -7,8 +7,11 @@
 //! ([`idempotency_key`]), and the configured headers, whose values may
 //! come from the environment (`${API_TOKEN}`) and are kept secret. The
 //! response maps onto the processor's outcomes: 2xx delivered, 429 rate
-//! limited (with `Retry-After`, see [`parse_retry_after`]), 408, 5xx and
-//! network failures transient, any other status rejected.
+//! limited (with `Retry-After`, see [`parse_retry_after`]), 408, 425, 5xx
+//! and timeouts transient, 3xx, 401, 403, 404 and 405 misconfigured, an
+//! unreachable API (refused, reset, DNS, TLS) unavailable, any other
+//! status rejected; the status lists are configurable ([`StatusClasses`]),
+//! and a batch answered 413 is sent again in halves.
 //!
 //! [`HttpSettings`] is the sink as a connector of a configured pipeline
 //! (`[http]`, `--http-*`), with the processor settings an HTTP API implies.
@@ -36,6 +39,8 @@ mod response;
 mod retry_after;
 mod settings;
 mod sink;
+mod split;
+mod status;
 mod userinfo;
 
 pub use config::{
@@ -50,3 +55,4 @@ pub use response::MAX_BODY_EXCERPT;
 pub use retry_after::parse_retry_after;
 pub use settings::{CALL_TIMEOUT_MARGIN, DEFAULT_REQUEST_TIMEOUT, HttpSettings, RATE_LIMIT_MARGIN};
 pub use sink::HttpSink;
+pub use status::{StatusClassError, StatusClasses, StatusList};

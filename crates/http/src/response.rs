@@ -9,6 +9,7 @@ use sluice_processor::SinkError;
 
 use crate::headers::Secrets;
 use crate::retry_after::parse_retry_after;
+use crate::status::{Class, StatusClasses};
 
 /// The most of a response body, in bytes, that an error message quotes:
 /// the body's start, cut on a character boundary.
@@ -19,51 +20,86 @@ pub const MAX_BODY_EXCERPT: usize = 512;
 /// lets the connection return to the pool.
 const DRAIN_LIMIT: usize = 64 * 1024;
 
-/// The outcome of a call that got a response.
+/// The outcome of a call that got a response, and whether it was 413
+/// Payload Too Large (which the sink may answer by splitting the batch).
 ///
 /// 2xx is a delivery; 429 a refusal for the rate limit, with the wait of
-/// its `Retry-After`; 408 and 5xx transient failures; any other status
-/// (3xx included: redirects are not followed) a rejection. A body that
-/// cannot be read where its excerpt is wanted makes the failure transient.
+/// its `Retry-After`; any other status what `classes` says (by default 408,
+/// 425 and 5xx transient failures; 3xx, 401, 403, 404 and 405
+/// misconfiguration, its message naming `url`; other statuses rejections;
+/// redirects are not followed). A body that cannot be read where its
+/// excerpt is wanted makes the failure transient.
 pub(crate) async fn outcome(
     mut response: reqwest::Response,
     secrets: &Secrets,
-) -> Result<(), SinkError> {
+    classes: &StatusClasses,
+    url: &str,
+) -> (Result<(), SinkError>, bool) {
     let status = response.status();
     if status.is_success() {
         drain(&mut response).await;
-        return Ok(());
+        return (Ok(()), false);
     }
     if status == StatusCode::TOO_MANY_REQUESTS {
         let retry_after = retry_after(&response, SystemTime::now());
         drain(&mut response).await;
-        return Err(SinkError::RateLimited { retry_after });
+        return (Err(SinkError::RateLimited { retry_after }), false);
     }
-    let transient = status == StatusCode::REQUEST_TIMEOUT || status.is_server_error();
+    let too_large = status == StatusCode::PAYLOAD_TOO_LARGE;
+    let class = classes.class(status.as_u16());
     let redirect = if status.is_redirection() {
         " (redirects are not followed)"
     } else {
         ""
     };
+    let from = if class == Class::Fatal {
+        format!(" from {url}")
+    } else {
+        String::new()
+    };
     let excerpt = match excerpt(&mut response, secrets).await {
         Ok(excerpt) => excerpt,
         Err(error) => {
-            return Err(SinkError::Transient(format!(
-                "HTTP {status}{redirect}, then reading the response body failed: {}",
+            let message = format!(
+                "HTTP {status}{from}{redirect}, then reading the response body failed: {}",
                 describe(&error, secrets)
-            )));
+            );
+            return (Err(SinkError::Transient(message)), too_large);
         }
     };
     let message = if excerpt.is_empty() {
-        format!("HTTP {status}{redirect}")
+        format!("HTTP {status}{from}{redirect}")
     } else {
-        format!("HTTP {status}{redirect}: {excerpt}")
+        format!("HTTP {status}{from}{redirect}: {excerpt}")
     };
-    Err(if transient {
-        SinkError::Transient(message)
+    (Err(classes.outcome(status.as_u16(), message)), too_large)
+}
+
+/// The outcome of a request that got no response: a timeout is transient
+/// (the API may have the records); any other failure before a response
+/// (connection refused or reset, a name that does not resolve, a TLS
+/// failure) says the API cannot be reached: unavailable. The message
+/// names `url`, never a credential.
+pub(crate) fn failure(
+    error: &reqwest::Error,
+    secrets: &Secrets,
+    url: &str,
+    timeout: Duration,
+) -> SinkError {
+    let message = describe(error, secrets);
+    if error.is_timeout() {
+        SinkError::Transient(format!("{message} (limit {timeout:?}) at {url}"))
+    } else if error.is_connect() || error.is_request() {
+        SinkError::Unavailable(format!("{message}: {url}"))
     } else {
-        SinkError::Rejected(message)
-    })
+        SinkError::Transient(format!("{message} at {url}"))
+    }
+}
+
+/// `url` as error messages show it: scheme, host, port and path; no
+/// userinfo, query or fragment, which may hold credentials.
+pub(crate) fn shown_url(url: &reqwest::Url) -> String {
+    format!("{}{}", url.origin().ascii_serialization(), url.path())
 }
 
 /// The wait a response's `Retry-After` asks for, if it parses.

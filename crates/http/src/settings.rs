@@ -10,6 +10,9 @@ use sluice_processor::{ConnectorError, CountedFrom, SettingError, SinkConnector,
 use crate::config::{DEFAULT_KEY_FIELD, HttpSinkConfig, redact_userinfo};
 use crate::headers;
 use crate::sink::HttpSink;
+use crate::status::{
+    DEFAULT_FATAL_ON, DEFAULT_REJECT_ON, DEFAULT_RETRY_ON, StatusClasses, StatusList,
+};
 
 /// The per-request timeout of a configured pipeline, by default.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -87,17 +90,52 @@ pub struct HttpSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_url: Option<String>,
+    /// Statuses retried as transient failures: codes and classes, e.g.
+    /// `408,425,5xx` (the default). 429 always means rate limited.
+    #[arg(
+        id = "http.retry_on",
+        long = "http-retry-on",
+        alias = "retry-on",
+        value_name = "STATUSES"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_on: Option<StatusList>,
+    /// Statuses that reject the record (dead-lettered): default `4xx`
+    /// (but for the codes listed elsewhere).
+    #[arg(
+        id = "http.reject_on",
+        long = "http-reject-on",
+        alias = "reject-on",
+        value_name = "STATUSES"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reject_on: Option<StatusList>,
+    /// Statuses that say the configuration is wrong (URL, credentials):
+    /// records wait, and the run halts after a few in a row. Default
+    /// `3xx,401,403,404,405`.
+    #[arg(
+        id = "http.fatal_on",
+        long = "http-fatal-on",
+        alias = "fatal-on",
+        value_name = "STATUSES"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fatal_on: Option<StatusList>,
 }
 
 impl Default for HttpSettings {
     /// The documented defaults; no URL.
     fn default() -> Self {
+        let defaults = StatusClasses::default();
         HttpSettings {
             url: None,
             headers: Vec::new(),
             timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
             health_url: None,
+            retry_on: Some(defaults.retry_on),
+            reject_on: Some(defaults.reject_on),
+            fatal_on: Some(defaults.fatal_on),
         }
     }
 }
@@ -132,7 +170,8 @@ impl HttpSettings {
         let mut config = HttpSinkConfig::new(url)
             .timeout(timeout)
             .key_field(key_field)
-            .health_url(self.health_url.clone());
+            .health_url(self.health_url.clone())
+            .statuses(self.statuses()?);
         for header in &self.headers {
             let (name, value) = header.split_once(':').ok_or_else(|| {
                 // The value may be a secret: name the header only.
@@ -148,6 +187,33 @@ impl HttpSettings {
             config = config.header(name.trim(), value.trim());
         }
         Ok(config)
+    }
+
+    /// The status lists: as set, else their defaults (`retry_on`
+    /// `408,425,5xx`, `reject_on` `4xx`, `fatal_on` `3xx,401,403,404,405`).
+    ///
+    /// # Errors
+    /// A [`SettingError`] naming the list whose entry is also in another
+    /// list, or cannot be listed (a 2xx; 429 outside `retry_on`).
+    pub fn statuses(&self) -> Result<StatusClasses, SettingError> {
+        let list = |set: &Option<StatusList>, default: &str| {
+            set.clone()
+                .unwrap_or_else(|| default.parse().unwrap_or_default())
+        };
+        let classes = StatusClasses {
+            retry_on: list(&self.retry_on, DEFAULT_RETRY_ON),
+            reject_on: list(&self.reject_on, DEFAULT_REJECT_ON),
+            fatal_on: list(&self.fatal_on, DEFAULT_FATAL_ON),
+        };
+        classes.validate().map_err(|error| {
+            let (key, flag) = match error.list() {
+                Some("retry_on") => ("http.retry_on", "--http-retry-on"),
+                Some("reject_on") => ("http.reject_on", "--http-reject-on"),
+                _ => ("http.fatal_on", "--http-fatal-on"),
+            };
+            SettingError::new(key, flag, error.to_string())
+        })?;
+        Ok(classes)
     }
 
     /// These settings as they may be shown (`--print-config`): the URL's
@@ -184,6 +250,9 @@ impl HttpSettings {
                 .health_url
                 .as_deref()
                 .map(|url| redact_userinfo(url).into_owned()),
+            retry_on: self.retry_on.clone(),
+            reject_on: self.reject_on.clone(),
+            fatal_on: self.fatal_on.clone(),
         }
     }
 }
@@ -289,6 +358,27 @@ mod tests {
     }
 
     #[test]
+    fn status_lists_are_read_and_a_status_in_two_is_named() {
+        let read: HttpSettings =
+            toml::from_str("url = 'http://h/r'\nretry_on = '5xx'\nfatal_on = 401").unwrap();
+        assert_eq!(read.retry_on.as_ref().unwrap().to_string(), "5xx");
+        let statuses = read.statuses().unwrap();
+        assert!(statuses.fatal_on.contains(401) && !statuses.fatal_on.contains(404));
+        assert!(statuses.reject_on.contains(404), "the default reject_on");
+        let twice = HttpSettings {
+            retry_on: Some("408,503".parse().unwrap()),
+            fatal_on: Some("503".parse().unwrap()),
+            ..settings("http://h/r", &[])
+        };
+        assert_eq!(
+            twice.sink_config().unwrap_err().to_string(),
+            "http.fatal_on (--http-fatal-on): 503 is in both retry_on and fatal_on"
+        );
+        let error = toml::from_str::<HttpSettings>("reject_on = '4x'").unwrap_err();
+        assert!(error.to_string().contains("4x"), "{error}");
+    }
+
+    #[test]
     fn the_policy_lets_the_client_time_out_first_and_counts_from_calls() {
         let policy = <HttpSettings as SinkConnector<u8>>::policy(&HttpSettings {
             timeout: Some(Duration::from_secs(2)),
@@ -344,6 +434,9 @@ mod tests {
             timeout: None,
             key_field: None,
             health_url: None,
+            retry_on: None,
+            reject_on: None,
+            fatal_on: None,
         };
         assert_eq!(toml::to_string(&given).unwrap(), "url = \"http://h/r\"\n");
         let error = toml::from_str::<HttpSettings>("header = ['a: b']").unwrap_err();

@@ -15,6 +15,7 @@ use crate::config::{
 use crate::headers::{self, Lookup, Secrets};
 use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, idempotency_key, record_key};
 use crate::response;
+use crate::status::StatusClasses;
 use crate::userinfo;
 
 /// A [`Sink`] that delivers each batch as one HTTP `POST` with a JSON body,
@@ -39,9 +40,26 @@ use crate::userinfo;
 /// | --- | --- |
 /// | 2xx | delivered |
 /// | 429 | [`SinkError::RateLimited`], with `Retry-After` (seconds or an HTTP date) when it parses |
-/// | 408, 5xx | [`SinkError::Transient`] |
-/// | any other status | [`SinkError::Rejected`]: the status and the start of the body ([`MAX_BODY_EXCERPT`](crate::MAX_BODY_EXCERPT) bytes) |
-/// | connection failure, timeout, broken response body | [`SinkError::Transient`] |
+/// | `retry_on` (default 408, 425, 5xx) | [`SinkError::Transient`] |
+/// | `fatal_on` (default 3xx, 401, 403, 404, 405) | [`SinkError::Misconfigured`]: `HTTP 404 Not Found from http://host:port/path`, then the start of the body |
+/// | `reject_on` (default any other 4xx), or a status in no list | [`SinkError::Rejected`]: the status and the start of the body ([`MAX_BODY_EXCERPT`](crate::MAX_BODY_EXCERPT) bytes) |
+/// | 413 to a batch of several records | the batch is sent again in halves (see below) |
+/// | connection refused or reset before a response, a name that does not resolve, a TLS failure | [`SinkError::Unavailable`], naming the URL |
+/// | timeout, broken response body | [`SinkError::Transient`] |
+///
+/// The status lists are [`StatusClasses`] ([`HttpSinkConfig::statuses`]).
+/// Messages name the URL without userinfo, query or fragment.
+///
+/// # 413 Payload Too Large
+/// A batch of several records answered 413 is sent again in two halves,
+/// each split again while it gets 413, down to single records; a single
+/// record answered 413 is rejected. The second half goes only once the
+/// first is delivered (or rejected), to keep a partition's order; what is
+/// not sent takes the outcome that held it back. The call's outcome is
+/// then one per record. Each half is a request of its own, which the
+/// API's quota counts while the processor's limiter counted one call: a
+/// batch of n records split down to single records makes up to 2n − 1
+/// requests. Keep `batch.max_records` within what the API takes.
 ///
 /// A record that cannot be encoded as JSON is rejected on its own; the
 /// rest of its batch fails transiently and is retried without it.
@@ -86,6 +104,9 @@ pub struct HttpSink {
     /// The health URL and how it is shown.
     health: Option<(reqwest::Url, String)>,
     secrets: Secrets,
+    statuses: StatusClasses,
+    /// The URL as failures name it: no userinfo, query or fragment.
+    api_url: String,
 }
 
 impl HttpSink {
@@ -119,6 +140,7 @@ impl HttpSink {
         if config.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
+        config.statuses.validate()?;
         let mut resolved = headers::resolve(&config.headers, lookup)?;
         // The userinfo goes out as basic authentication, and the URL kept
         // (and handed to reqwest) carries no credential.
@@ -148,6 +170,7 @@ impl HttpSink {
             .user_agent(concat!("sluice-http/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|error| ConfigError::Client(response::describe(&error, &secrets)))?;
+        let api_url = response::shown_url(&url);
         Ok(HttpSink {
             client,
             url,
@@ -158,6 +181,8 @@ impl HttpSink {
             key_field: config.key_field,
             health,
             secrets,
+            statuses: config.statuses,
+            api_url,
         })
     }
 
@@ -173,7 +198,8 @@ impl HttpSink {
     /// answer 2xx. Returns what it found.
     ///
     /// # Errors
-    /// [`SinkError::Transient`] naming the URL (without credentials) and
+    /// [`SinkError::Unavailable`] (or, for a health URL not answering 2xx,
+    /// [`SinkError::Misconfigured`]) naming the URL (without credentials) and
     /// what failed: the connection, TLS, the timeout, or the health URL's
     /// status.
     pub async fn check_reachable(&self) -> Result<String, SinkError> {
@@ -189,15 +215,42 @@ impl HttpSink {
     }
 
     /// Delivers one batch: see the type's documentation.
-    async fn deliver<R: Serialize>(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
+    async fn deliver<R: Serialize + Sync>(&self, batch: &[Envelope<R>]) -> Result<(), SendError> {
         if batch.is_empty() {
             return Ok(());
         }
-        let body = self.encode(batch)?;
+        match self.post(batch).await {
+            (Err(SendError::Batch(_)), true) if batch.len() > 1 => {
+                tracing::debug!(
+                    records = batch.len(),
+                    "413 Payload Too Large: sending the batch in halves"
+                );
+                let outcomes = self.in_halves(batch).await;
+                if outcomes.iter().all(Result::is_ok) {
+                    Ok(())
+                } else {
+                    Err(SendError::PerRecord(outcomes))
+                }
+            }
+            (result, _) => result,
+        }
+    }
+
+    /// One request of `batch`; its outcome, and whether the API answered
+    /// 413 Payload Too Large.
+    pub(crate) async fn post<R: Serialize>(
+        &self,
+        batch: &[Envelope<R>],
+    ) -> (Result<(), SendError>, bool) {
+        let body = match self.encode(batch) {
+            Ok(body) => body,
+            Err(error) => return (Err(error), false),
+        };
         let key = idempotency_key(batch.iter().map(Envelope::key));
-        let key_value = HeaderValue::from_str(&key).map_err(|_| {
-            SinkError::Transient("cannot build the Idempotency-Key header".to_owned())
-        })?;
+        let Ok(key_value) = HeaderValue::from_str(&key) else {
+            let error = SinkError::Transient("cannot build the Idempotency-Key header".to_owned());
+            return (Err(error.into()), false);
+        };
         let sent = self
             .client
             .post(self.url.clone())
@@ -206,30 +259,33 @@ impl HttpSink {
             .body(body)
             .send()
             .await;
-        let result = match sent {
+        let (result, too_large) = match sent {
             Ok(reply) => {
                 let status = reply.status();
-                let result = response::outcome(reply, &self.secrets).await;
+                let answer =
+                    response::outcome(reply, &self.secrets, &self.statuses, &self.api_url).await;
                 tracing::debug!(
                     records = batch.len(),
                     idempotency_key = %key,
                     status = status.as_u16(),
                     "http sink call answered"
                 );
-                result
+                answer
             }
-            Err(error) => {
-                let mut message = response::describe(&error, &self.secrets);
-                if error.is_timeout() {
-                    message.push_str(&format!(" (limit {:?})", self.timeout));
-                }
-                Err(SinkError::Transient(message))
-            }
+            Err(error) => (
+                Err(response::failure(
+                    &error,
+                    &self.secrets,
+                    &self.api_url,
+                    self.timeout,
+                )),
+                false,
+            ),
         };
         if let Err(error) = &result {
             tracing::debug!(records = batch.len(), idempotency_key = %key, %error, "http sink call failed");
         }
-        result.map_err(SendError::Batch)
+        (result.map_err(SendError::Batch), too_large)
     }
 
     /// The request body, or which records cannot be encoded.
@@ -333,6 +389,7 @@ impl fmt::Debug for HttpSink {
             .field("headers", &HeadersDebug(&self.headers))
             .field("timeout", &self.timeout)
             .field("body", &self.body)
+            .field("statuses", &self.statuses)
             .finish_non_exhaustive()
     }
 }

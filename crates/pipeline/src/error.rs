@@ -79,7 +79,10 @@ impl PipelineError {
     pub(crate) fn unreachable(sink: &'static str, error: sluice_processor::SinkError) -> Self {
         use sluice_processor::SinkError;
         let why = match error {
-            SinkError::Transient(why) | SinkError::Rejected(why) => why,
+            SinkError::Transient(why)
+            | SinkError::Rejected(why)
+            | SinkError::Unavailable(why)
+            | SinkError::Misconfigured(why) => why,
             other => other.to_string(),
         };
         PipelineError::Unreachable { sink, why }

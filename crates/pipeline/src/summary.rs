@@ -51,6 +51,10 @@ pub struct RunSummary {
     pub interrupted: bool,
     /// Faults of user code or connectors caught during the run.
     pub failures: Vec<String>,
+    /// Why the run stopped sending on its own, when the API kept saying
+    /// the client is misconfigured (401, 404, a redirect...): what is not
+    /// delivered was handed back, for a run with the right settings.
+    pub halted: Option<String>,
     /// Inputs that could not be read to their end, each with why: the run
     /// then failed (exit 1), whatever else it did.
     pub read_failures: Vec<String>,
@@ -96,6 +100,7 @@ impl RunSummary {
             interrupted,
             failures: report.failures.iter().map(ToString::to_string).collect(),
             read_failures: Vec::new(),
+            halted: report.halted.as_ref().map(ToString::to_string),
             checkpoints: checkpoints
                 .iter()
                 .map(|saved| (saved.input.clone(), saved.offset, saved.lines))

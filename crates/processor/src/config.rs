@@ -45,8 +45,8 @@ pub struct ProcessorConfig {
     /// The longest a call may take; a call that takes longer is cancelled
     /// and counts as a transient failure. Default 30 s.
     pub call_timeout: Duration,
-    /// Retries of transient failures, and the longest a record may spend
-    /// in delivery.
+    /// Retries of failures: backoff, attempts, and the longest a record
+    /// that keeps failing may take.
     pub retry: RetryPolicy,
     /// Whether records of one (stream, partition) must be delivered in order.
     pub ordering: DeliveryOrder,
@@ -55,6 +55,12 @@ pub struct ProcessorConfig {
     pub drain_deadline: Duration,
     /// Seed of the retry jitter, for deterministic runs.
     pub seed: u64,
+    /// Calls in a row, across workers, answered that the client is
+    /// misconfigured ([`SinkError::Misconfigured`](crate::SinkError)) with
+    /// no delivery in between, after which the processor halts: it stops
+    /// sending, hands back what it holds, and says why in
+    /// [`Report::halted`](crate::Report::halted). Default 3; 0 never halts.
+    pub circuit_after: u32,
 }
 
 /// The most delivery workers a processor runs.
@@ -79,6 +85,7 @@ impl Default for ProcessorConfig {
             ordering: DeliveryOrder::Partition,
             drain_deadline: Duration::from_secs(5),
             seed: 0,
+            circuit_after: 3,
         }
     }
 }

@@ -38,8 +38,10 @@ pub enum DeadLetterReason {
         /// The last failure's message.
         last_error: String,
     },
-    /// The record spent longer than `retry.max_elapsed` in delivery
-    /// (waiting for the limiter, refusals and backoff included).
+    /// The record kept failing on its own (transient failures while the
+    /// API was up) for longer than `retry.max_elapsed`, from its first
+    /// such failure. Waiting on the limits or through an outage never
+    /// leads here.
     #[error("not delivered within {limit:?}; last error: {last_error}")]
     TimedOut {
         /// The configured bound.

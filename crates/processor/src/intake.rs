@@ -180,6 +180,9 @@ where
                 intake_at,
                 ack,
                 failures: 0,
+                seen: None,
+                first_failed_at: None,
+                failed_while_up: false,
             };
             batch.push(Queued::new(done.id, done.record, done.key, meta));
             Taken::Queued

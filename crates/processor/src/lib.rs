@@ -38,6 +38,7 @@ mod config;
 mod connector;
 mod dead_letter;
 mod fault;
+mod health;
 mod intake;
 mod key;
 mod limit;
@@ -71,6 +72,7 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
+pub use health::Halt;
 pub use key::RecordKey;
 pub use limit::{
     MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError, Reservation, SharedLimit,

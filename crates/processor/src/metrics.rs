@@ -442,6 +442,13 @@ pub struct MetricsSnapshot {
     pub delivered_by_priority: BTreeMap<u8, u64>,
     /// Dead letters per kind of reason.
     pub dead_lettered_by_reason: BTreeMap<DeadLetterKind, u64>,
+    /// Whether the API is failing now: the last calls failed for its sake
+    /// (unreachable, misconfigured, or failing with nothing delivered
+    /// since), and no call has delivered since. Records wait meanwhile.
+    pub api_failing: bool,
+    /// Outages of the API seen so far (each began by a call failing for
+    /// the API's sake, ended by a delivery).
+    pub api_outages: u64,
 }
 
 impl MetricsSnapshot {

@@ -14,6 +14,7 @@ use crate::clock::EpochClock;
 use crate::config::{ConfigError, CountedFrom, LimitUnit, ProcessorConfig, RateLimit};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure};
+use crate::health::Halt;
 use crate::intake::{self, InTransform};
 use crate::limit::{RateLimiter, SharedLimit, later};
 use crate::metrics::MetricsSnapshot;
@@ -167,6 +168,7 @@ where
             call_timeout: config.call_timeout,
             unidentified: self.unidentified,
             window_from_answer: config.counted_from == CountedFrom::Answer,
+            circuit_after: config.circuit_after,
         };
         let take_size = config.take_size.max(config.batch.max_records);
         let mut shared = Shared::new(
@@ -283,6 +285,12 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
             // its source hears "not processed".
             drop(in_transform.take());
         }
+        self.hand_back_queued();
+        self.report(backlog_at_stop, task_failures)
+    }
+
+    /// Hands back every record still queued (after a stop, or a halt).
+    fn hand_back_queued(&self) {
         let shard = self.shared.metrics.shard();
         let queued = self.shared.queue.drain();
         let count = queued.len();
@@ -291,20 +299,32 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
                 .hand_back_queued(&shard, item, HandBackReason::Queued);
         }
         self.shared.queue.finished(count);
-        self.report(backlog_at_stop, task_failures)
+    }
+
+    /// Why the processor halted on its own, once it has: the circuit
+    /// opened (see [`ProcessorConfig::circuit_after`]). It then stops
+    /// sending; [`finish`](Self::finish) returns once the calls in flight
+    /// end, and its [`Report::halted`] says the same.
+    pub fn halted(&self) -> Option<Halt> {
+        self.shared.health.halted()
     }
 
     /// Runs until every source has ended and every record is delivered,
-    /// dead-lettered or handed back (when the dead-letter outlet fails).
-    /// Waits forever on a source that never ends; use [`stop`](Self::stop)
-    /// for those. Every call and dead letter is bounded by the call timeout
-    /// and every record by `retry.max_elapsed`, so a sink or outlet that
-    /// hangs or panics does not stop it from returning.
+    /// dead-lettered or handed back (when the dead-letter outlet fails), or
+    /// until the processor halts (see [`halted`](Self::halted)): then what
+    /// is left is handed back. Waits forever on a source that never ends,
+    /// and while the API is down or a limit admits nothing (records wait
+    /// for it, they are not dead-lettered); use
+    /// [`finish_unless`](Self::finish_unless) or [`stop`](Self::stop) to
+    /// bound it. Every call and dead letter is bounded by the call
+    /// timeout, so a sink or outlet that hangs or panics does not keep it
+    /// from returning.
     pub async fn finish(mut self) -> Report<R> {
         let far = later(tokio::time::Instant::now(), Duration::MAX);
         let mut task_failures = join_until(&mut self.intakes, far, None).await;
         self.shared.queue.seal();
         task_failures += join_until(&mut self.workers, far, None).await;
+        self.hand_back_queued();
         self.report(0, task_failures)
     }
 
@@ -325,6 +345,7 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
             () = &mut stop => return (self.stop().await, true),
             failures = join_until(&mut self.workers, far, None) => failures,
         };
+        self.hand_back_queued();
         (self.report(0, task_failures), false)
     }
 
@@ -350,6 +371,7 @@ impl<R: Send + Sync + 'static, S, T> ProcessorHandle<R, S, T> {
             failure_count: failures.count,
             handed_back: self.shared.take_handed_back(),
             dead_letters: self.shared.take_kept_letters(),
+            halted: self.shared.health.halted(),
         }
     }
 }
@@ -436,7 +458,10 @@ where
 
 fn snapshot<R, S, T>(shared: &Shared<R, S, T>) -> MetricsSnapshot {
     let client_limit = shared.limiter.as_ref().and_then(|l| l.current_limit());
-    shared.metrics.snapshot(shared.queue.len(), client_limit)
+    let mut snapshot = shared.metrics.snapshot(shared.queue.len(), client_limit);
+    snapshot.api_failing = shared.health.is_failing();
+    snapshot.api_outages = shared.health.outages();
+    snapshot
 }
 
 /// Awaits tasks until `deadline`, removing each as it ends, so that a
@@ -492,6 +517,13 @@ pub struct Report<R> {
     /// [`StreamProcessor::with_dead_letters`]), in identity order.
     #[serde(skip)]
     pub dead_letters: Vec<DeadLetter<R>>,
+    /// Why the processor halted on its own, when it did: the circuit
+    /// opened because the API kept answering that the client is
+    /// misconfigured (see [`ProcessorConfig::circuit_after`]). Records not
+    /// delivered were handed back, none dead-lettered for it. `None` after
+    /// a normal finish or stop. A runner should exit with a code of its
+    /// own when it is `Some`, saying the cause.
+    pub halted: Option<Halt>,
 }
 
 impl<R> Report<R> {

@@ -41,8 +41,18 @@ pub(crate) struct Meta {
     /// When intake pulled the record from its source.
     pub(crate) intake_at: Instant,
     pub(crate) ack: Option<Ack>,
-    /// Failed attempts to deliver it so far.
+    /// Failed attempts to deliver it so far: failures that used an
+    /// attempt (transient ones while the API was up).
     pub(crate) failures: u32,
+    /// The count of calls that delivered, as it was at its last failure
+    /// (or when its first call started): a transient failure uses an
+    /// attempt only when the count has moved since.
+    pub(crate) seen: Option<u64>,
+    /// When it first used an attempt: `retry.max_elapsed` counts from it.
+    pub(crate) first_failed_at: Option<Instant>,
+    /// Whether calls delivered between two of its failures: the API was
+    /// up while it failed, so it may be what fails (a poison record).
+    pub(crate) failed_while_up: bool,
 }
 
 /// Records lent to one worker: the head of one lane, or of the FIFO.
@@ -401,6 +411,9 @@ mod tests {
                 intake_at: Instant::now(),
                 ack: None,
                 failures: 0,
+                seen: None,
+                first_failed_at: None,
+                failed_while_up: false,
             },
         }
     }

@@ -9,15 +9,23 @@ use crate::config::ConfigError;
 /// The shortest first wait after a rate-limited answer without a hint.
 pub const MIN_REFUSAL_BACKOFF: Duration = Duration::from_millis(10);
 
-/// How transient failures are retried.
+/// How failed calls are retried.
 ///
 /// The delay before retry `n` (1-based) is drawn uniformly from
 /// `[0, min(max_backoff, initial_backoff * multiplier^(n-1))]` ("full
 /// jitter"), so that many records failing together do not retry together.
-/// A record is dead-lettered once it has failed `max_attempts` times;
-/// rate-limited answers are not failures of the record and do not count.
-/// Whatever the cause (failures, refusals, a limiter that admits nothing),
-/// a record is dead-lettered once it has spent `max_elapsed` in delivery.
+/// `n` is the attempts a record has used, or, while the API fails for its
+/// own sake (unreachable, misconfigured), the calls in a row that failed
+/// so: an outage is asked less and less often, up to `max_backoff`.
+///
+/// A record is dead-lettered once it has failed `max_attempts` times. Only
+/// failures that may be the record's own use an attempt: a transient
+/// failure while other calls get through (see [`Sink`](crate::Sink)).
+/// Rate-limited answers, an unreachable or misconfigured API, transient
+/// failures while nothing gets through, and waiting on the limits (the
+/// shared limit's store unreachable included) use none, and never
+/// dead-letter a record however long they last: it waits until delivered
+/// or the processor stops.
 ///
 /// The jitter is drawn from the processor's seeded RNG rather than by a
 /// retry crate (backon, backoff) because those draw from a global RNG, which
@@ -32,10 +40,14 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
     /// Growth of the cap per retry; at least 1.
     pub multiplier: f64,
-    /// The longest a record may spend in delivery, from the moment a worker
-    /// takes it up: waiting for the rate limiter, refused and failed calls
-    /// and backoff included. Past it the record is dead-lettered
-    /// ([`TimedOut`](crate::DeadLetterReason::TimedOut)). Default 5 minutes.
+    /// The longest a record that keeps failing on its own may take: from
+    /// its first failure that used an attempt, a later such failure past
+    /// this dead-letters it
+    /// ([`TimedOut`](crate::DeadLetterReason::TimedOut)) even with
+    /// attempts left. Checked only at failures that use an attempt, so it
+    /// never dead-letters a record that is waiting on the limits or
+    /// through an outage of the API (though an outage between two of its
+    /// own failures counts in the time). Default 5 minutes.
     pub max_elapsed: Duration,
 }
 

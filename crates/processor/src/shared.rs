@@ -13,6 +13,7 @@ use crate::ack::{Ack, Resolution};
 use crate::clock::EpochClock;
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure, panic_message};
+use crate::health::{Halt, Health};
 use crate::key::RecordKey;
 use crate::limit::{RateLimiter, SharedLimit};
 use crate::metrics::{Metrics, Shard};
@@ -43,6 +44,9 @@ pub(crate) struct Settings {
     /// Without a local limiter: whether a shared limit counts successes
     /// from their answers.
     pub(crate) window_from_answer: bool,
+    /// Calls in a row answered `Misconfigured` that open the circuit; 0
+    /// never opens it.
+    pub(crate) circuit_after: u32,
 }
 
 /// What the intake and delivery tasks of one run share.
@@ -57,6 +61,8 @@ pub(crate) struct Shared<R, S, T> {
     /// Whether the shared limit was unreachable when last asked.
     shared_limit_down: AtomicBool,
     pub(crate) metrics: Metrics,
+    /// What the calls tell of the API.
+    pub(crate) health: Health,
     pub(crate) clock: EpochClock,
     pub(crate) settings: Settings,
     /// Stop pulling from sources and starting calls.
@@ -98,6 +104,7 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
             shared_limit: None,
             shared_limit_down: AtomicBool::new(false),
             metrics: Metrics::new(),
+            health: Health::default(),
             clock,
             settings,
             stop: Signal::default(),
@@ -119,6 +126,20 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
     pub(crate) fn shared_limit_reached(&self) {
         if self.shared_limit_down.load(Acquire) && self.shared_limit_down.swap(false, AcqRel) {
             tracing::warn!("the shared limit is back: sending again");
+        }
+    }
+
+    /// Opens the circuit: keeps `halt` for the report and stops as a stop
+    /// does (no more pulls nor admissions; calls in flight finish; the
+    /// rest is handed back), once.
+    pub(crate) fn halt(&self, halt: Halt) {
+        let said = halt.to_string();
+        if self.health.halt(halt) {
+            tracing::error!(
+                "{said}: the circuit is open, sending stops; records are handed back, none dead-lettered"
+            );
+            self.stop.raise();
+            self.queue.close();
         }
     }
 

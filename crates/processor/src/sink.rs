@@ -45,14 +45,31 @@ impl<R> Envelope<R> {
 ///
 /// # Errors
 /// [`SendError::Batch`] applies one outcome to the whole batch;
-/// [`SendError::PerRecord`] gives one per record, in batch order. A
-/// [`SinkError::Transient`] record is retried with backoff, a
-/// [`SinkError::RateLimited`] one after a wait, a [`SinkError::Rejected`]
-/// one is dead-lettered. With per-partition ordering a sink that reports
-/// per record must not accept a record after one of the same batch that
-/// it failed transiently (a sink that processes a batch in order and stops
-/// at the first failure does this); otherwise the retried record reaches
-/// the API after its successors.
+/// [`SendError::PerRecord`] gives one per record, in batch order. What
+/// becomes of a record by its outcome:
+///
+/// | outcome | whose fault | what the processor does | uses an attempt |
+/// | --- | --- | --- | --- |
+/// | [`SinkError::RateLimited`] | nobody's | waits (the hint, up to `max_retry_after`), retries; the limiter learns | no |
+/// | [`SinkError::Unavailable`] | the API's (unreachable) | waits with backoff, retries until delivered or the stop | no |
+/// | [`SinkError::Misconfigured`] | the client's configuration | as `Unavailable`; after `circuit_after` such calls in a row the processor halts | no |
+/// | [`SinkError::Transient`] | either (ambiguous) | waits with backoff, retries; dead-lettered once its attempts are spent | only while the API is up (see below) |
+/// | [`SinkError::Rejected`] | the record's | dead-lettered at once | yes |
+///
+/// A transient failure uses an attempt only when some call delivered at
+/// least one record since the record's previous failure (for its first
+/// failure: since its call started): the API was up, so the failure is
+/// likely the record's own. During an outage nothing is delivered, and
+/// records wait without spending attempts. The consequence: with one
+/// call in flight and no other partition getting through, a record that
+/// always fails transiently cannot be told from an outage, and waits
+/// until the processor stops (it is then handed back).
+///
+/// With per-partition ordering a sink that reports per record must not
+/// accept a record after one of the same batch that it failed (but for a
+/// rejection); otherwise the retried record reaches the API after its
+/// successors. A sink that processes a batch in order and stops at the
+/// first failure does this.
 ///
 /// # Panics
 /// A panic, while making the future or while polling it, is caught: the
@@ -144,12 +161,29 @@ pub enum SinkError {
         /// How long the API asks the client to wait, when it says.
         retry_after: Option<Duration>,
     },
-    /// The call failed in a way that may succeed if retried.
+    /// The call failed in a way that may succeed if retried, and that may
+    /// be the record's fault or the API's (a 5xx, a 408, a timeout). It
+    /// uses an attempt of the record only while other calls get through
+    /// (see [`Sink`]).
     #[error("transient failure: {0}")]
     Transient(String),
     /// The API refused the record for good; retrying will not help.
     #[error("rejected: {0}")]
     Rejected(String),
+    /// The API could not be reached at all (connection refused, a name
+    /// that does not resolve, a TLS failure, a connection reset before any
+    /// response): never the record's fault. The record waits and is
+    /// retried, however long it takes, without using an attempt.
+    #[error("API unavailable: {0}")]
+    Unavailable(String),
+    /// The API answered that the client's configuration is wrong (a wrong
+    /// URL or credentials: 401, 403, 404, 405, a redirect): never the
+    /// record's fault. Retried as [`Unavailable`](Self::Unavailable);
+    /// after `circuit_after` calls in a row answered so, with no delivery
+    /// in between, the processor halts (see
+    /// [`Report::halted`](crate::Report::halted)).
+    #[error("misconfigured: {0}")]
+    Misconfigured(String),
 }
 
 fn retry_after_suffix(retry_after: Option<Duration>) -> String {

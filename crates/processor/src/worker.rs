@@ -12,18 +12,16 @@ mod backoff;
 mod call;
 mod settle;
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand::SeedableRng;
 use rand::rngs::ChaCha8Rng;
-use tokio::time::Instant;
 
 use self::backoff::{Backoff, wait_before_retry};
 use self::call::call;
-use self::settle::{hand_back_all, not_admitted, settle_limits, settle_records};
-use crate::limit::{self, later};
+use self::settle::{hand_back_all, not_admitted, settle_health, settle_limits, settle_records};
+use crate::limit;
 use crate::metrics::Shard;
 use crate::queue::{Batch, Meta, Queued};
 use crate::shared::{HandBackReason, Shared};
@@ -132,14 +130,22 @@ fn next_chunk<R: Send + Sync + 'static, S, T>(
     }
 }
 
+/// A token naming the chunk whose first record is `first`, to tell one
+/// chunk failing alone from several.
+fn chunk_token(first: &crate::stream::RecordId) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(first)
+}
+
 /// Delivers, dead-letters or (when stopping) hands back every record of
 /// `chunk`, retrying the failed ones before anything else; leaves `chunk`
 /// empty. `spare` is an empty buffer to gather the retries in.
 ///
 /// Each round is admitted by the limits, sent, and settled; the records
-/// left to retry wait their backoff and go round again. All of it happens
-/// within the records' `retry.max_elapsed`, past which they are
-/// dead-lettered as timed out.
+/// left to retry wait their backoff and go round again, for as long as it
+/// takes: only failures of the records themselves (rejections, transient
+/// failures while the API is up) dead-letter them, never waiting on the
+/// limits or an outage of the API.
 async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
@@ -147,20 +153,18 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     spare: &mut Chunk<R>,
     rng: &mut ChaCha8Rng,
 ) -> Flow {
-    let deadline = later(Instant::now(), shared.settings.retry.max_elapsed);
     let mut backoff = Backoff::new(&shared.settings.retry);
     let mut attempted = false;
-    // Borrowed until a failure gives a message of its own: most chunks are
-    // delivered at the first try, and need no allocation for it.
-    let mut last_error = Cow::Borrowed("waiting for the rate limiter");
     while !chunk.is_empty() {
-        let admission = match limit::admit(shared, chunk.envelopes.len(), deadline).await {
+        let admission = match limit::admit(shared, chunk.envelopes.len()).await {
             Ok(admission) => admission,
-            Err(why) => {
-                return not_admitted(shared, shard, chunk, why, attempted, &last_error).await;
-            }
+            Err(stopped) => return not_admitted(shared, shard, chunk, stopped, attempted),
         };
         attempted = true;
+        let before = shared.health.successes();
+        for meta in &mut chunk.metas {
+            meta.seen.get_or_insert(before);
+        }
         let Some(outcomes) = call(shared, shard, &chunk.envelopes).await else {
             drop(admission);
             hand_back_all(shared, shard, chunk, HandBackReason::CallCancelled);
@@ -168,19 +172,16 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         };
         let records = chunk.envelopes.len();
         let refusal = settle_limits(shared, shard, admission, &outcomes, records).await;
-        settle_records(shared, shard, &outcomes, chunk, spare, &mut last_error).await;
+        let token = chunk_token(&chunk.envelopes[0].id);
+        let down = settle_health(shared, &outcomes, records, before, token);
+        let successes = shared.health.successes();
+        settle_records(shared, shard, &outcomes, chunk, spare, successes, token).await;
         std::mem::swap(chunk, spare);
         if chunk.is_empty() {
             break;
         }
-        if refusal.is_some() {
-            // What the records met last, should their time run out.
-            last_error = Cow::Borrowed("rate limited");
-        }
-        let wait = backoff.before_retry(refusal, &chunk.metas, rng);
-        if let Flow::Stopped =
-            wait_before_retry(shared, wait, deadline, chunk.envelopes.len()).await
-        {
+        let wait = backoff.before_retry(refusal, down, &chunk.metas, rng);
+        if let Flow::Stopped = wait_before_retry(shared, wait, chunk.envelopes.len()).await {
             hand_back_all(shared, shard, chunk, HandBackReason::AwaitingRetry);
             return Flow::Stopped;
         }

@@ -250,6 +250,45 @@ async fn nothing_is_sent_while_the_shared_store_is_down_and_sending_resumes_afte
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_store_down_longer_than_max_elapsed_dead_letters_nothing() {
+    // The store is down for 10 s, ten times `max_elapsed`: waiting on a
+    // limit is not a failure of the records (they were dead-lettered as
+    // timed out before), so all are delivered once it is back.
+    let sink = Arc::new(QuotaSink::default());
+    let window = Arc::new(MemoryWindow::default());
+    let harness = Harness::default();
+    let source = harness.source(common::inputs(1, 60), Tail::End);
+    let mut config = config();
+    config.retry.max_elapsed = Duration::from_secs(1);
+    let processor = StreamProcessor::new(
+        common::transform(|_| Verdict::Accept),
+        Arc::clone(&sink),
+        config,
+    )
+    .unwrap()
+    .with_shared_limit(Arc::clone(&window));
+    let start = Instant::now();
+    let handle = processor.start([source]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    window.down.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    window.down.store(false, Ordering::Relaxed);
+    let report = common::end(handle, End::Finish, Duration::ZERO).await;
+
+    let admitted = sink.admitted.lock().unwrap().clone();
+    let accepted: Vec<RecordId> = admitted.iter().map(|&(_, id)| id).collect();
+    let accounts = common::account(&report, &harness, &accepted, &[]);
+    assert!(accounts.dead.is_empty(), "{:?}", accounts.dead);
+    assert_eq!(accounts.delivered.len(), 60);
+    assert!(window.asked_while_down.load(Ordering::Relaxed) > 0);
+    let after = start + Duration::from_secs(12);
+    assert!(
+        admitted.iter().any(|(at, _)| *at >= after),
+        "delivered after the outage"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_panicking_shared_limit_is_named_and_its_records_handed_back() {
     let sink = Arc::new(QuotaSink::default());
     let window = Arc::new(MemoryWindow::default());

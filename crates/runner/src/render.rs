@@ -125,7 +125,9 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
         out.push_str(&text);
         out.push('\n');
     };
-    line(if s.interrupted {
+    line(if s.halted.is_some() {
+        "🛑 sluice run stopped: the API says the client is misconfigured".to_owned()
+    } else if s.interrupted {
         "⏹️ sluice run stopped by a signal".to_owned()
     } else {
         "✅ sluice run finished".to_owned()

@@ -1,10 +1,11 @@
 //! Admission: a call waits for the local limiter, then for the shared
-//! limit, until the records' deadline or a stop.
+//! limit, as long as it takes, until a stop. Waiting on the limits never
+//! dead-letters a record: an unreachable shared-limit store is an outage
+//! like the API's.
 
 use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
-use tokio::time::Instant;
 
 use super::WindowPermit;
 use super::shared::{Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY};
@@ -20,23 +21,15 @@ pub(crate) struct Admission<'a> {
     pub(super) reservation: Option<(&'a dyn SharedLimit, Reservation)>,
 }
 
-/// Why a call was not admitted. Whatever it held of the limits is given
-/// back.
+/// A call was not admitted because the processor is stopping. Whatever it
+/// held of the limits is given back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum NotAdmitted {
-    /// The processor is stopping.
-    Stopped,
-    /// The records' `retry.max_elapsed` ran out waiting for the local
-    /// limiter, or as it admitted them.
-    TimedOutLocally,
-    /// It ran out waiting for the shared limit.
-    TimedOutShared,
-}
+pub(crate) struct Stopped;
 
 /// Admits a call of `records` records: takes its units (one, or one per
 /// record when the limits count records) of the local limiter's window,
-/// then of the shared window, waiting until `deadline` at most, and not at
-/// all once the processor is stopping.
+/// then of the shared window, waiting as long as it takes, and not at all
+/// once the processor is stopping.
 ///
 /// # Cancel safety
 /// Cancelled, it gives back what it took of the local window; a shared
@@ -44,10 +37,9 @@ pub(crate) enum NotAdmitted {
 pub(crate) async fn admit<'a, R: Send + Sync + 'static, S, T>(
     shared: &'a Shared<R, S, T>,
     records: usize,
-    deadline: Instant,
-) -> Result<Admission<'a>, NotAdmitted> {
+) -> Result<Admission<'a>, Stopped> {
     if shared.stop.is_raised() {
-        return Err(NotAdmitted::Stopped);
+        return Err(Stopped);
     }
     let units = if shared.settings.count_records {
         records
@@ -58,17 +50,13 @@ pub(crate) async fn admit<'a, R: Send + Sync + 'static, S, T>(
         None => None,
         Some(limiter) => tokio::select! {
             biased;
-            () = shared.stop.raised() => return Err(NotAdmitted::Stopped),
-            () = tokio::time::sleep_until(deadline) => return Err(NotAdmitted::TimedOutLocally),
+            () = shared.stop.raised() => return Err(Stopped),
             permit = limiter.acquire(units) => Some(permit),
         },
     };
-    if Instant::now() >= deadline {
-        return Err(NotAdmitted::TimedOutLocally);
-    }
     let reservation = match &shared.shared_limit {
         None => None,
-        Some(limit) => Some((&**limit, reserve(shared, &**limit, units, deadline).await?)),
+        Some(limit) => Some((&**limit, reserve(shared, &**limit, units).await?)),
     };
     Ok(Admission {
         permit,
@@ -76,22 +64,19 @@ pub(crate) async fn admit<'a, R: Send + Sync + 'static, S, T>(
     })
 }
 
-/// Waits for `units` slots of the shared window, until `deadline` or a
-/// stop. A full window is asked again when it says a slot comes back; an
+/// Waits for `units` slots of the shared window, until a stop. A full window is asked again when it says a slot comes back; an
 /// unreachable, hung or panicking store every [`UNAVAILABLE_RETRY`], said
 /// once in the log.
 async fn reserve<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     limit: &dyn SharedLimit,
     units: usize,
-    deadline: Instant,
-) -> Result<Reservation, NotAdmitted> {
+) -> Result<Reservation, Stopped> {
     loop {
         let asked = AssertUnwindSafe(limit.reserve(units)).catch_unwind();
         let answer = tokio::select! {
             biased;
-            () = shared.stop.raised() => return Err(NotAdmitted::Stopped),
-            () = tokio::time::sleep_until(deadline) => return Err(NotAdmitted::TimedOutShared),
+            () = shared.stop.raised() => return Err(Stopped),
             () = tokio::time::sleep(shared.settings.call_timeout) => {
                 Err(SharedLimitError::Unavailable("no answer within the call timeout".into()))
             }
@@ -114,8 +99,7 @@ async fn reserve<R: Send + Sync + 'static, S, T>(
         };
         tokio::select! {
             biased;
-            () = shared.stop.raised() => return Err(NotAdmitted::Stopped),
-            () = tokio::time::sleep_until(deadline) => return Err(NotAdmitted::TimedOutShared),
+            () = shared.stop.raised() => return Err(Stopped),
             () = tokio::time::sleep(wait) => {}
         }
     }

@@ -11,7 +11,7 @@
 //! - `window`: the local limiter ([`RateLimiter`]) and the slots one call
 //!   takes of it ([`WindowPermit`]).
 //! - `shared`: the [`SharedLimit`] trait a store implements, and its types.
-//! - `admit`: waiting for both, until the records' deadline or a stop.
+//! - `admit`: waiting for both, as long as it takes, until a stop.
 //! - `settle`: what a call's answer does to what it took.
 //! - `text`: limits as users write them (`20/s`, `auto`, `none`).
 
@@ -21,7 +21,7 @@ mod shared;
 mod text;
 mod window;
 
-pub(crate) use admit::{Admission, NotAdmitted, admit};
+pub(crate) use admit::{Admission, Stopped, admit};
 pub(crate) use settle::Refusal;
 pub use shared::{Reservation, SharedLimit, SharedLimitError, UNAVAILABLE_RETRY, WindowStart};
 pub use text::{MAX_QUOTA_WINDOW, MIN_QUOTA_WINDOW, RateLimitParseError};

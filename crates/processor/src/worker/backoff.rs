@@ -17,6 +17,9 @@ pub(super) struct Backoff<'a> {
     policy: &'a RetryPolicy,
     /// Refused calls of the chunk so far.
     refusals: u32,
+    /// The chunk's calls in a row that failed for the API's sake (down,
+    /// misconfigured, or failing with nothing delivered anywhere).
+    down: u32,
 }
 
 impl<'a> Backoff<'a> {
@@ -25,6 +28,7 @@ impl<'a> Backoff<'a> {
         Backoff {
             policy,
             refusals: 0,
+            down: 0,
         }
     }
 
@@ -34,14 +38,19 @@ impl<'a> Backoff<'a> {
     /// grows with the chunk's refusals, with jitter
     /// ([`RetryPolicy::refusal_delay`]); never nothing, so that a refusal
     /// the limiter did not foresee cannot turn into a burst of calls.
-    /// After transient failures: the policy's jittered delay for the
-    /// record that failed most ([`RetryPolicy::delay`]).
+    /// After failures: the policy's jittered delay
+    /// ([`RetryPolicy::delay`]) for the record that used most attempts, or
+    /// for the chunk's calls in a row that failed for the API's sake
+    /// (`down`: failures that use no attempt), whichever is more, so that
+    /// an outage is asked less and less often, up to `max_backoff`.
     pub(super) fn before_retry(
         &mut self,
         refusal: Option<Refusal>,
+        down: bool,
         retries: &[Meta],
         rng: &mut ChaCha8Rng,
     ) -> Duration {
+        self.down = if down { self.down.saturating_add(1) } else { 0 };
         match refusal {
             Some(refusal) => {
                 self.refusals += 1;
@@ -52,28 +61,28 @@ impl<'a> Backoff<'a> {
             }
             None => {
                 let most = retries.iter().map(|m| m.failures).max().unwrap_or(1);
-                self.policy.delay(most, rng)
+                self.policy.delay(most.max(self.down), rng)
             }
         }
     }
 }
 
-/// Waits `wait` before `records` records are retried, but not past
-/// `deadline` (their time is then up); [`Flow::Stopped`] when the
-/// processor stops first.
+/// Waits `wait` before `records` records are retried; [`Flow::Stopped`]
+/// when the processor stops first (or has stopped).
 pub(super) async fn wait_before_retry<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     wait: Duration,
-    deadline: Instant,
     records: usize,
 ) -> Flow {
     tracing::debug!(?wait, records, "waiting before the retry");
+    if shared.stop.is_raised() {
+        return Flow::Stopped;
+    }
     if !wait.is_zero() {
-        let until = later(Instant::now(), wait).min(deadline);
         tokio::select! {
             biased;
             () = shared.stop.raised() => return Flow::Stopped,
-            () = tokio::time::sleep_until(until) => {}
+            () = tokio::time::sleep_until(later(Instant::now(), wait)) => {}
         }
     }
     Flow::Continue

@@ -100,7 +100,7 @@ impl Outcomes {
         }
     }
 
-    fn iter(&self) -> impl Iterator<Item = &Result<(), SinkError>> {
+    pub(super) fn iter(&self) -> impl Iterator<Item = &Result<(), SinkError>> {
         let (all, each) = match self {
             Outcomes::All(outcome) => (Some(outcome), &[][..]),
             Outcomes::Each(each) => (None, &each[..]),

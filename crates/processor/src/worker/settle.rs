@@ -1,12 +1,12 @@
-//! Settlement: what a call's outcome does to the limits and to each of its
-//! records, and what becomes of records the limits did not admit.
-
-use std::borrow::Cow;
+//! Settlement: what a call's outcome does to the limits, to what the
+//! workers know of the API, and to each of its records; and what becomes
+//! of records the limits did not admit.
 
 use super::call::Outcomes;
 use super::{Chunk, Flow};
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
-use crate::limit::{Admission, NotAdmitted, Refusal};
+use crate::health::Halt;
+use crate::limit::{Admission, Refusal, Stopped};
 use crate::metrics::Shard;
 use crate::queue::Meta;
 use crate::shared::{HandBackReason, Shared};
@@ -14,8 +14,8 @@ use crate::sink::{Envelope, SinkError};
 
 /// Settles what a call of `records` records took of the limits (see
 /// [`Admission::settle`]) and counts the call: as failed when a record
-/// failed (transiently or rejected), as rate limited when refused. Returns
-/// the refusal, its wait cut to `max_retry_after`.
+/// failed (any way but rate limited), as rate limited when refused.
+/// Returns the refusal, its wait cut to `max_retry_after`.
 pub(super) async fn settle_limits<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
@@ -25,7 +25,8 @@ pub(super) async fn settle_limits<R: Send + Sync + 'static, S, T>(
 ) -> Option<Refusal> {
     let delivered = outcomes.delivered(records);
     let refusal = outcomes.refusal(shared.settings.max_retry_after);
-    if outcomes.any(|o| matches!(o, Err(SinkError::Transient(_) | SinkError::Rejected(_)))) {
+    if outcomes.any(|o| matches!(o, Err(error) if !matches!(error, SinkError::RateLimited { .. })))
+    {
         shard.call_failed();
     }
     admission.settle(shared, delivered, refusal).await;
@@ -35,14 +36,92 @@ pub(super) async fn settle_limits<R: Send + Sync + 'static, S, T>(
     refusal
 }
 
-/// Settles each record of `chunk` by its outcome, leaving `chunk` empty:
+/// Tells the API's health what a call of `records` records, started when
+/// `before` calls had delivered, says of the API; returns whether it
+/// failed for the API's sake.
+///
+/// A call that delivered anything shows the API up. One that delivered
+/// nothing, and was neither refused nor had a record rejected (answers
+/// about the records), failed for the API's sake when a record met
+/// `Unavailable` or `Misconfigured`, or failed transiently while no call
+/// delivered anything since it started. A call answered `Misconfigured`
+/// counts towards the circuit, which opens (halting the processor) at
+/// `circuit_after` such calls in a row.
+pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    outcomes: &Outcomes,
+    records: usize,
+    before: u64,
+    chunk: u64,
+) -> bool {
+    let health = &shared.health;
+    if outcomes.delivered(records) > 0 {
+        health.delivered();
+        return false;
+    }
+    let answered = outcomes.any(|o| {
+        matches!(
+            o,
+            Err(SinkError::RateLimited { .. } | SinkError::Rejected(_))
+        )
+    });
+    if answered {
+        return false;
+    }
+    health.chunk_failed(chunk);
+    let nothing_since = health.successes() == before;
+    let mut reason = None;
+    let mut misconfigured = None;
+    for outcome in outcomes.iter() {
+        match outcome {
+            Err(SinkError::Misconfigured(message)) => {
+                misconfigured.get_or_insert(message);
+                reason.get_or_insert(outcome);
+            }
+            Err(SinkError::Unavailable(_)) => {
+                reason.get_or_insert(outcome);
+            }
+            Err(SinkError::Transient(_)) if nothing_since => {
+                reason.get_or_insert(outcome);
+            }
+            _ => {}
+        }
+    }
+    let Some(Err(error)) = reason else {
+        return false;
+    };
+    health.failed(&error.to_string());
+    if let Some(cause) = misconfigured {
+        let calls = health.misconfigured();
+        let after = shared.settings.circuit_after;
+        if after > 0 && calls >= after {
+            shared.halt(Halt {
+                cause: cause.clone(),
+                calls,
+            });
+        }
+    }
+    true
+}
+
+/// Settles each record of `chunk` by its outcome, leaving `chunk` empty.
+/// `successes` is the count of calls that delivered, this one included:
 ///
 /// - delivered: counted and acknowledged;
 /// - rate limited: kept in `retries` (not a failure of the record: it uses
 ///   up no attempt);
-/// - failed transiently: an attempt used up; kept in `retries` while
-///   `retry.max_attempts` allows (its message becomes `last_error`), else
-///   dead-lettered ([`DeadLetterReason::RetriesExhausted`]);
+/// - unavailable or misconfigured: kept in `retries`, using no attempt:
+///   never the record's fault;
+/// - failed transiently while no call delivered since its previous failure
+///   (since its call started, for its first): kept in `retries`, using no
+///   attempt, as the API may be down;
+/// - failed transiently while calls got through, or while its chunk alone
+///   fails after calls got through between its failures (`token` names
+///   the chunk): an attempt used up; kept
+///   in `retries` while `retry.max_attempts` allows, and while
+///   `retry.max_elapsed` has not passed since its first such failure; else
+///   dead-lettered ([`DeadLetterReason::RetriesExhausted`], or
+///   [`DeadLetterReason::TimedOut`]);
 /// - rejected: dead-lettered ([`DeadLetterReason::Rejected`]).
 ///
 /// The records kept in `retries` stay in their order.
@@ -52,7 +131,8 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
     outcomes: &Outcomes,
     chunk: &mut Chunk<R>,
     retries: &mut Chunk<R>,
-    last_error: &mut Cow<'static, str>,
+    successes: u64,
+    token: u64,
 ) {
     let retry = &shared.settings.retry;
     let mut letters = Vec::new();
@@ -61,18 +141,41 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
         match outcomes.get(i) {
             Ok(()) => shared.delivered(shard, envelope.id, meta),
             Err(SinkError::RateLimited { .. }) => retries.push(envelope, meta),
+            Err(SinkError::Unavailable(_) | SinkError::Misconfigured(_)) => {
+                meta.seen = Some(successes);
+                retries.push(envelope, meta);
+            }
             Err(SinkError::Transient(message)) => {
+                let up = meta.seen.is_some_and(|seen| successes > seen);
+                meta.seen = Some(successes);
+                meta.failed_while_up |= up;
+                // Calls got through since it began failing, and it alone
+                // fails now: the last records of a run, with a poison one
+                // among them, are not an outage.
+                let alone = meta.failed_while_up && !shared.health.others_failing(token);
+                if !(up || alone) {
+                    retries.push(envelope, meta);
+                    continue;
+                }
                 shard.failed_attempt(envelope.id.stream);
                 meta.failures += 1;
-                if retry.allows_retry(meta.failures) {
-                    *last_error = Cow::Owned(message.clone());
-                    retries.push(envelope, meta);
-                } else {
+                let first = *meta
+                    .first_failed_at
+                    .get_or_insert_with(tokio::time::Instant::now);
+                if !retry.allows_retry(meta.failures) {
                     let reason = DeadLetterReason::RetriesExhausted {
                         attempts: meta.failures,
                         last_error: message.clone(),
                     };
                     letters.push((envelope, meta, reason));
+                } else if first.elapsed() >= retry.max_elapsed {
+                    let reason = DeadLetterReason::TimedOut {
+                        limit: retry.max_elapsed,
+                        last_error: message.clone(),
+                    };
+                    letters.push((envelope, meta, reason));
+                } else {
+                    retries.push(envelope, meta);
                 }
             }
             Err(SinkError::Rejected(message)) => {
@@ -86,35 +189,23 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
     }
 }
 
-/// Settles a chunk the limits did not admit, leaving it empty: at a stop
-/// its records are handed back (as queued, or as awaiting a retry once
-/// `attempted`); past their deadline they are dead-lettered as timed out,
-/// with `last_error` (or, when it was the shared limit they waited for,
-/// that).
-pub(super) async fn not_admitted<R: Send + Sync + 'static, S, T>(
+/// Settles a chunk the limits did not admit (the processor is stopping),
+/// leaving it empty: its records are handed back, as queued, or as
+/// awaiting a retry once `attempted`.
+pub(super) fn not_admitted<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
     chunk: &mut Chunk<R>,
-    why: NotAdmitted,
+    _: Stopped,
     attempted: bool,
-    last_error: &str,
 ) -> Flow {
-    match why {
-        NotAdmitted::Stopped => {
-            let reason = if attempted {
-                HandBackReason::AwaitingRetry
-            } else {
-                HandBackReason::Queued
-            };
-            hand_back_all(shared, shard, chunk, reason);
-            return Flow::Stopped;
-        }
-        NotAdmitted::TimedOutLocally => time_out_all(shared, shard, chunk, last_error).await,
-        NotAdmitted::TimedOutShared => {
-            time_out_all(shared, shard, chunk, "waiting for the shared limit").await;
-        }
-    }
-    Flow::Continue
+    let reason = if attempted {
+        HandBackReason::AwaitingRetry
+    } else {
+        HandBackReason::Queued
+    };
+    hand_back_all(shared, shard, chunk, reason);
+    Flow::Stopped
 }
 
 /// Hands back every record of `chunk` for `reason`, in order.
@@ -126,23 +217,6 @@ pub(super) fn hand_back_all<R: Send + Sync + 'static, S, T>(
 ) {
     for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
         shared.hand_back(shard, envelope.id, Some(envelope.record), meta.ack, reason);
-    }
-}
-
-/// Dead-letters every record of `chunk` as timed out, with `last_error`.
-async fn time_out_all<R: Send + Sync + 'static, S, T>(
-    shared: &Shared<R, S, T>,
-    shard: &Shard,
-    chunk: &mut Chunk<R>,
-    last_error: &str,
-) {
-    let limit = shared.settings.retry.max_elapsed;
-    for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
-        let reason = DeadLetterReason::TimedOut {
-            limit,
-            last_error: last_error.to_owned(),
-        };
-        dead_letter(shared, shard, envelope, meta, reason).await;
     }
 }
 

@@ -26,6 +26,11 @@ pub const EXIT_INTERRUPTED: u8 = 3;
 /// `--max-dead-letters` allows: every record is accounted for, and the
 /// letters are in the file the report names.
 pub const EXIT_DEAD_LETTERS: u8 = 4;
+/// Exit code of a run the API stopped by saying, call after call, that
+/// the client is misconfigured (401, 403, 404, 405, a redirect): nothing
+/// was dead-lettered for it, and what was not delivered stays past the
+/// checkpoint for a run with the right URL or credentials.
+pub const EXIT_API_REFUSED: u8 = 5;
 
 /// Runs `sluice run` with `args` and says how it went, as an exit code.
 pub fn run(args: &RunArgs) -> ExitCode {
@@ -76,7 +81,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
 
 /// The exit code of a run that ended so.
 pub fn exit_code(summary: &RunSummary) -> u8 {
-    if summary.interrupted {
+    if summary.halted.is_some() {
+        EXIT_API_REFUSED
+    } else if summary.interrupted {
         EXIT_INTERRUPTED
     } else if !summary.is_complete() {
         EXIT_FAILED
@@ -121,6 +128,11 @@ fn print_config(config: &RunConfig, connectors: &Connectors, layers: &ConfigLaye
 /// Says on stderr where the run's dead letters are, when it wrote any,
 /// and which inputs could not be read.
 fn tell_where_letters_are(summary: &RunSummary) {
+    if let Some(halted) = &summary.halted {
+        eprintln!(
+            "sluice: stopped sending: {halted}. Nothing was dead-lettered for it; fix the URL or the credentials and run again"
+        );
+    }
     for failure in &summary.read_failures {
         eprintln!("sluice: reading failed: {failure}; the records after it were not read");
     }
