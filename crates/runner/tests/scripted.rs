@@ -76,6 +76,8 @@ fn a_429_pauses_for_its_retry_after_a_400_dead_letters_its_record_only_and_a_503
             "none",
         ])
         .args(["--dead-letters", dead.to_str().unwrap(), "--json"])
+        // One letter of eight, on purpose.
+        .args(["--max-dead-letters", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

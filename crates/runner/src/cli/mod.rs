@@ -21,11 +21,23 @@ pub const RUN_AFTER_HELP: &str = "Settings:
   SLUICE_CONCURRENCY; a connector's are in its section: --http-url is `url`
   in [http] and SLUICE_HTTP_URL. --print-config shows every key.
 
+Failures:
+  A record's own failure (400, 422, other 4xx, invalid input) dead-letters it at once.
+  The API failing (cannot connect, DNS, TLS; 5xx or timeouts while nothing gets
+  through) never does: records wait and are retried, and stderr says so every 10s.
+  A record whose own calls keep failing while others get through is dead-lettered
+  after --max-attempts. 3xx, 401, 403, 404, 405 three times in a row stop the run
+  (exit 5). --retry-on, --reject-on, --fatal-on change the classes; 429 is a refusal.
+  Dead letters go to --dead-letters, by default CHECKPOINT.dead-letters or
+  ./sluice.dead-letters; `--dead-letters none` discards them.
+
 Exit codes:
-  0  every record was delivered or dead-lettered
-  1  the run ended with records not processed, or failed (e.g. a checkpoint could not be written)
-  2  a flag, setting, input or checkpoint is invalid
+  0  every record was delivered or dead-lettered, within --max-dead-letters
+  1  records not processed, an input not read to its end, or a checkpoint not written
+  2  a flag, setting, input or checkpoint is invalid or in use, or the API cannot be reached
   3  a signal stopped the run; what was not processed is past the checkpoint, for the next run
+  4  more records dead-lettered than --max-dead-letters allows (default 10%)
+  5  the API said, call after call, that the client is misconfigured (401, 404, 3xx...)
 SIGINT or SIGTERM stops reading, finishes or hands back what is in flight within
 --drain-deadline, writes the checkpoint and prints the report; a second signal
 cancels what is in flight at once (the checkpoint is still written).
@@ -37,7 +49,8 @@ Examples:
   sluice generate --records 300 | sluice run - --http-url http://127.0.0.1:8080/records
   sluice run nats://127.0.0.1:4222 --nats-stream RECORDS --rate-limit 100/s \\
       --shared-limit redis://127.0.0.1:6379/quota --http-url http://127.0.0.1:8080/records
-  sluice run --config run.toml --print-config";
+  sluice run --config run.toml --print-config
+  sluice check --config run.toml";
 
 /// What `sluice check --help` ends with.
 pub const CHECK_AFTER_HELP: &str = "Exit codes:
