@@ -56,16 +56,6 @@ pub(crate) struct Health {
     outages: AtomicU64,
     outage: Mutex<Option<Outage>>,
     halt: Mutex<Option<Halt>>,
-    /// Which calls failed since the last delivery.
-    failing_chunks: Mutex<Failing>,
-}
-
-/// The calls that failed since the last delivery, by the chunk they
-/// carried: one chunk alone, or several.
-#[derive(Debug, Default)]
-struct Failing {
-    chunk: Option<u64>,
-    several: bool,
 }
 
 /// An outage in progress.
@@ -87,10 +77,6 @@ impl Health {
     pub(crate) fn delivered(&self) {
         self.successes.fetch_add(1, AcqRel);
         self.misconfigured.store(0, Release);
-        *self
-            .failing_chunks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Failing::default();
         if !self.failing.load(Acquire) {
             return;
         }
@@ -139,30 +125,6 @@ impl Health {
                 }
             }
         }
-    }
-
-    /// Notes a call of the chunk `chunk` (a token naming its records) that
-    /// delivered nothing.
-    pub(crate) fn chunk_failed(&self, chunk: u64) {
-        let mut failing = self
-            .failing_chunks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match failing.chunk {
-            None => failing.chunk = Some(chunk),
-            Some(alone) if alone == chunk => {}
-            Some(_) => failing.several = true,
-        }
-    }
-
-    /// Whether calls of another chunk than `chunk` failed since the last
-    /// delivery: the API itself may be failing, not `chunk`'s records.
-    pub(crate) fn others_failing(&self, chunk: u64) -> bool {
-        let failing = self
-            .failing_chunks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        failing.several || failing.chunk.is_some_and(|alone| alone != chunk)
     }
 
     /// Notes a call answered `Misconfigured` with nothing delivered;
@@ -219,20 +181,6 @@ mod tests {
         assert_eq!(health.successes(), 2);
         health.failed("down again");
         assert_eq!(health.outages(), 2);
-    }
-
-    #[test]
-    fn a_chunk_failing_alone_is_told_from_several() {
-        let health = Health::default();
-        assert!(!health.others_failing(1));
-        health.chunk_failed(1);
-        health.chunk_failed(1);
-        assert!(!health.others_failing(1));
-        assert!(health.others_failing(2));
-        health.chunk_failed(2);
-        assert!(health.others_failing(1));
-        health.delivered();
-        assert!(!health.others_failing(1) && !health.others_failing(2));
     }
 
     #[test]

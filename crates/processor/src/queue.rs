@@ -50,8 +50,11 @@ pub(crate) struct Meta {
     pub(crate) seen: Option<u64>,
     /// When it first used an attempt: `retry.max_elapsed` counts from it.
     pub(crate) first_failed_at: Option<Instant>,
-    /// Whether calls delivered between two of its failures: the API was
-    /// up while it failed, so it may be what fails (a poison record).
+    /// The count of calls that delivered, as it was at its first
+    /// transient failure.
+    pub(crate) failing_since: Option<u64>,
+    /// Whether calls delivered after it first failed: the API was up
+    /// while it failed, so it is what fails (a poison record).
     pub(crate) failed_while_up: bool,
 }
 
@@ -413,6 +416,7 @@ mod tests {
                 failures: 0,
                 seen: None,
                 first_failed_at: None,
+                failing_since: None,
                 failed_while_up: false,
             },
         }

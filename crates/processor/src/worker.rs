@@ -130,13 +130,6 @@ fn next_chunk<R: Send + Sync + 'static, S, T>(
     }
 }
 
-/// A token naming the chunk whose first record is `first`, to tell one
-/// chunk failing alone from several.
-fn chunk_token(first: &crate::stream::RecordId) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-    BuildHasherDefault::<DefaultHasher>::default().hash_one(first)
-}
-
 /// Delivers, dead-letters or (when stopping) hands back every record of
 /// `chunk`, retrying the failed ones before anything else; leaves `chunk`
 /// empty. `spare` is an empty buffer to gather the retries in.
@@ -172,10 +165,9 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         };
         let records = chunk.envelopes.len();
         let refusal = settle_limits(shared, shard, admission, &outcomes, records).await;
-        let token = chunk_token(&chunk.envelopes[0].id);
-        let down = settle_health(shared, &outcomes, records, before, token);
+        let down = settle_health(shared, &outcomes, records, before);
         let successes = shared.health.successes();
-        settle_records(shared, shard, &outcomes, chunk, spare, successes, token).await;
+        settle_records(shared, shard, &outcomes, chunk, spare, successes).await;
         std::mem::swap(chunk, spare);
         if chunk.is_empty() {
             break;

@@ -52,7 +52,6 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
     outcomes: &Outcomes,
     records: usize,
     before: u64,
-    chunk: u64,
 ) -> bool {
     let health = &shared.health;
     if outcomes.delivered(records) > 0 {
@@ -68,7 +67,6 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
     if answered {
         return false;
     }
-    health.chunk_failed(chunk);
     let nothing_since = health.successes() == before;
     let mut reason = None;
     let mut misconfigured = None;
@@ -115,9 +113,8 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
 /// - failed transiently while no call delivered since its previous failure
 ///   (since its call started, for its first): kept in `retries`, using no
 ///   attempt, as the API may be down;
-/// - failed transiently while calls got through, or while its chunk alone
-///   fails after calls got through between its failures (`token` names
-///   the chunk): an attempt used up; kept
+/// - failed transiently while calls got through, or at any time after
+///   calls got through since its first failure: an attempt used up; kept
 ///   in `retries` while `retry.max_attempts` allows, and while
 ///   `retry.max_elapsed` has not passed since its first such failure; else
 ///   dead-lettered ([`DeadLetterReason::RetriesExhausted`], or
@@ -132,7 +129,6 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
     chunk: &mut Chunk<R>,
     retries: &mut Chunk<R>,
     successes: u64,
-    token: u64,
 ) {
     let retry = &shared.settings.retry;
     let mut letters = Vec::new();
@@ -148,12 +144,14 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
             Err(SinkError::Transient(message)) => {
                 let up = meta.seen.is_some_and(|seen| successes > seen);
                 meta.seen = Some(successes);
-                meta.failed_while_up |= up;
-                // Calls got through since it began failing, and it alone
-                // fails now: the last records of a run, with a poison one
-                // among them, are not an outage.
-                let alone = meta.failed_while_up && !shared.health.others_failing(token);
-                if !(up || alone) {
+                // Once calls got through after it first failed, the API
+                // was up while it failed: its failures are its own from
+                // then on, so that the last records of a run, poison ones
+                // among them, are not taken for an outage and waited for
+                // forever.
+                let first = *meta.failing_since.get_or_insert(successes);
+                meta.failed_while_up |= up || successes > first;
+                if !(up || meta.failed_while_up) {
                     retries.push(envelope, meta);
                     continue;
                 }
