@@ -79,7 +79,6 @@ async fn the_same_seed_replays_the_same_run() {
     assert_ne!(first, run(&virtual_ten_second_check(12)).await);
 }
 
-#[ignore = "expects dead letters from an API that always fails; API failures now wait instead (issue 19): to rewrite"]
 #[tokio::test(start_paused = true)]
 async fn an_api_that_always_fails_loses_nothing() {
     let mut config = virtual_ten_second_check(3);

@@ -12,6 +12,23 @@ pub(crate) struct Target<'a> {
     pub(crate) shown: &'a str,
 }
 
+/// Whether the API answers as up, asked while calls fail with nothing
+/// delivered: the health URL, when given, answers 2xx; else a `HEAD` of
+/// the API gets an answer below 500 (an API that routes only `POST`
+/// answers `405`, which is up; a proxy before a down service answers
+/// `502` or `503`). No answer, or none in the client's timeout, is down.
+pub(crate) async fn answers_as_up(client: &Client, api: &Url, health: Option<&Url>) -> bool {
+    let request = match health {
+        Some(health) => client.get(health.clone()),
+        None => client.head(api.clone()),
+    };
+    match request.send().await {
+        Ok(answer) if health.is_some() => answer.status().is_success(),
+        Ok(answer) => !answer.status().is_server_error(),
+        Err(_) => false,
+    }
+}
+
 /// Checks that the API can be reached without sending a record: a `HEAD`
 /// request to `api`, which any answer passes (its name resolves, it
 /// accepts a connection, TLS agrees; `405` is fine), then, when given, a

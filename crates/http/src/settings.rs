@@ -80,8 +80,11 @@ pub struct HttpSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_field: Option<String>,
     /// A URL that must answer GET with 2xx before the run reads anything
-    /// (e.g. the API's /health). Without it, the run only checks that the
-    /// API's URL can be reached (a HEAD request; any answer will do).
+    /// (e.g. the API's /health), and that tells, while calls fail with
+    /// nothing delivered, whether the API is up (the records are then at
+    /// fault) or down (they wait). Without it, the run checks that the
+    /// API's URL answers a HEAD request (any answer at start; below 500
+    /// for up).
     #[arg(
         id = "http.health_url",
         long = "health-url",

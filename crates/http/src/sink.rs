@@ -380,6 +380,17 @@ where
     async fn check(&self) -> Result<String, SinkError> {
         self.check_reachable().await
     }
+
+    /// The health URL, when configured, answers 2xx; else a `HEAD` of the
+    /// URL answers below 500 (`405` from an API that routes only `POST`
+    /// is up; a `502` or `503` from a proxy before it is down). Without a
+    /// health URL, an API whose service answers `HEAD` while its `POST`s
+    /// fail with 5xx is taken as up, so such an outage spends attempts:
+    /// configure a health URL where that can happen.
+    async fn is_up(&self) -> bool {
+        let health = self.health.as_ref().map(|(url, _)| url);
+        check::answers_as_up(&self.client, &self.url, health).await
+    }
 }
 
 impl fmt::Debug for HttpSink {

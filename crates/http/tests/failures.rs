@@ -189,3 +189,49 @@ async fn a_single_record_too_large_is_rejected_and_the_rest_still_go() {
     .await;
     assert!(matches!(failure(single), SinkError::Rejected(m) if m.contains("413")));
 }
+
+#[tokio::test]
+async fn the_api_is_up_when_head_answers_below_500_or_the_health_url_2xx() {
+    let head_answers = |status: u16| {
+        move |request: &common::Recorded| match request.method.as_str() {
+            "HEAD" => Reply::status(status),
+            _ => Reply::status(500),
+        }
+    };
+    let up = async |server: &Server, health: Option<String>| {
+        let config = HttpSinkConfig::new(server.url())
+            .timeout(Duration::from_secs(5))
+            .health_url(health);
+        let sink = HttpSink::new(config).unwrap();
+        tokio::time::timeout(HANG_GUARD, Sink::<Value>::is_up(&sink))
+            .await
+            .expect("the probe hung")
+    };
+    // POSTs fail with 500 in every case: only the probe tells.
+    let routes_only_post = Server::start(head_answers(405)).await;
+    assert!(
+        up(&routes_only_post, None).await,
+        "405: the service answers"
+    );
+    let behind_a_proxy = Server::start(head_answers(503)).await;
+    assert!(!up(&behind_a_proxy, None).await, "503: down");
+    let health = |status: u16| {
+        move |request: &common::Recorded| match request.path.as_str() {
+            "/health" => Reply::status(status),
+            _ => Reply::status(405),
+        }
+    };
+    let healthy = Server::start(health(204)).await;
+    let url = Some(format!("http://{}/health", healthy.addr()));
+    assert!(up(&healthy, url).await);
+    let ailing = Server::start(health(503)).await;
+    let url = Some(format!("http://{}/health", ailing.addr()));
+    assert!(!up(&ailing, url).await, "the health URL decides, not HEAD");
+    let config = HttpSinkConfig::new(common::refused_url()).timeout(Duration::from_secs(5));
+    let closed = HttpSink::new(config).unwrap();
+    assert!(!Sink::<Value>::is_up(&closed).await, "no answer: down");
+    assert!(
+        ailing.requests().iter().all(|r| r.method != "POST"),
+        "the probe sends no record"
+    );
+}

@@ -16,6 +16,10 @@ use tokio::time::Instant;
 /// How often, at most, a failing API is said again in the log.
 pub(crate) const REMINDER: Duration = Duration::from_secs(10);
 
+/// How long an answer of [`Sink::is_up`](crate::Sink::is_up) is kept:
+/// the sink is asked at most about once in this time.
+pub(crate) const PROBE_KEPT: Duration = Duration::from_secs(1);
+
 /// Why a processor halted on its own: the circuit opened.
 ///
 /// Records were not dead-lettered for it: those not delivered were handed
@@ -56,6 +60,9 @@ pub(crate) struct Health {
     outages: AtomicU64,
     outage: Mutex<Option<Outage>>,
     halt: Mutex<Option<Halt>>,
+    /// The sink's last answer to whether the API is up, and when it came;
+    /// an async lock, so that workers asking at once wait for one probe.
+    probed: tokio::sync::Mutex<Option<(Instant, bool)>>,
 }
 
 /// An outage in progress.
@@ -127,6 +134,23 @@ impl Health {
         }
     }
 
+    /// Whether the API is up, by `probe`'s answer, which is asked only
+    /// when the last answer is older than [`PROBE_KEPT`].
+    ///
+    /// # Cancel safety
+    /// Dropped while probing, it keeps no answer.
+    pub(crate) async fn is_up<F: Future<Output = bool>>(&self, probe: impl FnOnce() -> F) -> bool {
+        let mut probed = self.probed.lock().await;
+        if let Some((at, up)) = *probed
+            && at.elapsed() < PROBE_KEPT
+        {
+            return up;
+        }
+        let up = probe().await;
+        *probed = Some((Instant::now(), up));
+        up
+    }
+
     /// Notes a call answered `Misconfigured` with nothing delivered;
     /// returns how many such calls came in a row.
     pub(crate) fn misconfigured(&self) -> u32 {
@@ -181,6 +205,22 @@ mod tests {
         assert_eq!(health.successes(), 2);
         health.failed("down again");
         assert_eq!(health.outages(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_probe_is_asked_at_most_once_while_its_answer_is_kept() {
+        let health = Health::default();
+        let asked = AtomicU32::new(0);
+        let probe = |up| {
+            asked.fetch_add(1, AcqRel);
+            async move { up }
+        };
+        assert!(!health.is_up(|| probe(false)).await);
+        assert!(!health.is_up(|| probe(true)).await, "the kept answer");
+        assert_eq!(asked.load(Acquire), 1);
+        tokio::time::advance(PROBE_KEPT).await;
+        assert!(health.is_up(|| probe(true)).await, "asked again");
+        assert_eq!(asked.load(Acquire), 2);
     }
 
     #[test]

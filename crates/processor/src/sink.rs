@@ -56,14 +56,12 @@ impl<R> Envelope<R> {
 /// | [`SinkError::Transient`] | either (ambiguous) | waits with backoff, retries; dead-lettered once its attempts are spent | only while the API is up (see below) |
 /// | [`SinkError::Rejected`] | the record's | dead-lettered at once | yes |
 ///
-/// A transient failure uses an attempt only when some call delivered at
-/// least one record since the record's previous failure (for its first
-/// failure: since its call started): the API was up, so the failure is
-/// likely the record's own. During an outage nothing is delivered, and
-/// records wait without spending attempts. The consequence: with one
-/// call in flight and no other partition getting through, a record that
-/// always fails transiently cannot be told from an outage, and waits
-/// until the processor stops (it is then handed back).
+/// A transient failure uses an attempt when the API is up: some call
+/// delivered at least one record since the record's previous failure (for
+/// its first failure: since its call started), or did once since its
+/// first failure, or else [`Sink::is_up`] says so. During an outage
+/// nothing is delivered and `is_up` says `false`, so records wait without
+/// spending attempts.
 ///
 /// With per-partition ordering a sink that reports per record must not
 /// accept a record after one of the same batch that it failed (but for a
@@ -114,6 +112,24 @@ pub trait Sink<R>: Send + Sync + 'static {
     async fn check(&self) -> Result<String, SinkError> {
         Ok("nothing to check".to_owned())
     }
+
+    /// Whether the downstream itself answers as up, asked (at most about
+    /// once a second, across workers) when a call failed transiently and
+    /// no call delivered anything since it started: then the failures
+    /// alone cannot tell an outage from a record that always fails, for
+    /// instance the last records of a run, with no other call left to get
+    /// through. `true`: the failure uses an attempt of its records (a
+    /// poison record is dead-lettered once they are spent); `false`: the
+    /// records wait, as in an outage.
+    ///
+    /// By default `true`: a sink that cannot tell lets an outage spend
+    /// attempts rather than keep a poison record waiting forever. A sink
+    /// that can ask (a health endpoint, a request that does not send a
+    /// record) should. The processor bounds its time by the call timeout;
+    /// a panic counts as `false`.
+    async fn is_up(&self) -> bool {
+        true
+    }
 }
 
 #[async_trait]
@@ -125,6 +141,10 @@ impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Arc<S> {
     async fn check(&self) -> Result<String, SinkError> {
         (**self).check().await
     }
+
+    async fn is_up(&self) -> bool {
+        (**self).is_up().await
+    }
 }
 
 #[async_trait]
@@ -135,6 +155,10 @@ impl<R: Sync + 'static, S: Sink<R> + ?Sized> Sink<R> for Box<S> {
 
     async fn check(&self) -> Result<String, SinkError> {
         (**self).check().await
+    }
+
+    async fn is_up(&self) -> bool {
+        (**self).is_up().await
     }
 }
 

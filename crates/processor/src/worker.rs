@@ -20,7 +20,9 @@ use rand::rngs::ChaCha8Rng;
 
 use self::backoff::{Backoff, wait_before_retry};
 use self::call::call;
-use self::settle::{hand_back_all, not_admitted, settle_health, settle_limits, settle_records};
+use self::settle::{
+    hand_back_all, not_admitted, settle_health, settle_limits, settle_records, up_despite_failure,
+};
 use crate::limit;
 use crate::metrics::Shard;
 use crate::queue::{Batch, Meta, Queued};
@@ -165,9 +167,10 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         };
         let records = chunk.envelopes.len();
         let refusal = settle_limits(shared, shard, admission, &outcomes, records).await;
-        let down = settle_health(shared, &outcomes, records, before);
+        let up = up_despite_failure(shared, &outcomes, before).await;
+        let down = settle_health(shared, &outcomes, records, before, up);
         let successes = shared.health.successes();
-        settle_records(shared, shard, &outcomes, chunk, spare, successes).await;
+        settle_records(shared, shard, &outcomes, chunk, spare, successes, up).await;
         std::mem::swap(chunk, spare);
         if chunk.is_empty() {
             break;

@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -28,6 +29,10 @@ type Script = fn(u64, u32, Duration) -> Option<SinkError>;
 struct ScriptedApi {
     script: Script,
     latency: fn(u64) -> Duration,
+    /// What `is_up` says, by the time since the run started.
+    up: fn(Duration) -> bool,
+    /// How often `is_up` was asked.
+    probes: AtomicU32,
     started: Instant,
     accepted: Arc<Mutex<Vec<RecordId>>>,
     /// Calls per first record.
@@ -39,6 +44,8 @@ impl ScriptedApi {
         ScriptedApi {
             script,
             latency,
+            up: |_| true,
+            probes: AtomicU32::new(0),
             started: Instant::now(),
             accepted: Arc::default(),
             calls: Mutex::default(),
@@ -69,6 +76,11 @@ impl Sink<u64> for ScriptedApi {
                 Ok(())
             }
         }
+    }
+
+    async fn is_up(&self) -> bool {
+        self.probes.fetch_add(1, Relaxed);
+        (self.up)(self.started.elapsed())
     }
 }
 
@@ -131,6 +143,68 @@ async fn an_outage_of_30_seconds_delays_records_and_dead_letters_none() {
         .map(|s| s.failed_attempts)
         .sum();
     assert_eq!(used, 0, "an outage uses no attempt");
+}
+
+/// Every call fails with a 503 for the first 30 s.
+fn unavailable_for_30_s(_: u64, _: u32, at: Duration) -> Option<SinkError> {
+    (at < Duration::from_secs(30)).then(|| SinkError::Transient("HTTP 503".into()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_5xx_outage_the_api_owns_to_dead_letters_none_and_probes_about_once_a_second() {
+    let harness = Harness::default();
+    let source = harness.source(common::inputs(1, 60), Tail::End);
+    let mut api = ScriptedApi::new(unavailable_for_30_s, ten_ms);
+    api.up = |at| at >= Duration::from_secs(30);
+    let api = Arc::new(api);
+    let accepted = Arc::clone(&api.accepted);
+    let mut config = config();
+    config.retry.max_attempts = 1;
+    let handle = StreamProcessor::new(
+        common::transform(|_| Verdict::Accept),
+        Arc::clone(&api),
+        config,
+    )
+    .unwrap()
+    .start([source]);
+    let report = common::end(handle, End::Finish, Duration::ZERO).await;
+    let accepted = accepted.lock().unwrap().clone();
+    let accounts = common::account(&report, &harness, &accepted, &[]);
+    assert_eq!(accounts.delivered.len(), 60, "{:?}", accounts.dead);
+    let probes = api.probes.load(Relaxed);
+    assert!(
+        (1..=35).contains(&probes),
+        "asked at most about once a second over 30 s: {probes}"
+    );
+    assert!(api.calls() > probes, "calls went on between the probes");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_last_record_of_a_run_failing_alone_is_dead_lettered_when_the_api_says_it_is_up() {
+    // Record 60 fails from its first call, after every other record was
+    // delivered: no call can get through meanwhile, so only the probe
+    // tells it from an outage.
+    let harness = Harness::default();
+    let source = harness.source(common::inputs(1, 60), Tail::End);
+    let api = Arc::new(ScriptedApi::new(
+        |sequence, _, _| (sequence == 60).then(|| SinkError::Transient("HTTP 500".into())),
+        ten_ms,
+    ));
+    let accepted = Arc::clone(&api.accepted);
+    let handle = StreamProcessor::new(
+        common::transform(|_| Verdict::Accept),
+        Arc::clone(&api),
+        config(),
+    )
+    .unwrap()
+    .start([source]);
+    let report = common::end(handle, End::Finish, Duration::ZERO).await;
+    let accepted = accepted.lock().unwrap().clone();
+    let accounts = common::account(&report, &harness, &accepted, &[]);
+    assert_eq!(accounts.dead.keys().copied().collect::<Vec<_>>(), [60]);
+    assert_eq!(accounts.delivered.len(), 59);
+    assert_eq!(api.calls.lock().unwrap()[&60], 3, "max_attempts calls");
+    assert!(api.probes.load(Relaxed) >= 1, "the probe was asked");
 }
 
 /// Record 7 fails transiently on every call, slowly; the rest are

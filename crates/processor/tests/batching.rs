@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::Stream;
 use sluice_processor::{
-    BatchConfig, Context, DeliveryOrder, Envelope, HandBackReason, Incoming, LimitUnit,
+    BatchConfig, Context, DeadLetterReason, DeliveryOrder, Envelope, Incoming, LimitUnit,
     MetricsReader, ProcessorConfig, Quota, RateLimit, RecordId, Rejected, Report, RetryPolicy,
     SendError, Sink, SinkError, StreamProcessor, Transformed,
 };
@@ -333,10 +333,9 @@ async fn refused_calls_back_off_exponentially_and_are_never_retried_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn a_wrong_number_of_outcomes_fails_the_batch_transiently() {
-    // Every call fails so, and nothing else gets through: as transient
-    // failures go, that cannot be told from an outage, so the records use
-    // no attempt and wait until the stop (they were dead-lettered after
-    // `max_attempts` before an outage stopped counting as their failure).
+    // Nothing is ever delivered, but the sink says it is up (the default
+    // `Sink::is_up`): the failures are the records', which have two
+    // attempts each.
     let config = ProcessorConfig {
         retry: RetryPolicy {
             max_attempts: 2,
@@ -348,23 +347,22 @@ async fn a_wrong_number_of_outcomes_fails_the_batch_transiently() {
         })
     };
     let answer: Answer = |_, _| Err(SendError::PerRecord(vec![]));
-    let stop_after = Duration::from_secs(60);
-    let (report, calls) = run_until(config, at_once(2), |_| 0, answer, stop_after).await;
-    assert!(
-        calls.len() > 2,
-        "retried past max_attempts: {}",
-        calls.len()
-    );
-    assert!(calls.iter().all(|call| call.records == [1, 2]));
+    let (report, calls) = run(config, at_once(2), |_| 0, answer).await;
+    let records: Vec<Vec<u64>> = calls.iter().map(|c| c.records.clone()).collect();
+    assert_eq!(records, [[1, 2], [1, 2]]);
     assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert_eq!(report.metrics.failed_calls, calls.len() as u64);
-    assert!(report.dead_letters.is_empty(), "{:?}", report.dead_letters);
-    assert_eq!(report.handed_back.len(), 2);
-    assert!(
-        report
-            .handed_back
-            .iter()
-            .all(|record| record.reason == HandBackReason::AwaitingRetry)
-    );
-    assert!(report.metrics.api_failing);
+    assert_eq!(report.metrics.failed_calls, 2);
+    assert_eq!(report.dead_letters.len(), 2);
+    for letter in &report.dead_letters {
+        match &letter.reason {
+            DeadLetterReason::RetriesExhausted {
+                attempts: 2,
+                last_error,
+            } => assert!(
+                last_error.contains("0 outcomes for 2 records"),
+                "{last_error}"
+            ),
+            other => panic!("{}: {other:?}", letter.id),
+        }
+    }
 }

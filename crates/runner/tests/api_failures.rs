@@ -40,6 +40,7 @@ impl Api {
         let app = Router::new()
             .route("/records", post(records))
             .route("/small", post(small))
+            .route("/last", post(last))
             .route("/unauthorized", post(|| async { StatusCode::UNAUTHORIZED }))
             .route(
                 "/moved",
@@ -73,13 +74,19 @@ impl Drop for Api {
 
 /// `POST /records`: record 5 always gets 500 (a poison record); a body
 /// of more than 5 records gets 413; anything else is accepted. `POST
-/// /small`: the same without the poison record.
+/// /small`: the same without the poison record. Other methods get 405,
+/// so a `HEAD` says the API is up.
 async fn records(State(accepted): State<Accepted>, body: String) -> Response {
     accept(accepted, body, Some(5))
 }
 
 async fn small(State(accepted): State<Accepted>, body: String) -> Response {
     accept(accepted, body, None)
+}
+
+/// `POST /last`: as `/records`, with record 30 (a run's last) the poison.
+async fn last(State(accepted): State<Accepted>, body: String) -> Response {
+    accept(accepted, body, Some(30))
 }
 
 fn accept(accepted: Accepted, body: String, poison: Option<u64>) -> Response {
@@ -92,7 +99,7 @@ fn accept(accepted: Accepted, body: String, poison: Option<u64>) -> Response {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     }
     if records.iter().any(|r| r["n"].as_u64() == poison) {
-        return (StatusCode::INTERNAL_SERVER_ERROR, "record 5 breaks us").into_response();
+        return (StatusCode::INTERNAL_SERVER_ERROR, "this record breaks us").into_response();
     }
     let mut accepted = accepted.lock().unwrap();
     for record in records {
@@ -230,6 +237,26 @@ fn a_poison_record_alone_is_dead_lettered_and_its_partition_goes_on_in_order() {
     );
     assert!(letters[0].3.contains("500"), "{letters:?}");
     all_in_order(&api.accepted(), 30, &[5]);
+}
+
+#[test]
+fn the_last_record_failing_alone_is_dead_lettered_and_the_run_ends() {
+    // Record 30 may fail after every other record was delivered: nothing
+    // else gets through meanwhile, and the API's HEAD answer (405) tells
+    // it from an outage.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    input(dir, 30);
+    let api = Api::start(0, Accepted::default());
+    let output = wait_bounded(
+        run(dir, &api.url("/last"), &["--max-attempts", "3"]),
+        Duration::from_secs(60),
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let letters = dead_letters(&dir.join("dead.ndjson"));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert!(letters[0].3.contains("500"), "{letters:?}");
+    all_in_order(&api.accepted(), 30, &[30]);
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use sluice_processor::{Envelope, RecordId, StreamName};
 use tokio::net::TcpListener;
@@ -22,6 +22,8 @@ pub const HANG_GUARD: Duration = Duration::from_secs(30);
 /// One request as the server received it.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    pub method: Method,
+    pub path: String,
     pub headers: HeaderMap,
     pub body: Bytes,
 }
@@ -125,8 +127,19 @@ impl Drop for Server {
     }
 }
 
-async fn handle(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    let recorded = Recorded { headers, body };
+async fn handle(
+    State(shared): State<Shared>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let recorded = Recorded {
+        method,
+        path: uri.path().to_owned(),
+        headers,
+        body,
+    };
     let reply = (shared.answer)(&recorded);
     shared.requests.lock().unwrap().push(recorded);
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();

@@ -71,6 +71,36 @@ async fn send<R: Send + Sync + 'static, S: Sink<R>, T>(
     Some(outcome.unwrap_or_else(sink_panicked))
 }
 
+/// Whether the API is up, by [`Sink::is_up`] (its answer kept a while,
+/// see [`Health::is_up`](crate::health::Health::is_up)), bounded by the
+/// call timeout: no answer in time, a panic or the drain deadline mean
+/// `false` (the records wait, or are handed back).
+pub(super) async fn api_is_up<R: Send + Sync + 'static, S: Sink<R>, T>(
+    shared: &Shared<R, S, T>,
+) -> bool {
+    shared
+        .health
+        .is_up(|| async {
+            let probe = match catch_unwind(AssertUnwindSafe(|| shared.sink.is_up())) {
+                Ok(probe) => AssertUnwindSafe(probe).catch_unwind(),
+                Err(panic) => {
+                    shared.failed(FaultyTask::Sink, panic_message(&*panic).to_owned());
+                    return false;
+                }
+            };
+            tokio::select! {
+                biased;
+                () = shared.abort.raised() => false,
+                () = tokio::time::sleep(shared.settings.call_timeout) => false,
+                up = probe => up.unwrap_or_else(|panic| {
+                    shared.failed(FaultyTask::Sink, panic_message(&*panic).to_owned());
+                    false
+                }),
+            }
+        })
+        .await
+}
+
 /// A call's outcome, per record.
 pub(super) enum Outcomes {
     All(Result<(), SinkError>),

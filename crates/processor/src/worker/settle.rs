@@ -2,7 +2,7 @@
 //! workers know of the API, and to each of its records; and what becomes
 //! of records the limits did not admit.
 
-use super::call::Outcomes;
+use super::call::{Outcomes, api_is_up};
 use super::{Chunk, Flow};
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::health::Halt;
@@ -10,7 +10,7 @@ use crate::limit::{Admission, Refusal, Stopped};
 use crate::metrics::Shard;
 use crate::queue::Meta;
 use crate::shared::{HandBackReason, Shared};
-use crate::sink::{Envelope, SinkError};
+use crate::sink::{Envelope, Sink, SinkError};
 
 /// Settles what a call of `records` records took of the limits (see
 /// [`Admission::settle`]) and counts the call: as failed when a record
@@ -36,15 +36,31 @@ pub(super) async fn settle_limits<R: Send + Sync + 'static, S, T>(
     refusal
 }
 
+/// Whether the API answers as up although a call started when `before`
+/// calls had delivered failed transiently with none delivered since: the
+/// sink is asked ([`Sink::is_up`](crate::Sink::is_up)) only then, as the
+/// failures alone cannot tell an outage from a record that always fails.
+/// `false` when not asked.
+pub(super) async fn up_despite_failure<R: Send + Sync + 'static, S: Sink<R>, T>(
+    shared: &Shared<R, S, T>,
+    outcomes: &Outcomes,
+    before: u64,
+) -> bool {
+    let ambiguous = shared.health.successes() == before
+        && outcomes.any(|o| matches!(o, Err(SinkError::Transient(_))));
+    ambiguous && api_is_up(shared).await
+}
+
 /// Tells the API's health what a call of `records` records, started when
-/// `before` calls had delivered, says of the API; returns whether it
-/// failed for the API's sake.
+/// `before` calls had delivered, says of the API (`up`: the sink said it
+/// is up, see [`up_despite_failure`]); returns whether it failed for the
+/// API's sake.
 ///
 /// A call that delivered anything shows the API up. One that delivered
 /// nothing, and was neither refused nor had a record rejected (answers
 /// about the records), failed for the API's sake when a record met
 /// `Unavailable` or `Misconfigured`, or failed transiently while no call
-/// delivered anything since it started. A call answered `Misconfigured`
+/// delivered anything since it started and the sink did not say it is up. A call answered `Misconfigured`
 /// counts towards the circuit, which opens (halting the processor) at
 /// `circuit_after` such calls in a row.
 pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
@@ -52,6 +68,7 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
     outcomes: &Outcomes,
     records: usize,
     before: u64,
+    up: bool,
 ) -> bool {
     let health = &shared.health;
     if outcomes.delivered(records) > 0 {
@@ -67,7 +84,7 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
     if answered {
         return false;
     }
-    let nothing_since = health.successes() == before;
+    let nothing_since = health.successes() == before && !up;
     let mut reason = None;
     let mut misconfigured = None;
     for outcome in outcomes.iter() {
@@ -103,7 +120,8 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
 }
 
 /// Settles each record of `chunk` by its outcome, leaving `chunk` empty.
-/// `successes` is the count of calls that delivered, this one included:
+/// `successes` is the count of calls that delivered, this one included;
+/// `up`, whether the sink said the API is up (see [`up_despite_failure`]):
 ///
 /// - delivered: counted and acknowledged;
 /// - rate limited: kept in `retries` (not a failure of the record: it uses
@@ -111,10 +129,10 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
 /// - unavailable or misconfigured: kept in `retries`, using no attempt:
 ///   never the record's fault;
 /// - failed transiently while no call delivered since its previous failure
-///   (since its call started, for its first): kept in `retries`, using no
-///   attempt, as the API may be down;
-/// - failed transiently while calls got through, or at any time after
-///   calls got through since its first failure: an attempt used up; kept
+///   (since its call started, for its first), none did since its first
+///   failure, and the sink did not say the API is up: kept in `retries`,
+///   using no attempt, as the API may be down;
+/// - failed transiently otherwise: an attempt used up; kept
 ///   in `retries` while `retry.max_attempts` allows, and while
 ///   `retry.max_elapsed` has not passed since its first such failure; else
 ///   dead-lettered ([`DeadLetterReason::RetriesExhausted`], or
@@ -129,6 +147,7 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
     chunk: &mut Chunk<R>,
     retries: &mut Chunk<R>,
     successes: u64,
+    up: bool,
 ) {
     let retry = &shared.settings.retry;
     let mut letters = Vec::new();
@@ -142,16 +161,14 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
                 retries.push(envelope, meta);
             }
             Err(SinkError::Transient(message)) => {
-                let up = meta.seen.is_some_and(|seen| successes > seen);
+                let got_through = meta.seen.is_some_and(|seen| successes > seen);
                 meta.seen = Some(successes);
                 // Once calls got through after it first failed, the API
                 // was up while it failed: its failures are its own from
-                // then on, so that the last records of a run, poison ones
-                // among them, are not taken for an outage and waited for
-                // forever.
+                // then on.
                 let first = *meta.failing_since.get_or_insert(successes);
-                meta.failed_while_up |= up || successes > first;
-                if !(up || meta.failed_while_up) {
+                meta.failed_while_up |= got_through || successes > first;
+                if !(got_through || meta.failed_while_up || up) {
                     retries.push(envelope, meta);
                     continue;
                 }
