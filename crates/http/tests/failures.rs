@@ -9,23 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{HANG_GUARD, Reply, Server, batch};
+use common::{HANG_GUARD, Reply, Server, batch, failure, send};
 use serde_json::{Value, json};
 use sluice_http::{ConfigError, HttpSink, HttpSinkConfig, StatusClasses};
-use sluice_processor::{Envelope, SendError, Sink, SinkError};
-
-async fn send(sink: &HttpSink, batch: &[Envelope<Value>]) -> Result<(), SendError> {
-    tokio::time::timeout(HANG_GUARD, Sink::send(sink, batch))
-        .await
-        .expect("the call hung")
-}
-
-fn failure(result: Result<(), SendError>) -> SinkError {
-    match result {
-        Err(SendError::Batch(error)) => error,
-        other => panic!("expected a whole-batch failure, got {other:?}"),
-    }
-}
+use sluice_processor::{SendError, Sink, SinkError};
 
 fn sink(url: &str) -> HttpSink {
     HttpSink::new(HttpSinkConfig::new(url).timeout(Duration::from_secs(5))).unwrap()

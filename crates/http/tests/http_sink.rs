@@ -7,32 +7,13 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use common::{HANG_GUARD, Reply, Server, Silent, batch, refused_url};
-use serde::Serialize;
+use common::{Reply, Server, Silent, batch, failure, refused_url, send};
 use serde_json::{Value, json};
 use sluice_http::{
     BodyShape, ConfigError, HttpSink, HttpSinkConfig, IDEMPOTENCY_KEY_HEADER, MAX_BODY_EXCERPT,
     idempotency_key, record_key,
 };
-use sluice_processor::{Envelope, SendError, Sink, SinkError};
-
-/// One call, guarded against hanging.
-async fn send<R>(sink: &HttpSink, batch: &[Envelope<R>]) -> Result<(), SendError>
-where
-    R: Serialize + Send + Sync + 'static,
-{
-    tokio::time::timeout(HANG_GUARD, Sink::send(sink, batch))
-        .await
-        .expect("the call hung")
-}
-
-/// The whole-batch error of a failed call.
-fn failure(result: Result<(), SendError>) -> SinkError {
-    match result {
-        Err(SendError::Batch(error)) => error,
-        other => panic!("expected a whole-batch failure, got {other:?}"),
-    }
-}
+use sluice_processor::{Envelope, SendError, SinkError};
 
 fn sink(url: &str) -> HttpSink {
     HttpSink::new(HttpSinkConfig::new(url)).unwrap()

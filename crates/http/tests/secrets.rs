@@ -14,10 +14,10 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{HANG_GUARD, Reply, Server, batch, refused_url};
+use common::{Reply, Server, batch, failure, refused_url};
 use serde_json::json;
 use sluice_http::{HttpSink, HttpSinkConfig};
-use sluice_processor::{SendError, Sink, SinkError};
+use sluice_processor::{SendError, SinkError};
 
 const VARIABLE: &str = "SLUICE_HTTP_TEST_SECRET_5F2C9A";
 const TEST: &str = "secret_headers_are_sent_but_never_shown";
@@ -117,16 +117,7 @@ async fn check(secret: &str) {
 
 async fn call(sink: &HttpSink) -> Result<(), SendError> {
     let records = batch("secrets", 0, vec![json!({"n": 1})]);
-    tokio::time::timeout(HANG_GUARD, Sink::send(sink, &records))
-        .await
-        .expect("the call hung")
-}
-
-fn failure(result: Result<(), SendError>) -> SinkError {
-    match result {
-        Err(SendError::Batch(error)) => error,
-        other => panic!("expected a whole-batch failure, got {other:?}"),
-    }
+    common::send(sink, &records).await
 }
 
 /// Runs this test in a child process with the variable set to a value

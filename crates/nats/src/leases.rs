@@ -43,20 +43,26 @@ impl Leases {
         // `create_key_value` first reads the account's limits, in a form
         // servers before 2.10 do not answer in; the bucket's stream is made
         // here as it would make it (one value a key, kept `lease_time`).
-        context
-            .get_or_create_stream(stream::Config {
-                name: format!("KV_{bucket}"),
-                subjects: vec![format!("$KV.{bucket}.>")],
-                max_messages_per_subject: 1,
-                max_age: lease_time,
-                allow_rollup: true,
-                deny_delete: true,
-                allow_direct: true,
-                discard: stream::DiscardPolicy::New,
-                ..stream::Config::default()
-            })
-            .await
-            .map_err(|e| NatsError::nats(format!("create the lease bucket `{bucket}`"), e))?;
+        let name = format!("KV_{bucket}");
+        let config = stream::Config {
+            name: name.clone(),
+            subjects: vec![format!("$KV.{bucket}.>")],
+            max_messages_per_subject: 1,
+            max_age: lease_time,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            discard: stream::DiscardPolicy::New,
+            ..stream::Config::default()
+        };
+        if let Err(error) = context.get_or_create_stream(config).await {
+            // Members starting together race to make the bucket, and the
+            // server may answer the loser "subjects overlap" rather than
+            // "already exists": then the winner's bucket is there.
+            context.get_stream(&name).await.map_err(|_| {
+                NatsError::nats(format!("create the lease bucket `{bucket}`"), error)
+            })?;
+        }
         let store = context
             .get_key_value(bucket)
             .await

@@ -282,3 +282,28 @@ async fn messages_pending_across_partitions_stay_within_the_bound() {
     // twice. Without the shared bound this reads well over 100.
     assert!(most <= 40 + 6, "{most} messages pending, 40 allowed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_starting_at_once_all_open_the_group() {
+    // They race to make the lease bucket; the losers must find the
+    // winner's rather than fail ("subjects overlap" from the server).
+    let Some(publisher) = server().await else {
+        return;
+    };
+    let stream = TestStream::create(&publisher).await;
+    for round in 0..5 {
+        let durable = unique(&format!("race{round}"));
+        let _bucket = TestBucket::of(&durable);
+        let members =
+            (0..8).map(|_| PartitionedSource::connect(source_config(&stream, &durable), LEASE));
+        for (i, member) in futures::future::join_all(members)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if let Err(error) = member {
+                panic!("round {round}, member {i}: {error}");
+            }
+        }
+    }
+}

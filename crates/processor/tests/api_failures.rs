@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{End, Harness, Tail, Verdict};
+use common::{Accounts, End, Harness, Tail, Verdict};
 use sluice_processor::{
     DeadLetterKind, DeadLetterReason, Envelope, HandBackReason, ProcessorConfig, RateLimit,
-    RecordId, RetryPolicy, SendError, Sink, SinkError, StreamProcessor,
+    RecordId, Report, RetryPolicy, SendError, Sink, SinkError, StreamProcessor,
 };
 use tokio::time::Instant;
 
@@ -103,6 +103,25 @@ fn ten_ms(_: u64) -> Duration {
     Duration::from_millis(10)
 }
 
+/// Runs records 1..=`records` (three partitions) through `api` to their
+/// end; returns the report and where each record went.
+async fn run_to_end(
+    api: &Arc<ScriptedApi>,
+    records: u64,
+    config: ProcessorConfig,
+) -> (Report<u64>, Accounts) {
+    let harness = Harness::default();
+    let source = harness.source(common::inputs(1, records), Tail::End);
+    let transform = common::transform(|_| Verdict::Accept);
+    let handle = StreamProcessor::new(transform, Arc::clone(api), config)
+        .unwrap()
+        .start([source]);
+    let report = common::end(handle, End::Finish, Duration::ZERO).await;
+    let accepted = api.accepted.lock().unwrap().clone();
+    let accounts = common::account(&report, &harness, &accepted, &[]);
+    (report, accounts)
+}
+
 #[tokio::test(start_paused = true)]
 async fn an_outage_of_30_seconds_delays_records_and_dead_letters_none() {
     let harness = Harness::default();
@@ -152,24 +171,12 @@ fn unavailable_for_30_s(_: u64, _: u32, at: Duration) -> Option<SinkError> {
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_outage_the_api_owns_to_dead_letters_none_and_probes_about_once_a_second() {
-    let harness = Harness::default();
-    let source = harness.source(common::inputs(1, 60), Tail::End);
     let mut api = ScriptedApi::new(unavailable_for_30_s, ten_ms);
     api.up = |at| at >= Duration::from_secs(30);
     let api = Arc::new(api);
-    let accepted = Arc::clone(&api.accepted);
     let mut config = config();
     config.retry.max_attempts = 1;
-    let handle = StreamProcessor::new(
-        common::transform(|_| Verdict::Accept),
-        Arc::clone(&api),
-        config,
-    )
-    .unwrap()
-    .start([source]);
-    let report = common::end(handle, End::Finish, Duration::ZERO).await;
-    let accepted = accepted.lock().unwrap().clone();
-    let accounts = common::account(&report, &harness, &accepted, &[]);
+    let (_, accounts) = run_to_end(&api, 60, config).await;
     assert_eq!(accounts.delivered.len(), 60, "{:?}", accounts.dead);
     let probes = api.probes.load(Relaxed);
     assert!(
@@ -184,23 +191,11 @@ async fn the_last_record_of_a_run_failing_alone_is_dead_lettered_when_the_api_sa
     // Record 60 fails from its first call, after every other record was
     // delivered: no call can get through meanwhile, so only the probe
     // tells it from an outage.
-    let harness = Harness::default();
-    let source = harness.source(common::inputs(1, 60), Tail::End);
     let api = Arc::new(ScriptedApi::new(
         |sequence, _, _| (sequence == 60).then(|| SinkError::Transient("HTTP 500".into())),
         ten_ms,
     ));
-    let accepted = Arc::clone(&api.accepted);
-    let handle = StreamProcessor::new(
-        common::transform(|_| Verdict::Accept),
-        Arc::clone(&api),
-        config(),
-    )
-    .unwrap()
-    .start([source]);
-    let report = common::end(handle, End::Finish, Duration::ZERO).await;
-    let accepted = accepted.lock().unwrap().clone();
-    let accounts = common::account(&report, &harness, &accepted, &[]);
+    let (_, accounts) = run_to_end(&api, 60, config()).await;
     assert_eq!(accounts.dead.keys().copied().collect::<Vec<_>>(), [60]);
     assert_eq!(accounts.delivered.len(), 59);
     assert_eq!(api.calls.lock().unwrap()[&60], 3, "max_attempts calls");
@@ -223,21 +218,10 @@ fn seven_is_slow(sequence: u64) -> Duration {
 
 #[tokio::test(start_paused = true)]
 async fn a_poison_record_spends_its_attempts_while_the_others_get_through() {
-    let harness = Harness::default();
     // Three partitions of 40 records: the others keep the API busy.
-    let source = harness.source(common::inputs(1, 120), Tail::End);
     let api = Arc::new(ScriptedApi::new(poison_seven, seven_is_slow));
-    let accepted = Arc::clone(&api.accepted);
-    let handle = StreamProcessor::new(
-        common::transform(|_| Verdict::Accept),
-        Arc::clone(&api),
-        config(),
-    )
-    .unwrap()
-    .start([source]);
-    let report = common::end(handle, End::Finish, Duration::ZERO).await;
-    let accepted = accepted.lock().unwrap().clone();
-    let accounts = common::account(&report, &harness, &accepted, &[]);
+    let (report, accounts) = run_to_end(&api, 120, config()).await;
+    let accepted = api.accepted.lock().unwrap().clone();
     assert_eq!(
         accounts.dead.keys().copied().collect::<Vec<_>>(),
         [7],

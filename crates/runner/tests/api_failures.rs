@@ -213,30 +213,38 @@ fn an_api_that_cannot_be_reached_stops_the_run_before_it_reads() {
     }
 }
 
-#[test]
-fn a_poison_record_alone_is_dead_lettered_and_its_partition_goes_on_in_order() {
-    // 1 letter of 30: within --max-dead-letters (10 %), so exit 0.
+/// A run over `records` lines against `route` of an API of its own, to
+/// its end (bounded): the folder, the API and what the run said.
+fn run_to_end(records: u64, route: &str, extra: &[&str]) -> (tempfile::TempDir, Api, Output) {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    input(dir, 30);
+    input(tmp.path(), records);
     let api = Api::start(0, Accepted::default());
-    let output = wait_bounded(
-        run(
-            dir,
-            &api.url("/records"),
-            &["--concurrency", "4", "--max-attempts", "3"],
-        ),
-        Duration::from_secs(60),
-    );
+    let child = run(tmp.path(), &api.url(route), extra);
+    let output = wait_bounded(child, Duration::from_secs(60));
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let letters = dead_letters(&dir.join("dead.ndjson"));
+    (tmp, api, output)
+}
+
+/// Runs 30 records against `route`, whose record `poison` always gets a
+/// 500: it alone is dead-lettered after its 3 attempts (1 letter of 30 is
+/// within --max-dead-letters, 10 %, so the run exits 0), the rest
+/// delivered in order.
+fn one_poison_record(route: &str, poison: u64, extra: &[&str]) {
+    let extra = [extra, &["--max-attempts", "3"][..]].concat();
+    let (tmp, api, _) = run_to_end(30, route, &extra);
+    let letters = dead_letters(&tmp.path().join("dead.ndjson"));
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert!(
         letters[0].3.contains("gave up after 3 attempts"),
         "{letters:?}"
     );
     assert!(letters[0].3.contains("500"), "{letters:?}");
-    all_in_order(&api.accepted(), 30, &[5]);
+    all_in_order(&api.accepted(), 30, &[poison]);
+}
+
+#[test]
+fn a_poison_record_alone_is_dead_lettered_and_its_partition_goes_on_in_order() {
+    one_poison_record("/records", 5, &["--concurrency", "4"]);
 }
 
 #[test]
@@ -244,19 +252,7 @@ fn the_last_record_failing_alone_is_dead_lettered_and_the_run_ends() {
     // Record 30 may fail after every other record was delivered: nothing
     // else gets through meanwhile, and the API's HEAD answer (405) tells
     // it from an outage.
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    input(dir, 30);
-    let api = Api::start(0, Accepted::default());
-    let output = wait_bounded(
-        run(dir, &api.url("/last"), &["--max-attempts", "3"]),
-        Duration::from_secs(60),
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    let letters = dead_letters(&dir.join("dead.ndjson"));
-    assert_eq!(letters.len(), 1, "{letters:?}");
-    assert!(letters[0].3.contains("500"), "{letters:?}");
-    all_in_order(&api.accepted(), 30, &[30]);
+    one_poison_record("/last", 30, &[]);
 }
 
 #[test]
@@ -302,20 +298,9 @@ fn an_api_down_for_30_s_loses_nothing_and_says_so() {
 
 #[test]
 fn a_batch_too_large_is_halved_and_nothing_is_dead_lettered() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path();
-    input(dir, 60);
-    let api = Api::start(0, Accepted::default());
     // 413 above 5 records a call, batches of up to 20.
-    let output = wait_bounded(
-        run(
-            dir,
-            &api.url("/small"),
-            &["--batch-max", "20", "--concurrency", "4"],
-        ),
-        Duration::from_secs(60),
-    );
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let extra = ["--batch-max", "20", "--concurrency", "4"];
+    let (_tmp, api, output) = run_to_end(60, "/small", &extra);
     assert_eq!(report(&output)["dead_lettered"], 0);
     all_in_order(&api.accepted(), 60, &[]);
 }

@@ -11,7 +11,9 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sluice_processor::{Envelope, RecordId, StreamName};
+use serde::Serialize;
+use sluice_http::HttpSink;
+use sluice_processor::{Envelope, RecordId, SendError, Sink, SinkError, StreamName};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -204,4 +206,22 @@ pub fn batch<R>(stream: &str, first: u64, records: Vec<R>) -> Vec<Envelope<R>> {
             )
         })
         .collect()
+}
+
+/// One call, guarded against hanging.
+pub async fn send<R>(sink: &HttpSink, batch: &[Envelope<R>]) -> Result<(), SendError>
+where
+    R: Serialize + Send + Sync + 'static,
+{
+    tokio::time::timeout(HANG_GUARD, Sink::send(sink, batch))
+        .await
+        .expect("the call hung")
+}
+
+/// The whole-batch error of a failed call.
+pub fn failure(result: Result<(), SendError>) -> SinkError {
+    match result {
+        Err(SendError::Batch(error)) => error,
+        other => panic!("expected a whole-batch failure, got {other:?}"),
+    }
 }
