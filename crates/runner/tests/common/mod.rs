@@ -134,19 +134,31 @@ pub fn eventually(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Waits for `child` at most `limit`, killing it past that (a hang guard).
-pub fn wait_bounded(mut child: Child, limit: Duration) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the process did not end within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
+/// Waits for `child` at most `limit`, killing it past that (a hang guard),
+/// and returns what it wrote. Its pipes are read as it runs, so a child
+/// that writes much is never blocked on a full pipe; a hung child's
+/// stderr ends the panic message.
+pub fn wait_bounded(child: Child, limit: Duration) -> Output {
+    let pid = child.id();
+    let (sender, waited) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait_with_output());
+    });
+    if let Ok(output) = waited.recv_timeout(limit) {
+        return output.unwrap();
     }
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    let said = waited
+        .recv_timeout(Duration::from_secs(10))
+        .ok()
+        .and_then(Result::ok)
+        .map(|output| String::from_utf8_lossy(&output.stderr).into_owned())
+        .unwrap_or_default();
+    let tail: String = {
+        let lines: Vec<&str> = said.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    };
+    panic!("the process did not end within {limit:?}; the end of its stderr:\n{tail}");
 }
 
 /// Sends `signal` (e.g. "-TERM", "-9") to `child`.
