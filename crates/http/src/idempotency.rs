@@ -58,10 +58,9 @@ pub fn idempotency_key(keys: impl IntoIterator<Item = RecordKey>) -> String {
 /// A record's key as the API sees it: [`IDEMPOTENCY_KEY_PREFIX`] and the
 /// key's 32 hex digits.
 pub fn record_key(key: RecordKey) -> String {
-    use std::fmt::Write as _;
     let mut text = String::with_capacity(IDEMPOTENCY_KEY_PREFIX.len() + IDEMPOTENCY_KEY_HEX_LEN);
     text.push_str(IDEMPOTENCY_KEY_PREFIX);
-    let _ = write!(text, "{key}");
+    text.extend(key.to_hex().map(char::from));
     text
 }
 

@@ -13,7 +13,7 @@ use crate::config::{
     BodyShape, ConfigError, Header, HeadersDebug, HttpSinkConfig, redact_userinfo,
 };
 use crate::headers::{self, Lookup, Secrets};
-use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, idempotency_key, record_key};
+use crate::idempotency::{IDEMPOTENCY_KEY_HEADER, IDEMPOTENCY_KEY_PREFIX, idempotency_key};
 use crate::response;
 use crate::status::StatusClasses;
 use crate::userinfo;
@@ -324,7 +324,7 @@ impl HttpSink {
 }
 
 /// A batch's records as a JSON array, each record that is a JSON object
-/// given `field` with its key first (see [`record_key`]). A record that
+/// given `field` with its key first (see [`record_key`](crate::record_key)). A record that
 /// is not an object (a number, an array) is sent as it is.
 ///
 /// Written by hand rather than through a serde wrapper: adding a field to
@@ -332,27 +332,30 @@ impl HttpSink {
 /// `serde_json::Value` per record; splicing the field into each record's
 /// encoding keeps one buffer and no intermediate tree.
 fn keyed_array<R: Serialize>(batch: &[Envelope<R>], field: &str) -> serde_json::Result<Vec<u8>> {
-    let mut name = serde_json::to_vec(field)?;
-    name.push(b':');
-    let mut body = Vec::with_capacity(batch.len() * 128);
+    let name = serde_json::to_vec(field)?;
+    let mut body = Vec::with_capacity(batch.len() * 160);
+    let mut record = Vec::with_capacity(256);
     body.push(b'[');
     for (i, envelope) in batch.iter().enumerate() {
         if i > 0 {
             body.push(b',');
         }
-        let start = body.len();
-        serde_json::to_writer(&mut body, &envelope.record)?;
-        if body.get(start) == Some(&b'{') {
-            let empty = body.len() == start + 2;
-            let mut entry = name.clone();
-            entry.push(b'"');
-            entry.extend_from_slice(record_key(envelope.key()).as_bytes());
-            entry.push(b'"');
-            if !empty {
-                entry.push(b',');
-            }
-            body.splice(start + 1..start + 1, entry);
+        record.clear();
+        serde_json::to_writer(&mut record, &envelope.record)?;
+        let Some(rest) = record.strip_prefix(b"{") else {
+            body.extend_from_slice(&record);
+            continue;
+        };
+        body.push(b'{');
+        body.extend_from_slice(&name);
+        body.extend_from_slice(b":\"");
+        body.extend_from_slice(IDEMPOTENCY_KEY_PREFIX.as_bytes());
+        body.extend_from_slice(&envelope.key().to_hex());
+        body.push(b'"');
+        if rest != b"}" {
+            body.push(b',');
         }
+        body.extend_from_slice(rest);
     }
     body.push(b']');
     Ok(body)
@@ -410,6 +413,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::record_key;
 
     fn env(name: &str) -> Lookup {
         if name == "TOKEN" {

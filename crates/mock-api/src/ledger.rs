@@ -229,7 +229,11 @@ impl Ledger {
             success_times_ms: tally.success_times().map(millis).collect(),
             streams,
             idempotency_keys: annex.idempotency_keys.clone(),
-            record_keys: annex.record_keys.clone(),
+            record_keys: annex
+                .record_keys
+                .iter()
+                .map(|(key, count)| (key.clone(), *count))
+                .collect(),
         }
     }
 }
@@ -254,8 +258,10 @@ pub(crate) struct HttpAnnex {
     pub(crate) bad_requests: u64,
     /// `Idempotency-Key` header → how many successful calls carried it.
     idempotency_keys: BTreeMap<String, u64>,
-    /// A record's own key → how many times it was delivered.
-    record_keys: BTreeMap<String, u64>,
+    /// A record's own key → how many times it was delivered (hashed: a
+    /// run may deliver millions, and the ledger sorts them only when
+    /// asked).
+    record_keys: HashMap<String, u64>,
 }
 
 impl HttpAnnex {
