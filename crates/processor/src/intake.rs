@@ -182,8 +182,6 @@ where
                 failures: 0,
                 seen: None,
                 first_failed_at: None,
-                failing_since: None,
-                failed_while_up: false,
             };
             batch.push(Queued::new(done.id, done.record, done.key, meta));
             Taken::Queued

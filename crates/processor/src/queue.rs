@@ -50,12 +50,6 @@ pub(crate) struct Meta {
     pub(crate) seen: Option<u64>,
     /// When it first used an attempt: `retry.max_elapsed` counts from it.
     pub(crate) first_failed_at: Option<Instant>,
-    /// The count of calls that delivered, as it was at its first
-    /// transient failure.
-    pub(crate) failing_since: Option<u64>,
-    /// Whether calls delivered after it first failed: the API was up
-    /// while it failed, so it is what fails (a poison record).
-    pub(crate) failed_while_up: bool,
 }
 
 /// Records lent to one worker: the head of one lane, or of the FIFO.
@@ -416,8 +410,6 @@ mod tests {
                 failures: 0,
                 seen: None,
                 first_failed_at: None,
-                failing_since: None,
-                failed_while_up: false,
             },
         }
     }

@@ -58,8 +58,8 @@ impl<R> Envelope<R> {
 ///
 /// A transient failure uses an attempt when the API is up: some call
 /// delivered at least one record since the record's previous failure (for
-/// its first failure: since its call started), or did once since its
-/// first failure, or else [`Sink::is_up`] says so. During an outage
+/// its first failure: since its call started), or else [`Sink::is_up`]
+/// says so. During an outage
 /// nothing is delivered and `is_up` says `false`, so records wait without
 /// spending attempts.
 ///

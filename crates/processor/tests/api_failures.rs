@@ -143,6 +143,11 @@ async fn an_outage_of_30_seconds_delays_records_and_dead_letters_none() {
     assert_eq!(during.api_outages, 1);
     assert_eq!(during.delivered, 0);
     let calls_during = handle.sink().calls();
+    assert_eq!(
+        handle.sink().probes.load(Relaxed),
+        0,
+        "an API that cannot be reached is down: nothing to ask"
+    );
     let report = common::end(handle, End::Finish, Duration::ZERO).await;
     let accepted = accepted.lock().unwrap().clone();
     let accounts = common::account(&report, &harness, &accepted, &[]);
@@ -202,6 +207,42 @@ async fn the_last_record_of_a_run_failing_alone_is_dead_lettered_when_the_api_sa
     assert!(api.probes.load(Relaxed) >= 1, "the probe was asked");
 }
 
+/// Record 7's first call fails after 900 ms; from 1 s to 30 s every
+/// call fails with a 503.
+fn seven_then_an_outage(sequence: u64, call: u32, at: Duration) -> Option<SinkError> {
+    let outage = Duration::from_secs(1)..Duration::from_secs(30);
+    if outage.contains(&at) {
+        return Some(SinkError::Transient("HTTP 503".into()));
+    }
+    (sequence == 7 && call == 1).then(|| SinkError::Transient("HTTP 500".into()))
+}
+
+fn seven_takes_900_ms(sequence: u64) -> Duration {
+    if sequence == 7 {
+        Duration::from_millis(900)
+    } else {
+        Duration::from_millis(10)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_record_that_failed_while_others_got_through_still_waits_out_an_outage() {
+    // Its first failure used an attempt (calls got through meanwhile);
+    // its next ones come in an outage the API owns to, and use none.
+    let mut api = ScriptedApi::new(seven_then_an_outage, seven_takes_900_ms);
+    api.up = |at| !(Duration::from_secs(1)..Duration::from_secs(30)).contains(&at);
+    let api = Arc::new(api);
+    let mut config = config();
+    config.retry.max_attempts = 2;
+    let (report, accounts) = run_to_end(&api, 60, config).await;
+    assert!(accounts.dead.is_empty(), "{:?}", report.dead_letters);
+    assert_eq!(accounts.delivered.len(), 60);
+    assert!(
+        api.calls.lock().unwrap()[&7] > 2,
+        "retried in the outage past max_attempts"
+    );
+}
+
 /// Record 7 fails transiently on every call, slowly; the rest are
 /// accepted in 10 ms.
 fn poison_seven(sequence: u64, _: u32, _: Duration) -> Option<SinkError> {
@@ -253,6 +294,10 @@ async fn a_poison_record_spends_its_attempts_while_the_others_get_through() {
     let expected: Vec<u64> = (1..=120).filter(|s| s % 3 == 1 && *s != 7).collect();
     assert_eq!(partition, expected);
     assert!(report.halted.is_none());
+    assert_eq!(
+        report.metrics.api_outages, 0,
+        "a poison record is no outage"
+    );
 }
 
 fn not_found(_: u64, _: u32, _: Duration) -> Option<SinkError> {

@@ -129,9 +129,9 @@ pub(super) fn settle_health<R: Send + Sync + 'static, S, T>(
 /// - unavailable or misconfigured: kept in `retries`, using no attempt:
 ///   never the record's fault;
 /// - failed transiently while no call delivered since its previous failure
-///   (since its call started, for its first), none did since its first
-///   failure, and the sink did not say the API is up: kept in `retries`,
-///   using no attempt, as the API may be down;
+///   (since its call started, for its first) and the sink did not say the
+///   API is up: kept in `retries`, using no attempt, as the API may be
+///   down;
 /// - failed transiently otherwise: an attempt used up; kept
 ///   in `retries` while `retry.max_attempts` allows, and while
 ///   `retry.max_elapsed` has not passed since its first such failure; else
@@ -163,12 +163,7 @@ pub(super) async fn settle_records<R: Send + Sync + 'static, S, T>(
             Err(SinkError::Transient(message)) => {
                 let got_through = meta.seen.is_some_and(|seen| successes > seen);
                 meta.seen = Some(successes);
-                // Once calls got through after it first failed, the API
-                // was up while it failed: its failures are its own from
-                // then on.
-                let first = *meta.failing_since.get_or_insert(successes);
-                meta.failed_while_up |= got_through || successes > first;
-                if !(got_through || meta.failed_while_up || up) {
+                if !(got_through || up) {
                     retries.push(envelope, meta);
                     continue;
                 }
