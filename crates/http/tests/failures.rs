@@ -214,6 +214,9 @@ async fn the_api_is_up_when_head_answers_below_500_or_the_health_url_2xx() {
     let ailing = Server::start(health(503)).await;
     let url = Some(format!("http://{}/health", ailing.addr()));
     assert!(!up(&ailing, url).await, "the health URL decides, not HEAD");
+    let missing = Server::start(health(404)).await;
+    let url = Some(format!("http://{}/health", missing.addr()));
+    assert!(!up(&missing, url).await, "a health URL must answer 2xx");
     let config = HttpSinkConfig::new(common::refused_url()).timeout(Duration::from_secs(5));
     let closed = HttpSink::new(config).unwrap();
     assert!(!Sink::<Value>::is_up(&closed).await, "no answer: down");
