@@ -103,6 +103,7 @@ fn join(errors: &[CheckpointError]) -> String {
 #[async_trait]
 impl SourceConnector for FilesSettings {
     const NAME: &'static str = "files";
+    const PARTITIONED: bool = false;
 
     /// Expands the inputs and opens each file (reading nothing); a
     /// checkpoint that exists must not be held by another run.

@@ -6,6 +6,7 @@ use sluice_processor::{RateLimit, SourceContext};
 use crate::connectors::Connectors;
 use crate::dead_letters::DeadLetterTarget;
 use crate::error::PipelineError;
+use crate::ordering;
 use crate::pipeline::profile;
 use crate::settings::PipelineSettings;
 
@@ -91,7 +92,9 @@ pub async fn check(settings: &PipelineSettings, connectors: &Connectors) -> Vec<
         inputs: settings.inputs.clone(),
         checkpoint: settings.checkpoint.clone(),
         queue_capacity,
-        ordering: settings.ordering().into(),
+        ordering: ordering::choose(settings, source.partitioned())
+            .ordering
+            .into(),
     };
     checked.push(Checked::new(
         "source",

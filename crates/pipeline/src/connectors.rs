@@ -306,6 +306,8 @@ pub(crate) trait SourceEntry: Send + Sync {
     fn reader(&self) -> SectionReader;
     /// The URL schemes of the inputs it reads.
     fn schemes(&self) -> &'static [&'static str];
+    /// See [`SourceConnector::PARTITIONED`].
+    fn partitioned(&self) -> bool;
     /// Its section as `--print-config` shows it: defaults filled in,
     /// secrets masked.
     fn shown(&self, section: Option<&toml::Value>) -> Result<toml::Value, PipelineError>;
@@ -390,6 +392,10 @@ impl<C: SourceConnector + ConnectorSettings> SourceEntry for Source<C> {
 
     fn schemes(&self) -> &'static [&'static str] {
         C::SCHEMES
+    }
+
+    fn partitioned(&self) -> bool {
+        C::PARTITIONED
     }
 
     fn shown(&self, section: Option<&toml::Value>) -> Result<toml::Value, PipelineError> {

@@ -29,6 +29,7 @@ mod connectors;
 mod dead_letters;
 mod error;
 mod load;
+mod ordering;
 mod pipeline;
 mod settings;
 mod show;

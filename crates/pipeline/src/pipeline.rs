@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use crate::connectors::{Connectors, PipelineSink};
 use crate::dead_letters::{DEFAULT_MAX_DEAD_LETTERS, DeadLetterTarget, Discard, MaxDeadLetters};
 use crate::error::PipelineError;
+use crate::ordering::{self, OrderingChoice};
 use crate::settings::{PipelineSettings, ProfileKind};
 use crate::summary::RunSummary;
 
@@ -64,6 +65,7 @@ pub struct Pipeline {
     /// `None`: discarded.
     dead_letters: Option<LetterFile>,
     max_dead_letters: MaxDeadLetters,
+    ordering: OrderingChoice,
 }
 
 /// The dead-letter file of a run.
@@ -149,7 +151,9 @@ impl Pipeline {
         sink.check()
             .await
             .map_err(|error| PipelineError::unreachable(sink_name, error))?;
-        let config = settings.processor_config(policy)?;
+        let mut config = settings.processor_config(policy)?;
+        let ordering = ordering::choose(settings, source.partitioned());
+        config.ordering = ordering.ordering.into();
         let context = SourceContext {
             inputs: settings.inputs.clone(),
             checkpoint: settings.checkpoint.clone(),
@@ -194,7 +198,15 @@ impl Pipeline {
             max_dead_letters: settings
                 .max_dead_letters
                 .unwrap_or(DEFAULT_MAX_DEAD_LETTERS),
+            ordering,
         })
+    }
+
+    /// What the run says of its delivery order at start, when the inputs
+    /// decided it (records that name no partition are not ordered unless
+    /// asked) or it caps the calls in flight; also in the report.
+    pub fn ordering_note(&self) -> Option<&str> {
+        self.ordering.note.as_deref()
     }
 
     /// Runs to the end of the inputs, or until `hooks.stop`; then finishes
@@ -259,6 +271,8 @@ impl Pipeline {
         let finished = finished.map_err(|error| PipelineError::Finish(error.to_string()))?;
         let mut summary = RunSummary::new(&report, interrupted, &finished.checkpoints);
         summary.read_failures = finished.read_failures;
+        summary.ordering = self.ordering.ordering;
+        summary.ordering_note = self.ordering.note.clone();
         summary.dead_letter_file = letters;
         summary.dead_letters_discarded =
             summary.dead_letter_file.is_none() && summary.dead_lettered > 0;

@@ -237,7 +237,8 @@ pub struct PipelineSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
     /// Delivery order: per (stream, partition), or none. Default
-    /// partition.
+    /// partition; none for records that name no partition (the json
+    /// profile on files or stdin without --partition-field).
     #[arg(
         id = "ordering",
         long = "ordering",
@@ -325,7 +326,8 @@ impl Default for PipelineSettings {
             queue_capacity: Some(DEFAULT_QUEUE_CAPACITY),
             batch_max: Some(DEFAULT_BATCH_MAX),
             max_attempts: Some(DEFAULT_MAX_ATTEMPTS),
-            ordering: Some(Ordering::Partition),
+            // Unset: the inputs decide (see `ordering::choose`).
+            ordering: None,
             drain_deadline: Some(DEFAULT_DRAIN_DEADLINE),
             dead_letters: None,
             max_dead_letters: Some(DEFAULT_MAX_DEAD_LETTERS),

@@ -4,6 +4,7 @@ use sluice_processor::redact_userinfo;
 
 use crate::connectors::Connectors;
 use crate::error::PipelineError;
+use crate::ordering;
 use crate::settings::PipelineSettings;
 
 /// The configuration `settings` amount to, as TOML a file could hold: the
@@ -46,6 +47,7 @@ pub fn effective_config(
             .shared_limit
             .as_deref()
             .map(|url| redact_userinfo(url).into_owned()),
+        ordering: Some(ordering::choose(settings, source.partitioned()).ordering),
         ..settings.clone()
     };
     let shown = |settings: &PipelineSettings| {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use serde::Serialize;
 use sluice_processor::{Report, SavedCheckpoint, StreamStats};
 
+use crate::settings::Ordering;
+
 /// What a run did: the conservation identity, the calls, the latencies,
 /// the dead letters by reason, the checkpoints saved. Serialized as
 /// `sluice run --json` prints it.
@@ -60,6 +62,15 @@ pub struct RunSummary {
     pub read_failures: Vec<String>,
     /// Each checkpoint written at the end: file, byte offset, lines.
     pub checkpoints: Vec<(PathBuf, u64, u64)>,
+    /// The delivery order the run used: `partition` or `none` (as set
+    /// by [`Pipeline::run`](crate::Pipeline::run); `partition` from
+    /// [`new`](Self::new)).
+    pub ordering: Ordering,
+    /// Why the run used that order, or what it cost, when the inputs
+    /// decided it: records that name no partition are not ordered unless
+    /// asked, and ordering them by partition sends one call at a time per
+    /// input.
+    pub ordering_note: Option<String>,
 }
 
 impl RunSummary {
@@ -105,6 +116,8 @@ impl RunSummary {
                 .iter()
                 .map(|saved| (saved.input.clone(), saved.offset, saved.lines))
                 .collect(),
+            ordering: Ordering::default(),
+            ordering_note: None,
         }
     }
 

@@ -148,6 +148,13 @@ pub trait SourceConnector: Send + Sync + 'static {
     /// Empty for a source of paths.
     const SCHEMES: &'static [&'static str] = &[];
 
+    /// Whether the positions it gives records name partitions of their
+    /// own (a JetStream subject's last token). `false` for a source whose
+    /// every input is one sequence (a file, stdin): unless the profile
+    /// takes a partition from each record, ordering by partition would
+    /// send one call at a time per input.
+    const PARTITIONED: bool = true;
+
     /// Opens the source: checks its inputs and connects, so that an error
     /// shows before any record is read.
     ///

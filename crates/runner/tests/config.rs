@@ -56,7 +56,7 @@ const FLAGS: &[&str] = &[
     "--max-attempts",
     "3",
     "--ordering",
-    "none",
+    "partition",
     "--drain-deadline",
     "2s",
     "--dead-letters",
@@ -83,7 +83,7 @@ concurrency = 4
 queue_capacity = 200
 batch_max = 10
 max_attempts = 3
-ordering = "none"
+ordering = "partition"
 drain_deadline = "2s"
 dead_letters = "dead.ndjson"
 metrics_addr = "127.0.0.1:9898"
@@ -110,7 +110,7 @@ const ENV: &[(&str, &str)] = &[
     ("SLUICE_QUEUE_CAPACITY", "200"),
     ("SLUICE_BATCH_MAX", "10"),
     ("SLUICE_MAX_ATTEMPTS", "3"),
-    ("SLUICE_ORDERING", "none"),
+    ("SLUICE_ORDERING", "partition"),
     ("SLUICE_DRAIN_DEADLINE", "2s"),
     ("SLUICE_DEAD_LETTERS", "dead.ndjson"),
     ("SLUICE_METRICS_ADDR", "127.0.0.1:9898"),

@@ -53,6 +53,9 @@ pub fn run(args: &RunArgs) -> ExitCode {
     let live = !config.json && std::io::stderr().is_terminal();
     let outcome = runtime.block_on(async {
         let pipeline = Pipeline::build(&config.pipeline, &connectors).await?;
+        if let Some(note) = pipeline.ordering_note() {
+            eprintln!("sluice: {note}");
+        }
         let signals = Signals::install();
         let hooks = Hooks {
             on_status: |metrics: &sluice_processor::MetricsSnapshot| {
