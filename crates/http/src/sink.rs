@@ -6,7 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
-use sluice_processor::{Envelope, SendError, Sink, SinkError};
+use sluice_processor::{Envelope, RecordKey, SendError, Sink, SinkError};
 
 use crate::check::{self, Target};
 use crate::config::{
@@ -242,11 +242,13 @@ impl HttpSink {
         &self,
         batch: &[Envelope<R>],
     ) -> (Result<(), SendError>, bool) {
-        let body = match self.encode(batch) {
+        // Derived once: a record without a key of its own hashes its id.
+        let keys: Vec<RecordKey> = batch.iter().map(Envelope::key).collect();
+        let body = match self.encode(batch, &keys) {
             Ok(body) => body,
             Err(error) => return (Err(error), false),
         };
-        let key = idempotency_key(batch.iter().map(Envelope::key));
+        let key = idempotency_key(keys);
         let Ok(key_value) = HeaderValue::from_str(&key) else {
             let error = SinkError::Transient("cannot build the Idempotency-Key header".to_owned());
             return (Err(error.into()), false);
@@ -288,12 +290,17 @@ impl HttpSink {
         (result.map_err(SendError::Batch), too_large)
     }
 
-    /// The request body, or which records cannot be encoded.
-    fn encode<R: Serialize>(&self, batch: &[Envelope<R>]) -> Result<Vec<u8>, SendError> {
+    /// The request body of `batch`, whose records' keys are `keys`, or
+    /// which records cannot be encoded.
+    fn encode<R: Serialize>(
+        &self,
+        batch: &[Envelope<R>],
+        keys: &[RecordKey],
+    ) -> Result<Vec<u8>, SendError> {
         let encoded = match (self.body, batch) {
             (BodyShape::SingleOrArray, [one]) => serde_json::to_vec(&one.record),
             _ => match &self.key_field {
-                Some(field) => keyed_array(batch, field),
+                Some(field) => keyed_array(batch, keys, field),
                 None => serde_json::to_vec(&Records(batch)),
             },
         };
@@ -331,12 +338,16 @@ impl HttpSink {
 /// any `Serialize` type needs serde's private flattening machinery, or a
 /// `serde_json::Value` per record; splicing the field into each record's
 /// encoding keeps one buffer and no intermediate tree.
-fn keyed_array<R: Serialize>(batch: &[Envelope<R>], field: &str) -> serde_json::Result<Vec<u8>> {
+fn keyed_array<R: Serialize>(
+    batch: &[Envelope<R>],
+    keys: &[RecordKey],
+    field: &str,
+) -> serde_json::Result<Vec<u8>> {
     let name = serde_json::to_vec(field)?;
     let mut body = Vec::with_capacity(batch.len() * 160);
     let mut record = Vec::with_capacity(256);
     body.push(b'[');
-    for (i, envelope) in batch.iter().enumerate() {
+    for (i, (envelope, key)) in batch.iter().zip(keys).enumerate() {
         if i > 0 {
             body.push(b',');
         }
@@ -350,7 +361,7 @@ fn keyed_array<R: Serialize>(batch: &[Envelope<R>], field: &str) -> serde_json::
         body.extend_from_slice(&name);
         body.extend_from_slice(b":\"");
         body.extend_from_slice(IDEMPOTENCY_KEY_PREFIX.as_bytes());
-        body.extend_from_slice(&envelope.key().to_hex());
+        body.extend_from_slice(&key.to_hex());
         body.push(b'"');
         if rest != b"}" {
             body.push(b',');
@@ -415,6 +426,12 @@ mod tests {
     use super::*;
     use crate::record_key;
 
+    /// `sink`'s body for `batch`, its keys derived as `post` derives them.
+    fn encoded<R: Serialize>(sink: &HttpSink, batch: &[Envelope<R>]) -> Result<Vec<u8>, SendError> {
+        let keys: Vec<RecordKey> = batch.iter().map(Envelope::key).collect();
+        sink.encode(batch, &keys)
+    }
+
     fn env(name: &str) -> Lookup {
         if name == "TOKEN" {
             Lookup::Set("t0k3n-value".into())
@@ -469,9 +486,9 @@ mod tests {
             envelope(0, serde_json::json!(1)),
             envelope(1, serde_json::json!(2)),
         ];
-        assert_eq!(sink.encode(&one).unwrap(), br#"{"a":1}"#);
+        assert_eq!(encoded(&sink, &one).unwrap(), br#"{"a":1}"#);
         // Records that are not objects have no room for a key.
-        assert_eq!(sink.encode(&two).unwrap(), b"[1,2]");
+        assert_eq!(encoded(&sink, &two).unwrap(), b"[1,2]");
         let array = HttpSink {
             body: BodyShape::Array,
             ..sink
@@ -486,15 +503,15 @@ mod tests {
             key(&objects[0]),
             key(&objects[1])
         );
-        assert_eq!(array.encode(&objects).unwrap(), expected.as_bytes());
+        assert_eq!(encoded(&array, &objects).unwrap(), expected.as_bytes());
         let parsed: serde_json::Value =
-            serde_json::from_slice(&array.encode(&objects).unwrap()).unwrap();
+            serde_json::from_slice(&encoded(&array, &objects).unwrap()).unwrap();
         assert_eq!(parsed[0]["a"], 1);
         let unnamed = HttpSink {
             key_field: None,
             ..array
         };
-        assert_eq!(unnamed.encode(&one).unwrap(), br#"[{"a":1}]"#);
+        assert_eq!(encoded(&unnamed, &one).unwrap(), br#"[{"a":1}]"#);
     }
 
     #[test]
@@ -518,7 +535,7 @@ mod tests {
                 )
             })
             .collect();
-        let Err(SendError::PerRecord(outcomes)) = sink.encode(&batch) else {
+        let Err(SendError::PerRecord(outcomes)) = encoded(&sink, &batch) else {
             panic!("expected per-record outcomes");
         };
         assert!(matches!(outcomes[0], Err(SinkError::Transient(_))));

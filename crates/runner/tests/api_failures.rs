@@ -112,6 +112,11 @@ fn accept(accepted: Accepted, body: String, poison: Option<u64>) -> Response {
     StatusCode::OK.into_response()
 }
 
+/// How many records the API accepted so far.
+fn delivered(accepted: &Accepted) -> usize {
+    accepted.lock().unwrap().values().map(Vec::len).sum()
+}
+
 /// `RECORDS` lines `{"n":N,"p":N%3}` in `dir/numbers.ndjson`.
 fn input(dir: &Path, records: u64) {
     let lines: String = (1..=records)
@@ -266,25 +271,13 @@ fn an_api_down_for_30_s_loses_nothing_and_says_so() {
     let url = api.url("/records");
     let child = run(dir, &url, &["--rate-limit", "20/s", "--max-attempts", "2"]);
     eventually(Duration::from_secs(60), "50 delivered", || {
-        accepted
-            .lock()
-            .unwrap()
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
-            >= 50
+        delivered(&accepted) >= 50
     });
     drop(api);
     std::thread::sleep(Duration::from_secs(30));
     let api = Api::start(port, Arc::clone(&accepted));
     eventually(Duration::from_secs(120), "every record but 5", || {
-        accepted
-            .lock()
-            .unwrap()
-            .values()
-            .map(Vec::len)
-            .sum::<usize>()
-            >= 599
+        delivered(&accepted) >= 599
     });
     let output = wait_bounded(child, Duration::from_secs(60));
     let said = stderr(&output);

@@ -156,7 +156,9 @@ fn the_metrics_endpoint_parses_and_ends_equal_to_the_report() {
         .unwrap()
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
+    // Its dead letters go to ./sluice.dead-letters: in its own directory.
     let mut run = sluice()
+        .current_dir(dir.path())
         .args([
             "run",
             "--input",
@@ -237,14 +239,7 @@ fn the_readme_demo_works_as_written() {
     );
     // Its dead letters go to ./sluice.dead-letters: a directory of its own.
     let cwd = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new("sh")
-        .args(["-c", &pipeline])
-        .current_dir(cwd.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_bounded(child, Duration::from_secs(60));
+    let output = shell(&pipeline, cwd.path());
     assert!(
         output.status.success(),
         "{}",
@@ -279,14 +274,7 @@ fn the_readme_demo_works_as_written() {
         bin = env!("CARGO_BIN_EXE_sluice"),
         url = api.url()
     );
-    let child = std::process::Command::new("sh")
-        .args(["-c", &strict])
-        .current_dir(cwd.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let output = wait_bounded(child, Duration::from_secs(60));
+    let output = shell(&strict, cwd.path());
     assert_eq!(output.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&output.stdout).contains("more than --max-dead-letters 0"));
     assert!(String::from_utf8_lossy(&output.stderr).contains("discarded"));
@@ -354,4 +342,16 @@ fn a_closed_stdout_loses_the_report_not_the_exit_code() {
         assert_eq!(output.status.code(), Some(code), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// Runs `command` with `sh -c` in `dir`, bounded in time.
+fn shell(command: &str, dir: &std::path::Path) -> std::process::Output {
+    let child = std::process::Command::new("sh")
+        .args(["-c", command])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_bounded(child, Duration::from_secs(60))
 }
