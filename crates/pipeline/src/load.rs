@@ -40,6 +40,7 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "concurrency",
     "queue_capacity",
     "batch_max",
+    "batch_linger",
     "max_attempts",
     "ordering",
     "drain_deadline",
@@ -81,7 +82,7 @@ const RENAMED_KEYS: &[(&str, &str)] = &[
 ///     .load()?;
 /// assert_eq!(settings.rate_limit.map(|limit| limit.to_string()).as_deref(), Some("20/s"));
 /// assert_eq!(settings.concurrency, Some(4)); // the flag over the variable
-/// assert_eq!(settings.queue_capacity, Some(1000)); // the default
+/// assert_eq!(settings.max_attempts, Some(6)); // the default
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug)]

@@ -23,8 +23,16 @@ use crate::dead_letters::{DEFAULT_MAX_DEAD_LETTERS, MaxDeadLetters};
 
 /// Calls in flight by default.
 pub const DEFAULT_CONCURRENCY: u32 = 16;
-/// The most records inside the pipeline by default.
+/// The most records inside the pipeline by default, at least: the default
+/// grows to two full calls per call in flight (see
+/// [`PipelineSettings::queue_capacity`]).
 pub const DEFAULT_QUEUE_CAPACITY: u32 = 1_000;
+/// The largest queue capacity.
+const MAX_QUEUE_CAPACITY: u32 = 10_000_000;
+/// How long ready records wait for a full call by default.
+pub const DEFAULT_BATCH_LINGER: Duration = Duration::from_millis(100);
+/// The longest batch linger.
+const MAX_BATCH_LINGER: Duration = Duration::from_secs(60);
 /// Records per call by default.
 pub const DEFAULT_BATCH_MAX: u32 = 1;
 /// Attempts per record by default.
@@ -208,7 +216,8 @@ pub struct PipelineSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<u32>,
     /// The most records inside the pipeline (the memory bound), 1 to
-    /// 10000000. Default 1000.
+    /// 10000000. Default 1000, or two full calls per call in flight
+    /// (2 x concurrency x batch-max) when that is more.
     #[arg(
         id = "queue_capacity",
         long = "queue-capacity",
@@ -226,6 +235,21 @@ pub struct PipelineSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch_max: Option<u32>,
+    /// How long records wait for a full call (batch-max records) before a
+    /// call takes fewer: 0 (send at once) to 60s. Default 100ms.
+    #[arg(
+        id = "batch_linger",
+        long = "batch-linger",
+        value_name = "DURATION",
+        value_parser = humantime::parse_duration,
+        help_heading = "Limits"
+    )]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub batch_linger: Option<Duration>,
     /// Attempts per record before it is dead-lettered (refusals
     /// excluded), 1 to 100. Default 6.
     #[arg(
@@ -323,8 +347,10 @@ impl Default for PipelineSettings {
             rate_limit: Some(default_rate_limit()),
             shared_limit: None,
             concurrency: Some(DEFAULT_CONCURRENCY),
-            queue_capacity: Some(DEFAULT_QUEUE_CAPACITY),
+            // Unset: it follows concurrency and batch_max.
+            queue_capacity: None,
             batch_max: Some(DEFAULT_BATCH_MAX),
+            batch_linger: Some(DEFAULT_BATCH_LINGER),
             max_attempts: Some(DEFAULT_MAX_ATTEMPTS),
             // Unset: the inputs decide (see `ordering::choose`).
             ordering: None,
@@ -403,17 +429,31 @@ impl PipelineSettings {
         )
     }
 
-    /// The queue's capacity: 1 to 10000000, default 1000.
+    /// The queue's capacity: 1 to 10000000. Default 1000, or two full
+    /// calls per call in flight when that is more, so that every call in
+    /// flight can be full and the next ones ready (up to 10000000).
     ///
     /// # Errors
-    /// A [`SettingError`] naming the key when out of bounds.
+    /// A [`SettingError`] naming the key when out of bounds, or naming
+    /// concurrency or batch_max when they are.
     pub fn queue_capacity(&self) -> Result<u32, SettingError> {
+        let default = match self.queue_capacity {
+            Some(_) => DEFAULT_QUEUE_CAPACITY,
+            None => {
+                let calls = u64::from(self.concurrency()?) * u64::from(self.batch_max()?);
+                let default = (2 * calls).clamp(
+                    u64::from(DEFAULT_QUEUE_CAPACITY),
+                    u64::from(MAX_QUEUE_CAPACITY),
+                );
+                u32::try_from(default).unwrap_or(MAX_QUEUE_CAPACITY)
+            }
+        };
         bounded(
             "queue_capacity",
             "--queue-capacity",
             self.queue_capacity,
-            DEFAULT_QUEUE_CAPACITY,
-            10_000_000,
+            default,
+            MAX_QUEUE_CAPACITY,
         )
     }
 
@@ -428,6 +468,20 @@ impl PipelineSettings {
             self.batch_max,
             DEFAULT_BATCH_MAX,
             10_000,
+        )
+    }
+
+    /// How long records wait for a full call: 0 to 60s, default 100ms.
+    ///
+    /// # Errors
+    /// A [`SettingError`] naming the key when out of bounds.
+    pub fn batch_linger(&self) -> Result<Duration, SettingError> {
+        SettingError::check_duration(
+            "batch_linger",
+            "--batch-linger",
+            self.batch_linger.unwrap_or(DEFAULT_BATCH_LINGER),
+            Duration::ZERO,
+            MAX_BATCH_LINGER,
         )
     }
 
@@ -527,6 +581,7 @@ impl PipelineSettings {
         self.concurrency()?;
         self.queue_capacity()?;
         self.batch_max()?;
+        self.batch_linger()?;
         self.max_attempts()?;
         self.drain_deadline()?;
         Ok(())
@@ -543,6 +598,7 @@ impl PipelineSettings {
             queue_capacity: self.queue_capacity()? as usize,
             batch: BatchConfig {
                 max_records: self.batch_max()? as usize,
+                linger: self.batch_linger()?,
                 ..BatchConfig::default()
             },
             rate_limit: self.rate_limit()?,
@@ -592,6 +648,7 @@ mod tests {
         assert_eq!(config.rate_limit, default_rate_limit());
         assert_eq!(config.ordering, DeliveryOrder::Partition);
         assert_eq!(config.drain_deadline, Duration::from_secs(5));
+        assert_eq!(config.batch.linger, Duration::from_millis(100));
         assert_eq!(
             config.call_timeout,
             Duration::from_secs(31),
@@ -605,7 +662,8 @@ mod tests {
     fn settings_reach_the_processor() {
         let settings: PipelineSettings = toml::from_str(
             "concurrency = 3\nqueue_capacity = 40\nbatch_max = 7\nmax_attempts = 2\n\
-             rate_limit = '1000/min'\nordering = 'none'\ndrain_deadline = '250ms'",
+             rate_limit = '1000/min'\nordering = 'none'\ndrain_deadline = '250ms'\n\
+             batch_linger = '5ms'",
         )
         .unwrap();
         let config = settings.processor_config(policy()).unwrap();
@@ -621,6 +679,24 @@ mod tests {
         assert_eq!(config.rate_limit, RateLimit::Fixed(quota));
         assert_eq!(config.ordering, DeliveryOrder::None);
         assert_eq!(config.drain_deadline, Duration::from_millis(250));
+        assert_eq!(config.batch.linger, Duration::from_millis(5));
+    }
+
+    #[test]
+    fn an_unset_queue_holds_two_full_calls_per_call_in_flight() {
+        let capacity = |text: &str| {
+            let settings: PipelineSettings = toml::from_str(text).unwrap();
+            settings.processor_config(policy()).unwrap().queue_capacity
+        };
+        assert_eq!(capacity("batch_max = 10"), 1_000, "at least the default");
+        assert_eq!(capacity("batch_max = 500"), 16_000);
+        assert_eq!(capacity("batch_max = 500\nconcurrency = 3"), 3_000);
+        assert_eq!(
+            capacity("batch_max = 10000\nconcurrency = 65536"),
+            10_000_000,
+            "at most the largest"
+        );
+        assert_eq!(capacity("batch_max = 500\nqueue_capacity = 7"), 7, "as set");
     }
 
     #[test]
@@ -637,6 +713,10 @@ mod tests {
             (
                 "batch_max = 10001",
                 "batch_max (--batch-max): must be 1 to 10000",
+            ),
+            (
+                "batch_linger = '61s'",
+                "batch_linger (--batch-linger): must be 0s to 1m",
             ),
             (
                 "max_attempts = 101",

@@ -48,6 +48,7 @@ pub fn effective_config(
             .as_deref()
             .map(|url| redact_userinfo(url).into_owned()),
         ordering: Some(ordering::choose(settings, source.partitioned()).ordering),
+        queue_capacity: Some(settings.queue_capacity()?),
         ..settings.clone()
     };
     let shown = |settings: &PipelineSettings| {

@@ -18,7 +18,7 @@ use crate::health::Halt;
 use crate::intake::{self, InTransform};
 use crate::limit::{RateLimiter, SharedLimit, later};
 use crate::metrics::MetricsSnapshot;
-use crate::queue::DeliveryQueue;
+use crate::queue::{DeliveryQueue, Fill};
 use crate::shared::{HandBackReason, HandedBack, Outlet, Settings, Shared};
 use crate::sink::Sink;
 use crate::stream::StreamName;
@@ -162,7 +162,6 @@ where
             retry: config.retry.clone(),
             max_batch_records: config.batch.max_records,
             max_batch_bytes: config.batch.max_bytes,
-            linger: config.batch.linger,
             count_records: config.limit_unit == LimitUnit::Records,
             max_retry_after: config.max_retry_after,
             call_timeout: config.call_timeout,
@@ -170,12 +169,17 @@ where
             window_from_answer: config.counted_from == CountedFrom::Answer,
             circuit_after: config.circuit_after,
         };
-        let take_size = config.take_size.max(config.batch.max_records);
+        let fill = Fill {
+            take_size: config.take_size.max(config.batch.max_records),
+            call_records: config.batch.max_records,
+            call_bytes: config.batch.max_bytes,
+            linger: config.batch.linger,
+        };
         let mut shared = Shared::new(
             self.sink,
             self.transform,
             outlet,
-            DeliveryQueue::new(config.queue_capacity, take_size, config.ordering),
+            DeliveryQueue::new(config.queue_capacity, fill, config.ordering),
             limiter,
             self.clock.unwrap_or_else(EpochClock::system),
             settings,

@@ -34,7 +34,6 @@ pub(crate) struct Settings {
     pub(crate) retry: RetryPolicy,
     pub(crate) max_batch_records: usize,
     pub(crate) max_batch_bytes: usize,
-    pub(crate) linger: Duration,
     pub(crate) count_records: bool,
     pub(crate) max_retry_after: Duration,
     /// Bounds every call of user code that may hang: a sink call, a dead letter.

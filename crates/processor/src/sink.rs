@@ -39,9 +39,10 @@ impl<R> Envelope<R> {
 
 /// A downstream API that takes records in batches (of one by default).
 ///
-/// With per-partition ordering, a batch holds records of one partition in
-/// sequence order, and the processor sends the next batch of a partition
-/// only once every record of the previous one is resolved.
+/// With per-partition ordering, a batch holds the records of one or more
+/// partitions, each partition's together and in sequence order, and the
+/// processor sends a partition's next records only once every record of
+/// it in the previous batch is resolved.
 ///
 /// # Errors
 /// [`SendError::Batch`] applies one outcome to the whole batch;
@@ -64,10 +65,11 @@ impl<R> Envelope<R> {
 /// spending attempts.
 ///
 /// With per-partition ordering a sink that reports per record must not
-/// accept a record after one of the same batch that it failed (but for a
-/// rejection); otherwise the retried record reaches the API after its
-/// successors. A sink that processes a batch in order and stops at the
-/// first failure does this.
+/// accept a record after one of the same partition in the same batch that
+/// it failed (but for a rejection); otherwise the retried record reaches
+/// the API after its successors. A sink that processes a batch in order
+/// and stops at the first failure does this; one that stops only the
+/// failed record's partition does too.
 ///
 /// # Panics
 /// A panic, while making the future or while polling it, is caught: the

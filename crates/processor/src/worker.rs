@@ -70,14 +70,16 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
     let (mut chunk, mut spare) = (Chunk::new(), Chunk::new());
     let mut next = shared.queue.checkout().await;
     while let Some(mut batch) = next {
-        linger(&shared, &mut batch).await;
         while !batch.items.is_empty() {
             // Yield now and then: with a sink that answers at once, nothing
             // else here would let the runtime's other tasks run.
             tokio::task::coop::consume_budget().await;
             next_chunk(&shared, &mut batch.items, &mut chunk);
             let records = chunk.envelopes.len();
-            let flow = deliver(&shared, &shard, &mut chunk, &mut spare, &mut rng).await;
+            let flow = deliver(
+                &shared, &shard, &mut chunk, &mut spare, &mut rng, &mut batch,
+            )
+            .await;
             shared.queue.finished(records);
             if let Flow::Stopped = flow {
                 // Stopping: the rest of the batch goes back, in order.
@@ -93,20 +95,6 @@ pub(crate) async fn run<R: Send + Sync + 'static, S: Sink<R>, T>(
             None => shared.queue.checkout().await,
         };
     }
-}
-
-/// Lets a batch smaller than a call fill up for at most `linger`.
-async fn linger<R: Send + Sync + 'static, S, T>(shared: &Shared<R, S, T>, batch: &mut Batch<R>) {
-    let max = shared.settings.max_batch_records;
-    if batch.items.len() >= max || shared.settings.linger.is_zero() {
-        return;
-    }
-    tokio::select! {
-        biased;
-        () = shared.stop.raised() => return,
-        () = tokio::time::sleep(shared.settings.linger) => {}
-    }
-    shared.queue.top_up(batch, max - batch.items.len());
 }
 
 /// Moves into the empty `chunk` the head of `items` that fits one call: at
@@ -147,6 +135,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     chunk: &mut Chunk<R>,
     spare: &mut Chunk<R>,
     rng: &mut ChaCha8Rng,
+    held: &mut Batch<R>,
 ) -> Flow {
     let mut backoff = Backoff::new(&shared.settings.retry);
     let mut attempted = false;
@@ -175,6 +164,7 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         if chunk.is_empty() {
             break;
         }
+        shared.queue.release_settled(held, &chunk.envelopes);
         let wait = backoff.before_retry(refusal, down, &chunk.metas, rng);
         if let Flow::Stopped = wait_before_retry(shared, wait, chunk.envelopes.len()).await {
             hand_back_all(shared, shard, chunk, HandBackReason::AwaitingRetry);

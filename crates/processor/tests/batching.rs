@@ -93,11 +93,14 @@ fn at_once(n: u64) -> impl Stream<Item = Incoming<u64>> + Send + 'static {
     futures::stream::iter((1..=n).map(Incoming::new))
 }
 
-/// Record 1 at once, then records 2 to 31 together 10 ms later.
+/// Record 1 at once, then records 2 to 31 together 10 ms later; the
+/// source ends a second after that (until then, the queue is not sealed).
 fn one_then_thirty() -> impl Stream<Item = Incoming<u64>> + Send + 'static {
     futures::stream::unfold(1, |n: u64| async move {
-        if n == 2 {
-            tokio::time::sleep(ms(10)).await;
+        match n {
+            2 => tokio::time::sleep(ms(10)).await,
+            32 => tokio::time::sleep(ms(1_000)).await,
+            _ => {}
         }
         (n <= 31).then(|| (Incoming::new(n), n + 1))
     })
@@ -174,9 +177,11 @@ async fn a_lone_record_lingers_to_fill_one_call_and_a_full_batch_goes_at_once() 
         ..config(batch)
     };
     let (report, calls) = run(lingering, one_then_thirty(), |_| 0, accept).await;
-    // Record 1 waits 100 ms and is topped up to exactly one call; the next
-    // batches are full and go at once; the last record lingers alone.
-    let expected = [(ms(100), 10), (ms(100), 10), (ms(100), 10), (ms(200), 1)];
+    // Record 1 waits for a call's worth, which comes 10 ms later with the
+    // next thirty: full calls go at once; the last record, ready once its
+    // partition's previous call ended (at 10 ms), waits the linger and
+    // goes alone.
+    let expected = [(ms(10), 10), (ms(10), 10), (ms(10), 10), (ms(110), 1)];
     assert_eq!(shape(&calls), expected);
     let sent: Vec<u64> = calls.iter().flat_map(|c| c.records.clone()).collect();
     assert_eq!(sent, (1..=31).collect::<Vec<_>>());

@@ -42,13 +42,17 @@ pub const SINGLE: Shape = Shape {
     queue_capacity: 1_000,
 };
 
-/// Up to 500 records per call, 1 000 000 records; a queue of 20 000, so
-/// that each of the 32 partitions' lanes can hold a full batch.
+/// Up to 500 records per call, 1 000 000 records; `sluice run`'s default
+/// queue for them: two full calls per call in flight, 2 × 16 × 500.
 pub const BATCH: Shape = Shape {
     records: 1_000_000,
     batch: 500,
-    queue_capacity: 20_000,
+    queue_capacity: 16_000,
 };
+
+/// How long ready records wait for a full call: `sluice run`'s default
+/// `--batch-linger`.
+const LINGER: Duration = Duration::from_millis(100);
 
 /// Calls in flight: `sluice run`'s default `--max-in-flight`, and the bare
 /// loop's number of tasks.
@@ -178,7 +182,8 @@ async fn measure<T, F: Future<Output = T>>(
 }
 
 /// The pipeline as `sluice run --profile seed --rate-limit none
-/// --max-in-flight 16 --batch-max B --queue-capacity Q` sets it up: a file
+/// --max-in-flight 16 --batch-max B --queue-capacity Q` (and the default
+/// `--batch-linger`) sets it up: a file
 /// `LineSource`, `SeedProfile`, the HTTP sink.
 async fn pipeline(url: &str, path: &Path, shape: Shape) -> Report<ProcessedRecord> {
     let sink =
@@ -188,6 +193,7 @@ async fn pipeline(url: &str, path: &Path, shape: Shape) -> Report<ProcessedRecor
         queue_capacity: shape.queue_capacity,
         batch: BatchConfig {
             max_records: shape.batch,
+            linger: LINGER,
             ..BatchConfig::default()
         },
         rate_limit: RateLimit::Unlimited,
