@@ -6,10 +6,12 @@
 //! - `mod.rs`: the runner (build, repeat, collect);
 //! - `overload_real.rs`: the overload through `sluice run` and `sluice
 //!   mock-api`, with the RSS of the `sluice run` process;
+//! - `peers/`: `--peers`, the same jobs by sluice and by other clients;
 //! - `targets.rs`: each target and its verdict;
 //! - `render.rs`: the Markdown tables.
 
 mod overload_real;
+mod peers;
 mod render;
 mod targets;
 
@@ -35,13 +37,20 @@ pub struct Args {
     /// benchmarks.json.
     #[arg(long, value_name = "NAME")]
     scenario: Vec<String>,
+    /// Run only the peers jobs (and the scenarios `--scenario` names):
+    /// sluice, the Python client and Vector (when `VECTOR` names its
+    /// binary) against `sluice mock-api`, about 3 minutes (`--quick`
+    /// halves the 60-second quota job). A bench without `--peers` does
+    /// not run them; they keep their last results.
+    #[arg(long)]
+    peers: bool,
 }
 
 impl Args {
     /// Whether `scenario` runs this time.
     fn runs(&self, scenario: &str) -> bool {
         let overload = scenario.starts_with("overload");
-        (self.scenario.is_empty() && !(self.quick && overload))
+        (self.scenario.is_empty() && !self.peers && !(self.quick && overload))
             || self.scenario.iter().any(|s| s == scenario)
     }
 }
@@ -69,7 +78,15 @@ const ONCE: [&str; 2] = ["latency-bound-virtual", "latency-bound-real"];
 pub fn run(args: &Args) -> anyhow::Result<bool> {
     eprintln!("bench: building sluice (release) and the benchmarks (bench profile)");
     let sluice = build_release_sluice()?;
-    let benches = build_benches()?;
+    let benches = if args.peers && args.scenario.is_empty() {
+        // Nothing of the bench binaries runs: nothing to build.
+        Benches {
+            pipeline: PathBuf::new(),
+            transform: PathBuf::new(),
+        }
+    } else {
+        build_benches()?
+    };
     let pipeline = Pipeline {
         executable: benches.pipeline.clone(),
         sluice: sluice.clone(),
@@ -102,6 +119,15 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         eprintln!("bench: overload-real (60 s)");
         results["scenarios"]["overload-real"] =
             overload_real::run(&sluice, overload_real::SECONDS)?;
+    }
+    if args.peers {
+        eprintln!("bench: peers");
+        peers::run(
+            &sluice,
+            args.quick,
+            previous.as_ref(),
+            &mut results["scenarios"],
+        )?;
     }
     if args.runs("micro") {
         eprintln!("bench: transform + validate (criterion)");

@@ -32,7 +32,7 @@ const MAX_IN_FLIGHT: u32 = 64;
 
 /// A child process killed when dropped, so that a failed run leaves
 /// nothing behind.
-struct Process(Child);
+pub(super) struct Process(pub(super) Child);
 
 impl Drop for Process {
     fn drop(&mut self) {
@@ -42,13 +42,14 @@ impl Drop for Process {
 }
 
 impl Process {
-    fn id(&self) -> u32 {
+    /// The process id.
+    pub(super) fn id(&self) -> u32 {
         self.0.id()
     }
 
     /// SIGTERM (the first signal: a bounded stop), then its standard
     /// output until it exits.
-    fn terminate(mut self) -> anyhow::Result<String> {
+    pub(super) fn terminate(mut self) -> anyhow::Result<String> {
         let status = Command::new("kill")
             .args(["-TERM", &self.id().to_string()])
             .status()

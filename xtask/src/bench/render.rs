@@ -36,6 +36,7 @@ pub fn render(results: &Value) -> String {
     ndjson(&mut out, s);
     http(&mut out, s);
     overload_real(&mut out, s);
+    super::peers::render(&mut out, results);
     out
 }
 
