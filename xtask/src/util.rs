@@ -35,3 +35,42 @@ pub fn build_release_sluice() -> anyhow::Result<PathBuf> {
 pub fn verdict(passed: bool, name: &str, detail: &str) -> String {
     format!("{} {name}: {detail}", if passed { "PASS" } else { "FAIL" })
 }
+
+/// `sluice generate --records RECORDS --seed 1 --partitions 8 EXTRA` into
+/// `path`, unless it is there already (made once: the same seed makes the
+/// same file).
+pub fn generated_file(
+    sluice: &Path,
+    path: &Path,
+    records: u64,
+    extra: &[&str],
+) -> anyhow::Result<PathBuf> {
+    if !path.exists() {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let partial = path.with_extension("partial");
+        let status = Command::new(sluice)
+            .args(["generate", "--records"])
+            .arg(records.to_string())
+            .args(["--seed", "1", "--partitions", "8"])
+            .args(extra)
+            .stdout(std::fs::File::create(&partial)?)
+            .status()
+            .context("could not run sluice generate")?;
+        if !status.success() {
+            bail!("sluice generate failed ({status})");
+        }
+        std::fs::rename(&partial, path)?;
+    }
+    Ok(path.to_path_buf())
+}
+
+/// The time now, UTC, as the machine's `date -u FORMAT` prints it.
+pub fn utc(format: &str) -> String {
+    Command::new("date")
+        .args(["-u", format])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default()
+}

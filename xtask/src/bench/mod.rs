@@ -4,12 +4,15 @@
 //! and the generated part of `BENCHMARKS.md`.
 //!
 //! - `mod.rs`: the runner (build, repeat, collect);
+//! - `edge.rs`: `quota-dip` and `json-no-partition`, through `sluice run`
+//!   and `sluice mock-api`;
 //! - `overload_real.rs`: the overload through `sluice run` and `sluice
 //!   mock-api`, with the RSS of the `sluice run` process;
 //! - `peers/`: `--peers`, the same jobs by sluice and by other clients;
 //! - `targets.rs`: each target and its verdict;
 //! - `render.rs`: the Markdown tables.
 
+mod edge;
 mod overload_real;
 mod peers;
 mod render;
@@ -21,15 +24,15 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::util::{build_release_sluice, root, verdict};
+use crate::util::{build_release_sluice, root, utc, verdict};
 
 pub use targets::targets;
 
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Leave out the two 60-second overload runs (the tables keep their
-    /// last results).
+    /// Leave out the two 60-second overload runs and the minute-long
+    /// quota-dip run (the tables keep their last results).
     #[arg(long)]
     quick: bool,
     /// Run only this scenario (repeatable; `micro` for the criterion
@@ -49,8 +52,8 @@ pub struct Args {
 impl Args {
     /// Whether `scenario` runs this time.
     fn runs(&self, scenario: &str) -> bool {
-        let overload = scenario.starts_with("overload");
-        (self.scenario.is_empty() && !self.peers && !(self.quick && overload))
+        let long = scenario.starts_with("overload") || scenario == "quota-dip";
+        (self.scenario.is_empty() && !self.peers && !(self.quick && long))
             || self.scenario.iter().any(|s| s == scenario)
     }
 }
@@ -104,6 +107,14 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
             results["scenarios"][format!("{scenario}-baseline").replace("-single", "")] = baseline;
         }
         results["scenarios"][scenario] = median_run(runs, "records_per_second");
+        if scenario == "http-batch" {
+            let batch = &results["scenarios"][scenario];
+            results["scenarios"]["http-batch-records-per-call"] = json!({
+                "records_per_call": batch["records_per_call"],
+                "batch_max": batch["batch_max"],
+                "calls": batch["calls"],
+            });
+        }
     }
     for scenario in ONCE {
         if args.runs(scenario) {
@@ -119,6 +130,14 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         eprintln!("bench: overload-real (60 s)");
         results["scenarios"]["overload-real"] =
             overload_real::run(&sluice, overload_real::SECONDS)?;
+    }
+    if args.runs("quota-dip") {
+        eprintln!("bench: quota-dip (about 60 s)");
+        results["scenarios"]["quota-dip"] = edge::quota_dip(&sluice)?;
+    }
+    if args.runs("json-no-partition") {
+        eprintln!("bench: json-no-partition");
+        results["scenarios"]["json-no-partition"] = edge::json_no_partition(&sluice)?;
     }
     if args.peers {
         eprintln!("bench: peers");
@@ -144,7 +163,7 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
         }
     }
 
-    results["machine"]["finished"] = json!(now());
+    results["machine"]["finished"] = json!(utc("+%H:%M UTC"));
     results["machine"]["load_average_at_end"] = load_average();
     let text = serde_json::to_string_pretty(&results)?;
     std::fs::write(root().join("benchmarks.json"), format!("{text}\n"))
@@ -374,14 +393,6 @@ fn load_average() -> Value {
         .map_or(Value::Null, |load| json!(load))
 }
 
-/// The time now, UTC, to the minute.
-fn now() -> String {
-    Command::new("date")
-        .args(["-u", "+%H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
 
 fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)

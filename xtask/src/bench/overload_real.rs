@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use crate::util::root;
+use crate::util::{generated_file, root};
 
 /// How long the overload runs.
 pub const SECONDS: u64 = 60;
@@ -186,25 +186,10 @@ fn figures(seconds: u64, samples: &[Value], peak: f64, summary: &Value, api: &st
 /// `sluice generate --records 200000 --seed 1 --partitions 8` (1 % of the
 /// lines undeliverable, the default), made once under `target/bench-data`.
 fn input_file(sluice: &Path) -> anyhow::Result<PathBuf> {
-    let dir = root().join("target/bench-data");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join(format!("overload-real-{FILE_RECORDS}.ndjson"));
-    if !path.exists() {
-        let partial = path.with_extension("partial");
-        let file = std::fs::File::create(&partial)?;
-        let status = Command::new(sluice)
-            .args(["generate", "--records"])
-            .arg(FILE_RECORDS.to_string())
-            .args(["--seed", "1", "--partitions", "8"])
-            .stdout(file)
-            .status()
-            .context("could not run sluice generate")?;
-        if !status.success() {
-            bail!("sluice generate failed ({status})");
-        }
-        std::fs::rename(&partial, &path)?;
-    }
-    Ok(path)
+    let path = root()
+        .join("target/bench-data")
+        .join(format!("overload-real-{FILE_RECORDS}.ndjson"));
+    generated_file(sluice, &path, FILE_RECORDS, &[])
 }
 
 /// An address on 127.0.0.1 with a port free a moment ago.

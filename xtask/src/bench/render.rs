@@ -36,8 +36,36 @@ pub fn render(results: &Value) -> String {
     ndjson(&mut out, s);
     http(&mut out, s);
     overload_real(&mut out, s);
+    quota_dip(&mut out, s);
     super::peers::render(&mut out, results);
     out
+}
+
+/// `quota-dip`'s timeline: successes in each second at the API.
+fn quota_dip(out: &mut String, s: &Value) {
+    let dip = &s["quota-dip"];
+    if dip.is_null() {
+        return;
+    }
+    let seconds: Vec<String> = dip["per_second"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|n| n.to_string())
+        .collect();
+    let _ = write!(
+        out,
+        "\n### Quota run: successes per second at the API (50/s, 15 % failures, one record a call)\n\n         {} successes, {} refused; mean {:.2}/s from the first success to the last; slowest 5 s window          after the first 2 s: {:.1}/s.\n\n```text\n{}\n```\n",
+        dip["successes"],
+        dip["refused"],
+        number(&dip["successes_per_second"]),
+        number(&dip["slowest_5s_window_per_second"]),
+        seconds
+            .chunks(20)
+            .map(|row| row.join(" "))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
 }
 
 fn text(value: &Value) -> &str {

@@ -18,6 +18,17 @@ const RATE_TARGETS: [(&str, f64); 6] = [
 /// The share of the bare client loop's rate `http-single` must reach.
 const HTTP_SINGLE_SHARE: f64 = 0.8;
 
+/// Records a call `http-batch` must carry on average (of 500 at most).
+const HTTP_BATCH_RECORDS_PER_CALL: f64 = 400.0;
+
+/// Successes a second the slowest 5-second window of `quota-dip` must
+/// reach (of 50).
+const QUOTA_DIP_FLOOR: f64 = 48.0;
+
+/// How many times one call in flight's rate `json-no-partition` must
+/// reach with sixteen.
+const JSON_NO_PARTITION_RATIO: f64 = 10.0;
+
 /// The most RSS an overload may reach, MiB.
 const OVERLOAD_PEAK_MIB: f64 = 64.0;
 
@@ -44,6 +55,7 @@ pub fn targets(results: &Value) -> Vec<(bool, String, String)> {
             format!("{} records/s", thousands(rate)),
         ));
     }
+    edge(s, &mut targets);
     for scenario in ["latency-bound-virtual", "latency-bound-real"] {
         if s[scenario].is_null() {
             continue;
@@ -78,6 +90,46 @@ pub fn targets(results: &Value) -> Vec<(bool, String, String)> {
         ));
     }
     targets
+}
+
+/// The targets of issue 20: full batches, no dip at a quota, and the
+/// concurrency asked for on records that name no partition.
+fn edge(s: &Value, targets: &mut Vec<(bool, String, String)>) {
+    let per_call = &s["http-batch-records-per-call"];
+    if !per_call.is_null() {
+        let records = number(&per_call["records_per_call"]);
+        targets.push((
+            records >= HTTP_BATCH_RECORDS_PER_CALL,
+            "http-batch-records-per-call: >= 400 records a call (batch-max 500)".to_owned(),
+            format!("{records:.1} ({} calls)", per_call["calls"]),
+        ));
+    }
+    let dip = &s["quota-dip"];
+    if !dip.is_null() {
+        let slowest = number(&dip["slowest_5s_window_per_second"]);
+        targets.push((
+            slowest >= QUOTA_DIP_FLOOR,
+            "quota-dip: no 5 s window under 48 successes/s (quota 50/s) after 2 s".to_owned(),
+            format!(
+                "slowest {slowest:.1}/s; mean {:.2}/s; {} refused",
+                number(&dip["successes_per_second"]),
+                dip["refused"]
+            ),
+        ));
+    }
+    let json = &s["json-no-partition"];
+    if !json.is_null() {
+        let ratio = number(&json["ratio"]);
+        targets.push((
+            ratio >= JSON_NO_PARTITION_RATIO,
+            "json-no-partition: 16 calls in flight >= 10 x one (50 ms API)".to_owned(),
+            format!(
+                "{ratio:.1} x ({} vs {} records/s)",
+                thousands(number(&json["sixteen"]["records_per_second"])),
+                thousands(number(&json["one_in_flight"]["records_per_second"]))
+            ),
+        ));
+    }
 }
 
 /// `http-single` against 0.8 x `http-baseline` (medians of their runs),

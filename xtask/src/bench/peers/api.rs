@@ -61,6 +61,14 @@ impl MockApi {
             .with_context(|| format!("GET /ledger/counts answered no JSON: {body}"))
     }
 
+    /// `GET /ledger`: the counts and every success's time (ms since the
+    /// API started).
+    pub fn ledger(&self) -> anyhow::Result<Value> {
+        let body = get(&self.addr, "/ledger")?;
+        serde_json::from_str(&body)
+            .with_context(|| format!("GET /ledger answered no JSON: {body}"))
+    }
+
     /// Stops it (SIGTERM) and waits for it.
     pub fn stop(self) -> anyhow::Result<()> {
         self.process.terminate().map(drop)

@@ -18,7 +18,7 @@
 //! - `vector.rs`: the Vector configuration and command;
 //! - `table.rs`: the Markdown tables.
 
-mod api;
+pub(super) mod api;
 mod figures;
 mod python;
 mod table;
@@ -33,7 +33,7 @@ use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
 use super::overload_real::Process;
-use crate::util::root;
+use crate::util::{generated_file, root, utc};
 use api::MockApi;
 use watch::Until;
 
@@ -181,11 +181,8 @@ fn sluice_command(sluice: &Path, job: Job, input: &Path, url: &str) -> Command {
         .arg("--batch-max")
         .arg(job.batch().to_string())
         .args(["--dead-letters", "none", "--json"]);
-    if job == Job::Batch {
-        // As the http-batch scenario: each of the 32 lanes can hold a
-        // full batch.
-        command.args(["--queue-capacity", "20000"]);
-    }
+    // The queue is `sluice run`'s default: two full calls per call in
+    // flight (16 000 records in the batch job).
     command
 }
 
@@ -219,7 +216,7 @@ pub fn run(
     } else {
         QUOTA_SECONDS
     };
-    let date = date();
+    let date = utc("+%Y-%m-%d %H:%M UTC");
     for job in Job::ALL {
         let input = input_file(sluice, &work, job.records())?;
         for (client, name) in clients.iter().zip(["sluice", "python", "vector"]) {
@@ -313,30 +310,8 @@ fn run_one(
 /// `sluice generate --records N --seed 1 --partitions 8 --invalid-rate
 /// 0` (every line deliverable: 4 sources x 8 partitions), made once under
 /// `work`.
-fn input_file(sluice: &Path, work: &Path, records: u64) -> anyhow::Result<PathBuf> {
+pub(super) fn input_file(sluice: &Path, work: &Path, records: u64) -> anyhow::Result<PathBuf> {
     let path = work.join(format!("records-{records}.ndjson"));
-    if !path.exists() {
-        let partial = path.with_extension("partial");
-        let status = Command::new(sluice)
-            .args(["generate", "--records"])
-            .arg(records.to_string())
-            .args(["--seed", "1", "--partitions", "8", "--invalid-rate", "0"])
-            .stdout(std::fs::File::create(&partial)?)
-            .status()
-            .context("could not run sluice generate")?;
-        if !status.success() {
-            bail!("sluice generate failed ({status})");
-        }
-        std::fs::rename(&partial, &path)?;
-    }
-    Ok(path)
+    generated_file(sluice, &path, records, &["--invalid-rate", "0"])
 }
 
-/// The date and time now, UTC, to the minute (as the machine's `date`).
-fn date() -> String {
-    Command::new("date")
-        .args(["-u", "+%Y-%m-%d %H:%M UTC"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_default()
-}
