@@ -96,7 +96,7 @@ impl<R> DeliveryQueue<R> {
         DeliveryQueue {
             places: Places::new(capacity),
             capacity,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(&fill)),
             work: Notify::new(),
             ordering,
             fill,
@@ -135,18 +135,22 @@ impl<R> DeliveryQueue<R> {
         let inside = self.places.taken();
         let mut state = self.lock();
         state.high_water = state.high_water.max(inside);
+        let (was_ready, could_take) = (state.ready_records() > 0, self.may_take(&state));
         let mut became_ready = 0;
         for item in items.drain(..) {
             if state.push(item, self.ordering) {
                 became_ready += 1;
             }
         }
-        // A worker for each lane that became ready when they may be taken
-        // now; else one, to wait for the linger with a timer.
-        let wake = if state.may_take(&self.fill, self.full()) {
-            became_ready.max(1)
+        // A worker for each lane that became ready, when they may be
+        // taken (with no linger, only then: each ready lane is announced
+        // once); one when a call's worth became ready in lanes already
+        // ready; one when records became ready to wait for the linger, to
+        // arm a timer.
+        let wake = if self.may_take(&state) {
+            became_ready.max(usize::from(!could_take))
         } else {
-            usize::from(state.ready_records() > 0)
+            usize::from(!was_ready && state.ready_records() > 0)
         };
         drop(state);
         for _ in 0..wake {
@@ -169,8 +173,12 @@ impl<R> DeliveryQueue<R> {
                 if state.closed {
                     return None;
                 }
-                if let Some(batch) = self.take(&mut state, Vec::new()) {
-                    self.wake_after(state);
+                let names = state.lane_names();
+                if let Some(batch) = self.take(&mut state, names) {
+                    // Other ready lanes were announced when they became
+                    // ready; what is left to linger needs a timer.
+                    let lingering = state.ready_records() > 0 && !self.may_take(&state);
+                    self.wake_after(state, lingering);
                     return Some(batch);
                 }
                 if state.sealed && state.len == 0 {
@@ -190,24 +198,30 @@ impl<R> DeliveryQueue<R> {
         }
     }
 
+    /// Whether a worker may take a batch now.
+    fn may_take(&self, state: &State<R>) -> bool {
+        state.may_take(&self.fill, self.full())
+    }
+
     /// A batch, if one may be taken now.
     fn take(&self, state: &mut State<R>, lanes: Vec<PartitionId>) -> Option<Batch<R>> {
-        if !state.may_take(&self.fill, self.full()) {
+        if !self.may_take(state) {
+            state.keep_lane_names(lanes);
             return None;
         }
         state.take(&self.fill, self.ordering, lanes)
     }
 
     /// After the state changed under `state`: wakes every worker when the
-    /// queue ran dry after sealing (they finish), else one when records
-    /// are ready (it takes them, or waits for the linger with a timer).
-    fn wake_after(&self, state: MutexGuard<'_, State<R>>) {
+    /// queue ran dry after sealing (they finish), else one when `needed`
+    /// (records are ready that no waiting worker was told of: it takes
+    /// them, or waits for the linger with a timer).
+    fn wake_after(&self, state: MutexGuard<'_, State<R>>, needed: bool) {
         let ran_dry = state.sealed && state.len == 0;
-        let ready = state.ready_records() > 0;
         drop(state);
         if ran_dry {
             self.work.notify_waiters();
-        } else if ready {
+        } else if needed {
             self.work.notify_one();
         }
     }
@@ -224,13 +238,19 @@ impl<R> DeliveryQueue<R> {
     /// closed: then [`checkout`](Self::checkout) waits or says so.
     pub(crate) fn checkin_and_take(&self, batch: Batch<R>) -> Option<Batch<R>> {
         let mut state = self.lock();
-        let lanes = state.give_back(batch);
+        let (lanes, returned) = state.give_back(batch);
         let next = if state.closed {
             None
         } else {
             self.take(&mut state, lanes)
         };
-        self.wake_after(state);
+        // A lane given back ready and taken again in the same breath
+        // needs nobody; more lanes given back than taken, or records left
+        // to linger, need a worker told.
+        let took = next.as_ref().map_or(0, |batch| batch.lanes.len());
+        let needed = state.ready_records() > 0
+            && (next.is_none() || returned > took || !self.may_take(&state));
+        self.wake_after(state, needed);
         next
     }
 
@@ -254,14 +274,15 @@ impl<R> DeliveryQueue<R> {
             )
             .collect();
         let mut state = self.lock();
+        let mut returned = false;
         batch.lanes.retain(|key| {
             let keep = busy.contains(key);
             if !keep {
-                state.return_lane(*key);
+                returned |= state.return_lane(*key);
             }
             keep
         });
-        self.wake_after(state);
+        self.wake_after(state, returned);
     }
 
     /// Stops lending records: every waiting and later checkout returns `None`.

@@ -77,6 +77,9 @@ pub(super) struct State<R> {
     out: usize,
     /// The most records ever inside the pipeline at once.
     pub(super) high_water: usize,
+    /// Whether ready records may wait (a linger): only then is
+    /// `ready_since` kept, as reading the clock costs.
+    lingers: bool,
     /// Stopping: workers take nothing more.
     pub(super) closed: bool,
     /// No more input: workers finish once the queue is empty.
@@ -86,6 +89,18 @@ pub(super) struct State<R> {
     /// once delivered, and without these each would allocate a buffer on
     /// the intake's thread and free it on a worker's.
     pub(super) spare: Vec<VecDeque<Queued<R>>>,
+    /// An emptied buffer of lane names, for the next batch.
+    spare_names: Vec<PartitionId>,
+}
+
+impl<R> State<R> {
+    /// An empty queue's state, for `fill`.
+    pub(super) fn new(fill: &Fill) -> Self {
+        State {
+            lingers: !fill.linger.is_zero(),
+            ..State::default()
+        }
+    }
 }
 
 impl<R> Default for State<R> {
@@ -103,6 +118,8 @@ impl<R> Default for State<R> {
             closed: false,
             sealed: false,
             spare: Vec::new(),
+            lingers: false,
+            spare_names: Vec::new(),
         }
     }
 }
@@ -129,7 +146,7 @@ impl<R> State<R> {
         if records == 0 {
             return;
         }
-        if self.ready_records == 0 {
+        if self.ready_records == 0 && self.lingers {
             self.ready_since = Some(Instant::now());
         }
         self.ready_records += records;
@@ -281,35 +298,51 @@ impl<R> State<R> {
         Some(Batch { lanes, items })
     }
 
+    /// An empty buffer of lane names for a batch.
+    pub(super) fn lane_names(&mut self) -> Vec<PartitionId> {
+        std::mem::take(&mut self.spare_names)
+    }
+
+    /// Keeps an emptied buffer of lane names for the next batch.
+    pub(super) fn keep_lane_names(&mut self, names: Vec<PartitionId>) {
+        if self.spare_names.capacity() < names.capacity() {
+            self.spare_names = names;
+        }
+    }
+
     /// Takes back `batch`'s lanes and keeps its buffer; returns the empty
-    /// buffer of lane names, for the next batch.
-    pub(super) fn give_back(&mut self, batch: Batch<R>) -> Vec<PartitionId> {
+    /// buffer of lane names, for the next batch, and how many lanes became
+    /// ready again.
+    pub(super) fn give_back(&mut self, batch: Batch<R>) -> (Vec<PartitionId>, usize) {
         let Batch { mut lanes, items } = batch;
         self.out -= 1;
         self.recycle(items);
+        let mut ready = 0;
         for key in lanes.drain(..) {
-            self.return_lane(key);
+            ready += usize::from(self.return_lane(key));
         }
-        lanes
+        (lanes, ready)
     }
 
     /// Returns a lent lane: ready again when it has records, forgotten
     /// when idle, so that memory follows the partitions in use, not every
-    /// partition ever seen (its buffer is kept for the next).
-    pub(super) fn return_lane(&mut self, key: PartitionId) {
+    /// partition ever seen (its buffer is kept for the next). Whether it
+    /// became ready.
+    pub(super) fn return_lane(&mut self, key: PartitionId) -> bool {
         let Some(lane) = self.lanes.get_mut(&key) else {
-            return;
+            return false;
         };
         lane.checked_out = false;
         if lane.items.is_empty() {
             if let Some(idle) = self.lanes.remove(&key) {
                 self.recycle(idle.items);
             }
-            return;
+            return false;
         }
         let (records, bytes) = (lane.items.len(), lane.bytes);
         self.ready.push_back(key);
         self.mark_ready(records, bytes);
+        true
     }
 
     /// Takes every queued record out, each partition's in order.
