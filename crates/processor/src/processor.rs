@@ -147,7 +147,11 @@ where
             CountedFrom::Call => limiter,
             CountedFrom::Answer => limiter.map(RateLimiter::counting_from_answers),
             CountedFrom::CallThenAnswer => {
-                limiter.map(RateLimiter::counting_from_answers_after_a_refusal)
+                // A real API's margin is wide enough for the first
+                // window's phase to show as a dip: spread that window.
+                limiter
+                    .map(RateLimiter::counting_from_answers_after_a_refusal)
+                    .map(RateLimiter::ramping_the_first_window)
             }
         };
         let limiter = match self.shared_limit {

@@ -139,7 +139,11 @@ pub fn json_no_partition(sluice: &Path) -> anyhow::Result<Value> {
             }),
         );
     }
-    let rate = |name: &str| runs[name]["records_per_second"].as_f64().unwrap_or(f64::NAN);
+    let rate = |name: &str| {
+        runs[name]["records_per_second"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
     let ratio = rate("sixteen") / rate("one_in_flight");
     let mut result = Value::Object(runs);
     result["latency"] = json!(LATENCY);
@@ -159,7 +163,12 @@ fn work_dir(name: &str) -> anyhow::Result<PathBuf> {
 fn unpartitioned_file(work: &Path, records: u64) -> anyhow::Result<PathBuf> {
     let path = work.join(format!("unpartitioned-{records}.ndjson"));
     let lines: String = (0..records)
-        .map(|n| format!("{{\"order\":{n},\"item\":\"widget\",\"quantity\":{}}}\n", n % 7))
+        .map(|n| {
+            format!(
+                "{{\"order\":{n},\"item\":\"widget\",\"quantity\":{}}}\n",
+                n % 7
+            )
+        })
         .collect();
     std::fs::write(&path, lines)?;
     Ok(path)

@@ -393,7 +393,6 @@ fn load_average() -> Value {
         .map_or(Value::Null, |load| json!(load))
 }
 
-
 fn number(value: &Value) -> f64 {
     value.as_f64().unwrap_or(f64::NAN)
 }

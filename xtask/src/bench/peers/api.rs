@@ -65,8 +65,7 @@ impl MockApi {
     /// API started).
     pub fn ledger(&self) -> anyhow::Result<Value> {
         let body = get(&self.addr, "/ledger")?;
-        serde_json::from_str(&body)
-            .with_context(|| format!("GET /ledger answered no JSON: {body}"))
+        serde_json::from_str(&body).with_context(|| format!("GET /ledger answered no JSON: {body}"))
     }
 
     /// Stops it (SIGTERM) and waits for it.

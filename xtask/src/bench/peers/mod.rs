@@ -314,4 +314,3 @@ pub(super) fn input_file(sluice: &Path, work: &Path, records: u64) -> anyhow::Re
     let path = work.join(format!("records-{records}.ndjson"));
     generated_file(sluice, &path, records, &["--invalid-rate", "0"])
 }
-

@@ -62,6 +62,7 @@ impl WindowPermit<'_> {
         };
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count - kept);
+        limiter.unramp(&mut state, self.count - kept);
         if kept == 0 {
             return;
         }
@@ -86,6 +87,7 @@ impl WindowPermit<'_> {
         limiter.on_refusal(&mut state, self.count, retry_after);
         state.pending -= self.count;
         limiter.give_back(&mut state, self.count);
+        limiter.unramp(&mut state, self.count);
     }
 }
 
@@ -96,6 +98,7 @@ impl Drop for WindowPermit<'_> {
             let mut state = self.limiter.lock();
             state.pending -= self.count;
             self.limiter.give_back(&mut state, self.count);
+            self.limiter.unramp(&mut state, self.count);
         }
     }
 }

@@ -238,3 +238,32 @@ async fn a_refusal_counts_only_the_calls_still_in_flight() {
     assert_eq!(limiter.current_limit(), Some(1));
     drop(in_flight);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_ramped_first_window_spreads_its_successes_and_later_windows_do_not() {
+    let limiter =
+        Arc::new(RateLimiter::known(50, WINDOW, Duration::ZERO).ramping_the_first_window());
+    let releaser = spawn_releaser(&limiter);
+    let start = Instant::now();
+    let ms = |n| Duration::from_millis(n);
+    let mut admitted = Vec::new();
+    for _ in 0..3 {
+        let permit = limiter.acquire(1).await;
+        admitted.push(start.elapsed());
+        permit.succeeded(1);
+    }
+    // One every 20 ms (the window over the limit), not three at once.
+    assert_eq!(admitted, [ms(0), ms(20), ms(40)]);
+    // A call that delivered nothing gives its place in the ramp back.
+    limiter.acquire(1).await.succeeded(0);
+    assert_eq!(start.elapsed(), ms(60));
+    limiter.acquire(1).await.succeeded(1);
+    assert_eq!(start.elapsed(), ms(60));
+    // After the first window, calls go as soon as slots are free.
+    tokio::time::sleep_until(start + WINDOW * 3).await;
+    for _ in 0..3 {
+        limiter.acquire(1).await.succeeded(1);
+    }
+    assert_eq!(start.elapsed(), WINDOW * 3);
+    releaser.abort();
+}
