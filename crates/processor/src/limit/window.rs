@@ -316,7 +316,7 @@ impl RateLimiter {
     /// Gives back the ramp's spacing of `count` units whose call did not
     /// deliver them (failed, refused, cancelled): the first window's
     /// successes, not its attempts, are spread.
-    pub(super) fn unramp(&self, state: &mut State, count: usize) {
+    fn unramp(&self, state: &mut State, count: usize) {
         let (Some(ceiling), Ramp::Running { next, ends }) = (self.ceiling, state.ramp) else {
             return;
         };
