@@ -100,7 +100,7 @@ pub fn render(out: &mut String, results: &Value) {
 /// The longest reason a row gives for not running, in characters.
 const REASON_CHARS: usize = 160;
 
-/// "not run: <reason>" for a result that is missing or says why it did
+/// `not run: <reason>` for a result that is missing or says why it did
 /// not run (on one line, cut at [`REASON_CHARS`]).
 fn not_run(result: &Value) -> Option<String> {
     if result.is_null() {
