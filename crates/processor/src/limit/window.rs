@@ -290,40 +290,43 @@ impl RateLimiter {
 
     /// When `count` units admitted now may go, while a known limit's first
     /// window is spread (over the window, at most [`MAX_RAMP`]): one
-    /// unit every spread / limit. `None`: at once.
+    /// unit every spread / limit. `None`: at once (a time already passed
+    /// is also at once).
     fn ramp(&self, state: &mut State, count: usize) -> Option<Instant> {
-        let ceiling = self.ceiling?;
+        let step = self.ramp_step(count)?;
         let now = Instant::now();
-        let spread = self.window.min(MAX_RAMP);
         let (next, ends) = match state.ramp {
             Ramp::Done => return None,
-            Ramp::NotStarted => (now, later(now, spread)),
+            Ramp::NotStarted => (now, later(now, self.window.min(MAX_RAMP))),
             Ramp::Running { next, ends } => (next.max(now), ends),
         };
         if next >= ends {
             state.ramp = Ramp::Done;
             return None;
         }
-        let units = u32::try_from(count).unwrap_or(u32::MAX);
-        let per_unit = spread / u32::try_from(ceiling).unwrap_or(u32::MAX).max(1);
         state.ramp = Ramp::Running {
-            next: later(next, per_unit.saturating_mul(units)),
+            next: later(next, step),
             ends,
         };
-        (next > now).then_some(next)
+        Some(next)
+    }
+
+    /// The ramp's spacing of `count` units: the spread over the limit,
+    /// per unit. `None` without a known limit.
+    fn ramp_step(&self, count: usize) -> Option<Duration> {
+        let ceiling = u32::try_from(self.ceiling?).unwrap_or(u32::MAX).max(1);
+        let units = u32::try_from(count).unwrap_or(u32::MAX);
+        Some((self.window.min(MAX_RAMP) / ceiling).saturating_mul(units))
     }
 
     /// Gives back the ramp's spacing of `count` units whose call did not
     /// deliver them (failed, refused, cancelled): the first window's
     /// successes, not its attempts, are spread.
     fn unramp(&self, state: &mut State, count: usize) {
-        let (Some(ceiling), Ramp::Running { next, ends }) = (self.ceiling, state.ramp) else {
+        let (Some(step), Ramp::Running { next, ends }) = (self.ramp_step(count), state.ramp) else {
             return;
         };
-        let spread = self.window.min(MAX_RAMP);
-        let per_unit = spread / u32::try_from(ceiling).unwrap_or(u32::MAX).max(1);
-        let units = u32::try_from(count).unwrap_or(u32::MAX);
-        if let Some(sooner) = next.checked_sub(per_unit.saturating_mul(units)) {
+        if let Some(sooner) = next.checked_sub(step) {
             state.ramp = Ramp::Running { next: sooner, ends };
         }
     }

@@ -259,6 +259,9 @@ async fn a_ramped_first_window_spreads_its_successes_and_later_windows_do_not() 
     assert_eq!(start.elapsed(), ms(60));
     limiter.acquire(1).await.succeeded(1);
     assert_eq!(start.elapsed(), ms(60));
+    // And the ramp goes on from there.
+    limiter.acquire(1).await.succeeded(1);
+    assert_eq!(start.elapsed(), ms(80));
     // After the first window, calls go as soon as slots are free.
     tokio::time::sleep_until(start + WINDOW * 3).await;
     for _ in 0..3 {
