@@ -333,3 +333,31 @@ async fn lanes_with_nothing_to_retry_are_given_back_before_the_batch_is_done() {
     let next = queue.checkin_and_take(batch).unwrap();
     assert_eq!(records(&next), vec![(0, 2)]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_worker_takes_records_short_of_a_call_once_they_lingered() {
+    let linger = Duration::from_millis(100);
+    let queue = Arc::new(DeliveryQueue::new(
+        20,
+        filling(10, linger),
+        DeliveryOrder::Partition,
+    ));
+    let worker = tokio::spawn({
+        let queue = Arc::clone(&queue);
+        async move {
+            let batch = queue.checkout().await.unwrap();
+            (Instant::now(), records(&batch))
+        }
+    });
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    push(&queue, 0, 1).await;
+    // Nothing else happens: the worker must have been told, to wait with
+    // a timer.
+    let (taken_at, taken) = tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("the worker was never told of the record")
+        .unwrap();
+    assert_eq!(taken, vec![(0, 1)]);
+    assert_eq!(taken_at - started, linger);
+}
