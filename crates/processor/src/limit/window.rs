@@ -293,6 +293,9 @@ impl RateLimiter {
     /// unit every spread / limit. `None`: at once (a time already passed
     /// is also at once).
     fn ramp(&self, state: &mut State, count: usize) -> Option<Instant> {
+        if state.ramp == Ramp::Done {
+            return None;
+        }
         let step = self.ramp_step(count)?;
         let now = Instant::now();
         let (next, ends) = match state.ramp {
