@@ -218,6 +218,7 @@ fn save_blocking(shared: &Shared) -> Result<Position, CheckpointError> {
         return Ok(at);
     }
     checkpoint.save(&shared.file)?;
+    shared.progress.checkpointed(at.offset);
     shared.writes.fetch_add(1, Ordering::Relaxed);
     *saved = checkpoint;
     Ok(at)

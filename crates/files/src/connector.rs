@@ -160,7 +160,8 @@ async fn open(
     settings: &FilesSettings,
     context: &SourceContext,
 ) -> Result<(Vec<LineSource>, Vec<Checkpointer>), FilesError> {
-    let options = settings.check()?;
+    let mut options = settings.check()?;
+    options.progress = context.progress.clone();
     if context.inputs.is_empty() {
         return Err(FilesError::NoInput);
     }

@@ -54,23 +54,25 @@
 //! std::fs::write(&input, "{\"amount\":1}\nnot json\n\n{\"amount\":2}\n")?;
 //! let checkpoint = dir.path().join("orders.checkpoint.json");
 //!
+//! let outlet = NdjsonDeadLetters::open(dir.path().join("orders.dead.ndjson")).await?;
+//! let profile = JsonProfile::new(Default::default())?;
+//! let processor = StreamProcessor::new(profile, Accept, ProcessorConfig::default())?
+//!     .with_dead_letters(outlet);
+//!
 //! // From the checkpoint if there is one (verified against the file).
 //! let context = SourceContext {
 //!     inputs: vec![input.display().to_string()],
 //!     checkpoint: Some(checkpoint.clone()),
 //!     queue_capacity: 1000,
 //!     ordering: DeliveryOrder::Partition,
+//!     progress: processor.input_progress(), // how far each file is read
 //! };
 //! let source = FilesSettings::default().build(&context).await?;
-//! let outlet = NdjsonDeadLetters::open(dir.path().join("orders.dead.ndjson")).await?;
-//!
-//! let profile = JsonProfile::new(Default::default())?;
-//! let processor = StreamProcessor::new(profile, Accept, ProcessorConfig::default())?
-//!     .with_dead_letters(outlet);
 //! let report = processor.start(source.streams).finish().await; // or .stop() on a signal
 //! let finished = source.finish.finish().await?; // saves the final watermark
 //!
 //! assert_eq!(report.metrics.delivered, 2);
+//! assert_eq!(report.metrics.share_read(), Some(1.0));
 //! assert_eq!(report.metrics.dead_lettered, 1);
 //! let saved = &finished.checkpoints[0];
 //! assert_eq!(saved.offset, std::fs::metadata(&input)?.len());

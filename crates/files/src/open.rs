@@ -128,6 +128,12 @@ impl OpenFile {
         })
     }
 
+    /// Its size in the bytes its lines' offsets count: its length, when
+    /// it is not compressed.
+    pub(crate) fn size(&self) -> Option<u64> {
+        self.compression.is_none().then_some(self.len)
+    }
+
     /// The file's bytes from where it stands, decompressed, through a
     /// buffer of `buffer` bytes.
     pub(crate) fn bytes(self, buffer: usize) -> Bytes {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde::{Deserialize, Serialize};
-use sluice_processor::{Resolution, Resolutions, Watermark};
+use sluice_processor::{InputGauge, Resolution, Resolutions, Watermark};
 
 use crate::checkpoint::{Checkpoint, FINGERPRINT_BYTES, FileId, FileIdentity};
 use crate::lock::CheckpointLock;
@@ -91,6 +91,8 @@ struct Inner {
     /// The checkpoint's lock, held until the final save
     /// ([`Progress::release`]) or as long as the progress lives.
     lock: Mutex<Option<CheckpointLock>>,
+    /// Told of each checkpoint saved, for the metrics.
+    gauge: Option<Arc<InputGauge>>,
 }
 
 #[derive(Debug)]
@@ -213,6 +215,7 @@ impl Progress {
                 ..FileStart::default()
             }],
             None,
+            None,
         )
     }
 
@@ -223,6 +226,7 @@ impl Progress {
         path: PathBuf,
         files: Vec<FileStart>,
         lock: Option<CheckpointLock>,
+        gauge: Option<Arc<InputGauge>>,
     ) -> Progress {
         let mut state = State {
             files: Vec::with_capacity(files.len()),
@@ -242,7 +246,15 @@ impl Progress {
             state: Mutex::new(state),
             changed: tokio::sync::Notify::new(),
             lock: Mutex::new(lock),
+            gauge,
         }))
+    }
+
+    /// Tells the metrics a checkpoint of this path was saved at `offset`.
+    pub(crate) fn checkpointed(&self, offset: u64) {
+        if let Some(gauge) = &self.0.gauge {
+            gauge.checkpointed(offset);
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

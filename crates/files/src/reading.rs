@@ -7,7 +7,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use futures::Stream;
-use sluice_processor::{Ack, Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
+use std::sync::Arc;
+
+use sluice_processor::{
+    Ack, Incoming, InputGauge, Origin, RawRecord, RecordId, RecordKey, StreamName,
+};
 
 use crate::checkpoint::{FileId, FileIdentity};
 use crate::line::{LineReader, ReadLine};
@@ -19,6 +23,8 @@ use crate::source::SourceError;
 /// The state of a source between two pulls.
 pub(crate) struct Reading {
     pub(crate) lines: LineReader<Bytes>,
+    /// Told the offset past each line read.
+    pub(crate) gauge: Arc<InputGauge>,
     pub(crate) origin: Origin,
     pub(crate) stream: StreamName,
     /// Added to line numbers to give sequences.
@@ -92,6 +98,7 @@ impl Reading {
                     }
                 })
                 .await;
+            self.gauge.set_read(self.lines.offset());
             match read {
                 Ok(Some(line)) => match self.record(line) {
                     Some(record) => return Some(record),

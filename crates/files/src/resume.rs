@@ -19,6 +19,9 @@ use crate::source::{SourceError, SourceOptions};
 pub(crate) struct Planned {
     pub(crate) bytes: Bytes,
     pub(crate) start: FileStart,
+    /// The file's size in the bytes its offsets count, when known (not
+    /// for a compressed file, whose offsets count decompressed bytes).
+    pub(crate) size: Option<u64>,
 }
 
 /// What to read at a path: the files its checkpoint records, oldest first,
@@ -68,11 +71,13 @@ pub(crate) async fn plan(
             prefix: at_path.head.clone(),
             ..FileStart::default()
         };
+        let size = at_path.size();
         return Ok(Plan {
             path: at_path.canonical.clone(),
             first: Planned {
                 bytes: at_path.bytes(buffer),
                 start,
+                size,
             },
             then: Vec::new(),
             fresh: None,
@@ -104,10 +109,11 @@ pub(crate) async fn plan(
         };
         // The file's own identity: a checkpoint written without one (by
         // an earlier version) gets it from now on.
-        let (found, id) = (file.canonical.clone(), file.id);
+        let (found, id, size) = (file.canonical.clone(), file.id, file.size());
         let (bytes, prefix) = position(file, entry, checkpoint_file, &found, buffer).await?;
         planned.push(Planned {
             bytes,
+            size,
             start: FileStart {
                 start: entry.position(),
                 prefix,

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use futures::Stream;
 use futures::stream::BoxStream;
-use sluice_processor::{Incoming, Origin, RawRecord, StreamName, StreamNameError};
+use std::sync::Arc;
+
+use sluice_processor::{Incoming, InputProgress, Origin, RawRecord, StreamName, StreamNameError};
 use tokio::io::{AsyncRead, BufReader};
 
 use crate::checkpoint::CheckpointError;
@@ -54,6 +56,10 @@ pub struct SourceOptions {
     /// How often a followed file with nothing new is looked at, on tokio's
     /// clock. Default [`DEFAULT_POLL_INTERVAL`].
     pub poll_interval: Duration,
+    /// Where the source says how far it is through its input: bytes read,
+    /// and the size when it is known (one uncompressed file, not
+    /// followed). Default: a registry of its own, read by nobody.
+    pub progress: InputProgress,
 }
 
 impl Default for SourceOptions {
@@ -64,6 +70,7 @@ impl Default for SourceOptions {
             buffer_bytes: DEFAULT_BUFFER_BYTES,
             follow: false,
             poll_interval: DEFAULT_POLL_INTERVAL,
+            progress: InputProgress::default(),
         }
     }
 }
@@ -269,8 +276,10 @@ impl LineSource {
         R: AsyncRead + Send + Unpin + 'static,
     {
         let bytes: Bytes = BufReader::with_capacity(options.buffer_bytes.max(1), Box::new(reader));
+        let gauge = options.progress.input(origin.as_str());
         let reading = Reading {
             lines: LineReader::new(bytes, options.max_line_bytes, 0, 0),
+            gauge,
             origin,
             stream,
             sequence_base: 0,
@@ -302,7 +311,13 @@ impl LineSource {
             .chain(&then)
             .map(|planned| planned.start.clone())
             .collect();
-        let progress = Progress::of_files(path.clone(), starts, lock);
+        let gauge = options.progress.input(path.to_string_lossy());
+        let progress = Progress::of_files(path.clone(), starts, lock, Some(Arc::clone(&gauge)));
+        // One file's offsets measure it; several files' (rotated ones, a
+        // new one at the path) or a followed one's have no end to reach.
+        let single = then.is_empty() && fresh.is_none() && !options.follow;
+        gauge.set_size(first.size.filter(|_| single));
+        gauge.set_read(first.start.start.offset);
         let mut queued: VecDeque<_> = then.into_iter().map(Queued::Planned).collect();
         queued.extend(fresh.map(Queued::Fresh));
         let start = first.start.start;
@@ -313,6 +328,7 @@ impl LineSource {
                 start.offset,
                 start.lines,
             ),
+            gauge,
             origin: Origin::new(path.to_string_lossy()),
             stream,
             sequence_base: first.start.sequence_base,

@@ -264,6 +264,7 @@ impl HttpSink {
         let (result, too_large) = match sent {
             Ok(reply) => {
                 let status = reply.status();
+                sluice_processor::note_call_status(status.as_u16());
                 let answer =
                     response::outcome(reply, &self.secrets, &self.statuses, &self.api_url).await;
                 tracing::debug!(

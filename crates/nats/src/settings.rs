@@ -265,6 +265,7 @@ mod tests {
             checkpoint: None,
             queue_capacity: 250,
             ordering: DeliveryOrder::Partition,
+            progress: sluice_processor::InputProgress::default(),
         }
     }
 

@@ -95,6 +95,7 @@ pub async fn check(settings: &PipelineSettings, connectors: &Connectors) -> Vec<
         ordering: ordering::choose(settings, source.partitioned())
             .ordering
             .into(),
+        progress: sluice_processor::InputProgress::default(),
     };
     checked.push(Checked::new(
         "source",

@@ -47,6 +47,18 @@ pub enum PipelineError {
     /// may send some again.
     #[error("{0}")]
     Finish(String),
+    /// The run finished, but its metrics could not be written to the
+    /// `--metrics-textfile`.
+    #[error(
+        "the run finished, but its metrics could not be written to {}: {error}; check that the directory exists and is writable",
+        path.display()
+    )]
+    MetricsTextfile {
+        /// The textfile.
+        path: std::path::PathBuf,
+        /// Why it could not be written.
+        error: std::io::Error,
+    },
 }
 
 impl PipelineError {
@@ -70,7 +82,10 @@ impl PipelineError {
     /// Whether the run could not start because of its configuration or
     /// its inputs (rather than failing once under way).
     pub fn is_setting(&self) -> bool {
-        !matches!(self, PipelineError::Finish(_))
+        !matches!(
+            self,
+            PipelineError::Finish(_) | PipelineError::MetricsTextfile { .. }
+        )
     }
 }
 

@@ -47,6 +47,8 @@ pub const TOP_LEVEL_KEYS: &[&str] = &[
     "dead_letters",
     "max_dead_letters",
     "metrics_addr",
+    "metrics_textfile",
+    "metrics_max_streams",
 ];
 
 /// Keys of config files written before connectors had sections, and the

@@ -62,6 +62,10 @@ pub struct Pipeline {
     streams: Vec<RawStream>,
     finish: Box<dyn Finish>,
     metrics: Option<TcpListener>,
+    /// Where to write the final metrics, for node-exporter.
+    metrics_textfile: Option<PathBuf>,
+    /// How the metrics label.
+    metrics_options: sluice_prometheus::Options,
     /// `None`: discarded.
     dead_letters: Option<LetterFile>,
     max_dead_letters: MaxDeadLetters,
@@ -154,14 +158,16 @@ impl Pipeline {
         let mut config = settings.processor_config(policy)?;
         let ordering = ordering::choose(settings, source.partitioned());
         config.ordering = ordering.ordering.into();
+        let (queue_capacity, ordering_of_delivery) = (config.queue_capacity, config.ordering);
+        let mut processor = StreamProcessor::new(profile, sink, config)
+            .map_err(|error| PipelineError::setting("limits", error.to_string()))?;
         let context = SourceContext {
             inputs: settings.inputs.clone(),
             checkpoint: settings.checkpoint.clone(),
-            queue_capacity: config.queue_capacity,
-            ordering: config.ordering,
+            queue_capacity,
+            ordering: ordering_of_delivery,
+            progress: processor.input_progress(),
         };
-        let mut processor = StreamProcessor::new(profile, sink, config)
-            .map_err(|error| PipelineError::setting("limits", error.to_string()))?;
         if let Some(url) = &settings.shared_limit {
             let RateLimit::Fixed(quota) = settings.rate_limit()? else {
                 return Err(PipelineError::setting(
@@ -180,6 +186,9 @@ impl Pipeline {
             })?),
             None => None,
         };
+        if let Some(path) = &settings.metrics_textfile {
+            check_textfile_directory(path).await?;
+        }
         let built = source
             .build(settings.sections.get(source_name), &context)
             .await?;
@@ -194,6 +203,12 @@ impl Pipeline {
             streams: built.streams,
             finish: built.finish,
             metrics,
+            metrics_textfile: settings.metrics_textfile.clone(),
+            metrics_options: sluice_prometheus::Options {
+                max_streams: settings
+                    .metrics_max_streams
+                    .unwrap_or(sluice_prometheus::DEFAULT_MAX_STREAMS),
+            },
             dead_letters,
             max_dead_letters: settings
                 .max_dead_letters
@@ -232,25 +247,34 @@ impl Pipeline {
     {
         let handle = self.processor.start(self.streams);
         let reader = handle.metrics_reader();
+        let exporter = sluice_prometheus::Exporter::new(
+            {
+                let reader = reader.clone();
+                move || reader.metrics()
+            },
+            self.metrics_options,
+        );
         let (exporter_stop, exporter_stopped) = tokio::sync::oneshot::channel::<()>();
-        let exporter = self.metrics.map(|listener| {
-            let reader = reader.clone();
-            tokio::spawn(sluice_prometheus::serve(
-                listener,
-                move || reader.metrics(),
-                async move {
-                    let _ = exporter_stopped.await;
-                },
-            ))
+        let server = self.metrics.map(|listener| {
+            tokio::spawn(exporter.clone().serve(listener, async move {
+                let _ = exporter_stopped.await;
+            }))
         });
         let abort = handle.abort_handle();
         let abort_on_signal = tokio::spawn(async move {
             hooks.abort.await;
             abort.abort();
         });
+        let stop = {
+            let exporter = exporter.clone();
+            async move {
+                hooks.stop.await;
+                exporter.mark_stopping();
+            }
+        };
         let mut status = tokio::time::interval(Duration::from_secs(1));
         status.tick().await;
-        let finishing = handle.finish_unless(hooks.stop);
+        let finishing = handle.finish_unless(stop);
         tokio::pin!(finishing);
         let (report, interrupted) = loop {
             tokio::select! {
@@ -258,17 +282,23 @@ impl Pipeline {
                 _ = status.tick() => (hooks.on_status)(&reader.metrics()),
             }
         };
+        exporter.mark_stopping();
         abort_on_signal.abort();
         let finished = self.finish.finish().await;
         let _ = exporter_stop.send(());
-        if let Some(exporter) = exporter {
-            let _ = exporter.await;
+        if let Some(server) = server {
+            let _ = server.await;
         }
+        let textfile = match &self.metrics_textfile {
+            Some(path) => write_textfile(path, &exporter.prometheus_text()).await,
+            None => Ok(()),
+        };
         let letters = match self.dead_letters {
             Some(file) => file.close(report.metrics.dead_lettered).await,
             None => None,
         };
         let finished = finished.map_err(|error| PipelineError::Finish(error.to_string()))?;
+        textfile?;
         let mut summary = RunSummary::new(&report, interrupted, &finished.checkpoints);
         summary.read_failures = finished.read_failures;
         summary.ordering = self.ordering.ordering;
@@ -284,6 +314,40 @@ impl Pipeline {
         }
         Ok(summary)
     }
+}
+
+/// Refuses a `--metrics-textfile` whose directory does not exist, before
+/// anything is read: the run would only fail at its end.
+async fn check_textfile_directory(path: &std::path::Path) -> Result<(), PipelineError> {
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => std::path::Path::new("."),
+    };
+    match tokio::fs::metadata(directory).await {
+        Ok(metadata) if metadata.is_dir() => Ok(()),
+        _ => Err(PipelineError::setting(
+            "metrics_textfile",
+            format!(
+                "{} is not a directory: create it, or name a file in a directory that exists",
+                directory.display()
+            ),
+        )),
+    }
+}
+
+/// Writes `text` to `path` for node-exporter's textfile collector: to a
+/// file beside it first, then renamed over it, so that the collector never
+/// reads half a file.
+async fn write_textfile(path: &std::path::Path, text: &str) -> Result<(), PipelineError> {
+    let failed = |error| PipelineError::MetricsTextfile {
+        path: path.to_owned(),
+        error,
+    };
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    tokio::fs::write(&partial, text).await.map_err(failed)?;
+    tokio::fs::rename(&partial, path).await.map_err(failed)
 }
 
 /// The profile `settings` choose.

@@ -312,7 +312,8 @@ pub struct PipelineSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_dead_letters: Option<MaxDeadLetters>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g.
-    /// 127.0.0.1:9898).
+    /// 127.0.0.1:9898), with a live page at http://ADDR/, its data at
+    /// /status.json, and /health (200 while running, 503 once stopping).
     #[arg(
         id = "metrics_addr",
         long = "metrics-addr",
@@ -321,6 +322,28 @@ pub struct PipelineSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_addr: Option<SocketAddr>,
+    /// At the end of the run, write its metrics to FILE in the Prometheus
+    /// text format, for node-exporter's textfile collector (written
+    /// beside it, then renamed), so that a short run is never missed.
+    #[arg(
+        id = "metrics_textfile",
+        long = "metrics-textfile",
+        value_name = "FILE",
+        help_heading = "Output"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_textfile: Option<PathBuf>,
+    /// The streams (and inputs) metrics name in their labels, those with
+    /// the most records (bytes) first; the others are added up as
+    /// `other`. Default 20.
+    #[arg(
+        id = "metrics_max_streams",
+        long = "metrics-max-streams",
+        value_name = "N",
+        help_heading = "Output"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_max_streams: Option<usize>,
 
     /// The connectors' sections, by connector name (`[http]`, `[files]`,
     /// `[nats]`), checked by the connectors registered; anything else at
@@ -358,6 +381,8 @@ impl Default for PipelineSettings {
             dead_letters: None,
             max_dead_letters: Some(DEFAULT_MAX_DEAD_LETTERS),
             metrics_addr: None,
+            metrics_textfile: None,
+            metrics_max_streams: Some(sluice_prometheus::DEFAULT_MAX_STREAMS),
             sections: BTreeMap::new(),
         }
     }

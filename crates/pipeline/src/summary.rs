@@ -34,10 +34,21 @@ pub struct RunSummary {
     pub elapsed_seconds: f64,
     /// Deliveries per second.
     pub delivered_per_second: f64,
-    /// Median latency from intake to delivery.
+    /// Median latency from intake to delivery, milliseconds: the time a
+    /// record waited in the pipeline (queue, rate limit, retries) and its
+    /// call's.
     pub p50_latency_ms: f64,
     /// 99th percentile of the same.
     pub p99_latency_ms: f64,
+    /// Median time the API took to answer a call, milliseconds.
+    pub api_p50_latency_ms: f64,
+    /// 99th percentile of the same.
+    pub api_p99_latency_ms: f64,
+    /// Calls that ended, by outcome (`delivered`, `partial`,
+    /// `rate_limited`, `rejected`, `misconfigured`, `unavailable`,
+    /// `failed`, `timed_out`, `cancelled`; only those that occurred). They
+    /// add up to `calls`.
+    pub calls_by_outcome: BTreeMap<String, u64>,
     /// Dead letters by kind of reason.
     pub dead_letter_reasons: BTreeMap<String, u64>,
     /// The file the dead letters are in, when any were written to one.
@@ -95,6 +106,12 @@ impl RunSummary {
             delivered_per_second: m.delivery_rate(),
             p50_latency_ms: m.latency.p50_ms,
             p99_latency_ms: m.latency.p99_ms,
+            api_p50_latency_ms: m.call_latency.p50_ms,
+            api_p99_latency_ms: m.call_latency.p99_ms,
+            calls_by_outcome: m.calls.iter().fold(BTreeMap::new(), |mut by, count| {
+                *by.entry(count.outcome.as_str().to_owned()).or_default() += count.calls;
+                by
+            }),
             dead_letter_reasons: m
                 .dead_lettered_by_reason
                 .iter()

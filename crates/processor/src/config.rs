@@ -239,12 +239,23 @@ pub enum CountedFrom {
 }
 
 /// What a rate limit counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LimitUnit {
     /// Calls, whatever their batch size.
     Calls,
     /// Records.
     Records,
+}
+
+impl LimitUnit {
+    /// `calls` or `records`, as serialized.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            LimitUnit::Calls => "calls",
+            LimitUnit::Records => "records",
+        }
+    }
 }
 
 /// Whether delivery order is promised.

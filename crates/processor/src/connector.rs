@@ -43,6 +43,11 @@ pub struct SourceContext {
     /// among processes by partition does so only when order is per
     /// partition.
     pub ordering: DeliveryOrder,
+    /// Where the source says how far it is through each input (a
+    /// [`StreamProcessor::input_progress`](crate::StreamProcessor::input_progress)):
+    /// a gauge per input, updated as it reads. A source that says nothing
+    /// leaves the status without progress or ETA.
+    pub progress: crate::progress::InputProgress,
 }
 
 /// A source as built: its record streams (each read by an intake task of

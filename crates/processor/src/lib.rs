@@ -33,6 +33,7 @@
 //!   any moment.
 
 mod ack;
+mod answer;
 mod clock;
 mod config;
 mod connector;
@@ -45,6 +46,7 @@ mod limit;
 mod metrics;
 mod places;
 mod processor;
+mod progress;
 mod queue;
 mod raw;
 mod redact;
@@ -59,6 +61,7 @@ mod watermark;
 mod worker;
 
 pub use ack::{Ack, Acknowledge, Incoming, Resolution};
+pub use answer::note_call_status;
 pub use clock::EpochClock;
 pub use config::{
     BatchConfig, ConfigError, CountedFrom, DeliveryOrder, LimitUnit, MAX_IN_FLIGHT,
@@ -79,11 +82,13 @@ pub use limit::{
     SharedLimitError, UNAVAILABLE_RETRY, WindowStart,
 };
 pub use metrics::{
-    LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary, MetricsSnapshot, StreamStats,
+    CallCount, CallOutcome, DeadLetterCount, LATENCY_BUCKETS_MS, LatencyHistogram, LatencySummary,
+    LimitWindow, MetricsSnapshot, StreamStats,
 };
 pub use processor::{
     AbortHandle, MetricsReader, ProcessorHandle, Report, StreamProcessor, UNIDENTIFIED_STREAM,
 };
+pub use progress::{InputGauge, InputProgress, InputSnapshot};
 pub use raw::{Origin, RawRecord};
 pub use redact::redact_userinfo;
 pub use relay::{AckRelay, Outcome};

@@ -11,13 +11,14 @@ use tokio::task::JoinHandle;
 
 use crate::ack::Incoming;
 use crate::clock::EpochClock;
-use crate::config::{ConfigError, CountedFrom, LimitUnit, ProcessorConfig, RateLimit};
+use crate::config::{ConfigError, CountedFrom, LimitUnit, ProcessorConfig, Quota, RateLimit};
 use crate::dead_letter::{DeadLetter, DeadLetterSink};
 use crate::fault::{FaultyTask, TaskFailure};
 use crate::health::Halt;
 use crate::intake::{self, InTransform};
 use crate::limit::{RateLimiter, SharedLimit, later};
-use crate::metrics::MetricsSnapshot;
+use crate::metrics::{LimitWindow, MetricsSnapshot};
+use crate::progress::InputProgress;
 use crate::queue::{DeliveryQueue, Fill};
 use crate::shared::{HandBackReason, HandedBack, Outlet, Settings, Shared};
 use crate::sink::Sink;
@@ -72,6 +73,7 @@ pub struct StreamProcessor<T, S, R> {
     clock: Option<EpochClock>,
     shared_limit: Option<Box<dyn SharedLimit>>,
     unidentified: StreamName,
+    inputs: InputProgress,
     _record: PhantomData<fn() -> R>,
 }
 
@@ -97,8 +99,18 @@ where
             clock: None,
             shared_limit: None,
             unidentified,
+            inputs: InputProgress::default(),
             _record: PhantomData,
         })
+    }
+
+    /// Where the sources say how far they are through their inputs: hand
+    /// it to them (a connector finds it in
+    /// [`SourceContext::progress`](crate::SourceContext::progress)), and the
+    /// processor's snapshots include what they say
+    /// ([`MetricsSnapshot::inputs`]).
+    pub fn input_progress(&self) -> InputProgress {
+        self.inputs.clone()
     }
 
     /// Sends dead letters to `outlet`. Without one, they are kept in memory
@@ -172,6 +184,16 @@ where
             unidentified: self.unidentified,
             window_from_answer: config.counted_from == CountedFrom::Answer,
             circuit_after: config.circuit_after,
+            queue_capacity: config.queue_capacity,
+            limit_window: match config.rate_limit {
+                RateLimit::Unlimited => None,
+                RateLimit::Fixed(Quota { window, .. }) | RateLimit::Adaptive { window } => {
+                    Some(LimitWindow {
+                        unit: config.limit_unit,
+                        window,
+                    })
+                }
+            },
         };
         let fill = Fill {
             take_size: config.take_size.max(config.batch.max_records),
@@ -189,6 +211,7 @@ where
             settings,
         );
         shared.shared_limit = self.shared_limit;
+        shared.inputs = self.inputs;
         let shared = Arc::new(shared);
 
         let releaser = shared.limiter.is_some().then(|| {
@@ -469,6 +492,9 @@ fn snapshot<R, S, T>(shared: &Shared<R, S, T>) -> MetricsSnapshot {
     let mut snapshot = shared.metrics.snapshot(shared.queue.len(), client_limit);
     snapshot.api_failing = shared.health.is_failing();
     snapshot.api_outages = shared.health.outages();
+    snapshot.queue_capacity = shared.settings.queue_capacity as u64;
+    snapshot.limit_window = shared.settings.limit_window;
+    snapshot.inputs = shared.inputs.snapshot();
     snapshot
 }
 

@@ -46,6 +46,10 @@ pub(crate) struct Settings {
     /// Calls in a row answered `Misconfigured` that open the circuit; 0
     /// never opens it.
     pub(crate) circuit_after: u32,
+    /// The queue's capacity, for the metrics.
+    pub(crate) queue_capacity: usize,
+    /// What the rate limit counts and its window, for the metrics.
+    pub(crate) limit_window: Option<crate::metrics::LimitWindow>,
 }
 
 /// What the intake and delivery tasks of one run share.
@@ -60,6 +64,8 @@ pub(crate) struct Shared<R, S, T> {
     /// Whether the shared limit was unreachable when last asked.
     shared_limit_down: AtomicBool,
     pub(crate) metrics: Metrics,
+    /// How far the sources are through their inputs.
+    pub(crate) inputs: crate::progress::InputProgress,
     /// What the calls tell of the API.
     pub(crate) health: Health,
     pub(crate) clock: EpochClock,
@@ -103,6 +109,7 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
             shared_limit: None,
             shared_limit_down: AtomicBool::new(false),
             metrics: Metrics::new(),
+            inputs: crate::progress::InputProgress::default(),
             health: Health::default(),
             clock,
             settings,

@@ -28,6 +28,7 @@ fn progress() -> Progress {
             ..FileStart::default()
         }],
         None,
+        None,
     )
 }
 
@@ -126,6 +127,7 @@ fn the_next_planned_file_is_read_with_its_own_start() {
                 resolved: Vec::new(),
             },
         ],
+        None,
         None,
     );
     assert_eq!((progress.start(), progress.sequence_base()), (at(10, 2), 0));

@@ -89,6 +89,7 @@ pub fn context<S: AsRef<str>>(inputs: &[S], checkpoint: Option<&Path>) -> Source
         checkpoint: checkpoint.map(Path::to_owned),
         queue_capacity: 100,
         ordering: DeliveryOrder::Partition,
+        progress: sluice_processor::InputProgress::default(),
     }
 }
 

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use futures::FutureExt;
 
+use crate::answer::noting_status;
 use crate::fault::{FaultyTask, panic_message};
 use crate::limit::Refusal;
-use crate::metrics::Shard;
+use crate::metrics::{CallOutcome, Shard};
 use crate::shared::Shared;
 use crate::sink::{Envelope, SendError, Sink, SinkError};
 
@@ -26,18 +27,42 @@ pub(super) async fn call<R: Send + Sync + 'static, S: Sink<R>, T>(
     batch: &[Envelope<R>],
 ) -> Option<Outcomes> {
     shard.call_started();
-    let outcome = send(shared, shard, batch).await;
+    let started = tokio::time::Instant::now();
+    let (sent, status) = noting_status(send(shared, shard, batch)).await;
+    let took = started.elapsed();
     shard.call_ended();
-    outcome.map(|outcome| Outcomes::of(outcome, batch.len()))
+    let (outcomes, outcome, took) = match sent {
+        Sent::Cut => (None, CallOutcome::Cancelled, None),
+        Sent::TimedOut(error) => {
+            let outcomes = Outcomes::of(Err(error), batch.len());
+            (Some(outcomes), CallOutcome::TimedOut, Some(took))
+        }
+        Sent::Answered(answer) => {
+            let outcomes = Outcomes::of(answer, batch.len());
+            let outcome = outcomes.outcome(batch.len());
+            (Some(outcomes), outcome, Some(took))
+        }
+    };
+    shared.metrics.call_ended(shard, outcome, status, took);
+    outcomes
+}
+
+/// How a call to the sink ended.
+enum Sent {
+    /// With the sink's answer (a panic is a transient failure).
+    Answered(Result<(), SendError>),
+    /// With no answer within the call timeout: a transient failure.
+    TimedOut(SendError),
+    /// Cut off at the drain deadline.
+    Cut,
 }
 
 /// One call to the sink, with its panics caught and its time bounded.
-/// `None` when the drain deadline cut it off.
 async fn send<R: Send + Sync + 'static, S: Sink<R>, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
     batch: &[Envelope<R>],
-) -> Option<Result<(), SendError>> {
+) -> Sent {
     let sink_panicked = |panic: Box<dyn std::any::Any + Send>| {
         let message = panic_message(&*panic).to_owned();
         shared.failed(FaultyTask::Sink, message.clone());
@@ -45,7 +70,7 @@ async fn send<R: Send + Sync + 'static, S: Sink<R>, T>(
     };
     let future = match catch_unwind(AssertUnwindSafe(|| shared.sink.send(batch))) {
         Ok(future) => future,
-        Err(panic) => return Some(sink_panicked(panic)),
+        Err(panic) => return Sent::Answered(sink_panicked(panic)),
     };
     let mut call = pin!(AssertUnwindSafe(future).catch_unwind());
     // A sink that answers at once needs no timer and no race.
@@ -55,20 +80,20 @@ async fn send<R: Send + Sync + 'static, S: Sink<R>, T>(
             let timeout = shared.settings.call_timeout;
             tokio::select! {
                 biased;
-                () = shared.abort.raised() => return None,
+                () = shared.abort.raised() => return Sent::Cut,
                 () = tokio::time::sleep(timeout) => {
                     // A hang of user code: named in the report, as the
                     // dead-letter outlet's is.
                     let message = format!("no answer within {timeout:?}");
                     shard.call_timed_out();
                     shared.failed(FaultyTask::Sink, message.clone());
-                    return Some(Err(SinkError::Transient(message).into()));
+                    return Sent::TimedOut(SinkError::Transient(message).into());
                 }
                 outcome = call => outcome,
             }
         }
     };
-    Some(outcome.unwrap_or_else(sink_panicked))
+    Sent::Answered(outcome.unwrap_or_else(sink_panicked))
 }
 
 /// Whether the API is up, by [`Sink::is_up`] (its answer kept a while,
@@ -141,6 +166,32 @@ impl Outcomes {
     /// Whether any record's outcome passes `test`.
     pub(super) fn any(&self, test: impl Fn(&Result<(), SinkError>) -> bool) -> bool {
         self.iter().any(test)
+    }
+
+    /// How the call of `records` records ended, of the outcomes that
+    /// answer: delivered in whole or in part, else the first of refused,
+    /// rejected, misconfigured, unavailable that any record met, else
+    /// failed.
+    fn outcome(&self, records: usize) -> CallOutcome {
+        let delivered = self.delivered(records);
+        if delivered == records {
+            return CallOutcome::Delivered;
+        }
+        if delivered > 0 {
+            return CallOutcome::Partial;
+        }
+        let met = |test: fn(&SinkError) -> bool| self.any(|o| o.as_ref().err().is_some_and(test));
+        if met(|e| matches!(e, SinkError::RateLimited { .. })) {
+            CallOutcome::RateLimited
+        } else if met(|e| matches!(e, SinkError::Rejected(_))) {
+            CallOutcome::Rejected
+        } else if met(|e| matches!(e, SinkError::Misconfigured(_))) {
+            CallOutcome::Misconfigured
+        } else if met(|e| matches!(e, SinkError::Unavailable(_))) {
+            CallOutcome::Unavailable
+        } else {
+            CallOutcome::Failed
+        }
     }
 
     /// Records delivered, of `records`.

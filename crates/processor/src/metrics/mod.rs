@@ -15,11 +15,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::dead_letter::DeadLetterKind;
 use crate::stream::StreamName;
+
+mod snapshot;
+
+pub use snapshot::{
+    CallCount, CallOutcome, DeadLetterCount, LatencyHistogram, LatencySummary, LimitWindow,
+    MetricsSnapshot, StreamStats,
+};
 
 /// Upper bounds of the latency buckets a snapshot reports, milliseconds
 /// (as Prometheus histograms take them; `+Inf` is the total count).
@@ -40,7 +46,72 @@ pub(crate) struct Metrics {
     started_at: Instant,
     stopped_at: Mutex<Option<Instant>>,
     shards: Mutex<Vec<Arc<Shard>>>,
-    histograms: Vec<HistogramShard>,
+    /// From intake to delivery.
+    latency: Timing,
+    /// Of the API's answers.
+    call_latency: Timing,
+}
+
+/// One latency's histograms, sharded.
+#[derive(Debug)]
+struct Timing(Vec<HistogramShard>);
+
+impl Timing {
+    fn new() -> Timing {
+        Timing(
+            (0..HISTOGRAM_SHARDS)
+                .map(|_| HistogramShard(Mutex::new(new_histogram())))
+                .collect(),
+        )
+    }
+
+    /// Records `latency` in `shard`'s histogram; returns it in
+    /// microseconds, for the shard's sum.
+    fn record(&self, shard: &Shard, latency: Duration) -> u64 {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let mut histogram = self.0[shard.histogram]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        histogram.saturating_record(micros.clamp(1, MAX_LATENCY_US));
+        micros
+    }
+
+    /// The histogram and its summary, given the latencies' sum.
+    fn read(&self, sum_us: u64) -> (LatencyHistogram, LatencySummary) {
+        let mut all = new_histogram();
+        for histogram in &self.0 {
+            let histogram = histogram.0.lock().unwrap_or_else(PoisonError::into_inner);
+            // Same bounds everywhere, so adding cannot fail.
+            let _ = all.add(&*histogram);
+        }
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        let histogram = LatencyHistogram {
+            count: all.len(),
+            sum_ms: ms(sum_us),
+            buckets: LATENCY_BUCKETS_MS
+                .iter()
+                .map(|&le_ms| {
+                    // Microseconds, as recorded; hdrhistogram's bounds are
+                    // inclusive and exact to 2 significant digits.
+                    let le_us = (le_ms * 1_000.0) as u64;
+                    (le_ms, all.count_between(0, le_us))
+                })
+                .collect(),
+        };
+        let summary = if all.is_empty() {
+            LatencySummary::default()
+        } else {
+            LatencySummary {
+                mean_ms: ms(sum_us) / all.len() as f64,
+                p50_ms: ms(all.value_at_quantile(0.50)),
+                p90_ms: ms(all.value_at_quantile(0.90)),
+                p99_ms: ms(all.value_at_quantile(0.99)),
+                max_ms: ms(all.max()),
+            }
+        };
+        (histogram, summary)
+    }
 }
 
 /// A histogram on a cache line of its own: tasks on different threads
@@ -76,39 +147,54 @@ pub(crate) struct Shard {
     rate_limit_hits: AtomicU64,
     in_flight: AtomicI64,
     latency_sum_us: AtomicU64,
+    call_latency_sum_us: AtomicU64,
 }
 
-/// Per-stream counts, indexed by the stream's interned index.
+/// A shard's counts behind its mutex: per stream (indexed by the
+/// stream's interned index), per priority, per call outcome.
 #[derive(Debug, Default)]
 struct Counts {
-    streams: Vec<Option<(StreamName, StreamStats)>>,
+    streams: Vec<Option<StreamCounts>>,
     /// Indexed by priority; grown to the highest seen.
     delivered_by_priority: Vec<u64>,
+    /// Calls that ended, by outcome and status.
+    calls: BTreeMap<(CallOutcome, Option<u16>), u64>,
+}
+
+/// One stream's counts in one shard.
+#[derive(Debug, Clone)]
+struct StreamCounts {
+    name: StreamName,
+    stats: StreamStats,
     dead_lettered_by_reason: [u64; DeadLetterKind::ALL.len()],
 }
 
 impl Counts {
-    fn stream(&mut self, stream: StreamName) -> &mut StreamStats {
+    fn stream_counts(&mut self, stream: StreamName) -> &mut StreamCounts {
         let index = stream.index();
         if self.streams.len() <= index {
             self.streams.resize(index + 1, None);
         }
-        &mut self.streams[index]
-            .get_or_insert_with(|| (stream, StreamStats::default()))
-            .1
+        self.streams[index].get_or_insert_with(|| StreamCounts {
+            name: stream,
+            stats: StreamStats::default(),
+            dead_lettered_by_reason: [0; DeadLetterKind::ALL.len()],
+        })
+    }
+
+    fn stream(&mut self, stream: StreamName) -> &mut StreamStats {
+        &mut self.stream_counts(stream).stats
     }
 }
 
 impl Metrics {
     pub(crate) fn new() -> Metrics {
-        let histograms = (0..HISTOGRAM_SHARDS)
-            .map(|_| HistogramShard(Mutex::new(new_histogram())))
-            .collect();
         Metrics {
             started_at: Instant::now(),
             stopped_at: Mutex::new(None),
             shards: Mutex::new(Vec::new()),
-            histograms,
+            latency: Timing::new(),
+            call_latency: Timing::new(),
         }
     }
 
@@ -132,14 +218,27 @@ impl Metrics {
         stopped.get_or_insert_with(Instant::now);
     }
 
+    /// A record delivered `latency` after its intake.
     pub(crate) fn record_latency(&self, shard: &Shard, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        let micros = self.latency.record(shard, latency);
         shard.latency_sum_us.fetch_add(micros, Relaxed);
-        let mut histogram = self.histograms[shard.histogram]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        histogram.saturating_record(micros.clamp(1, MAX_LATENCY_US));
+    }
+
+    /// A call that ended with `outcome` (and the sink's `status`), whose
+    /// answer took `took`; `None` when it got no answer to time (cut at
+    /// the drain deadline).
+    pub(crate) fn call_ended(
+        &self,
+        shard: &Shard,
+        outcome: CallOutcome,
+        status: Option<u16>,
+        took: Option<Duration>,
+    ) {
+        if let Some(took) = took {
+            let micros = self.call_latency.record(shard, took);
+            shard.call_latency_sum_us.fetch_add(micros, Relaxed);
+        }
+        *shard.lock().calls.entry((outcome, status)).or_default() += 1;
     }
 
     /// Sums the shards.
@@ -155,7 +254,10 @@ impl Metrics {
         };
         let mut in_flight = 0;
         let mut latency_sum_us = 0;
+        let mut call_latency_sum_us = 0;
         let mut by_reason = [0; DeadLetterKind::ALL.len()];
+        let mut by_stream_reason = BTreeMap::new();
+        let mut calls = BTreeMap::new();
         let fast_names = StreamName::first(FAST_STREAMS);
         let shards = self.shards.lock().unwrap_or_else(PoisonError::into_inner);
         // Arrivals are read before departures. Read shard by shard, a
@@ -172,8 +274,9 @@ impl Metrics {
                     snapshot.by_stream.entry(*stream).or_default().ingested += ingested;
                 }
             }
-            for (stream, stats) in shard.lock().streams.iter().flatten() {
-                snapshot.by_stream.entry(*stream).or_default().ingested += stats.ingested;
+            for counts in shard.lock().streams.iter().flatten() {
+                snapshot.by_stream.entry(counts.name).or_default().ingested +=
+                    counts.stats.ingested;
             }
         }
         for shard in shards.iter() {
@@ -183,6 +286,7 @@ impl Metrics {
             snapshot.rate_limit_hits += shard.rate_limit_hits.load(Relaxed);
             in_flight += shard.in_flight.load(Relaxed);
             latency_sum_us += shard.latency_sum_us.load(Relaxed);
+            call_latency_sum_us += shard.call_latency_sum_us.load(Relaxed);
             for (stream, fast) in fast_names.iter().zip(&shard.fast) {
                 let delivered = fast.delivered.load(Relaxed);
                 if delivered > 0 {
@@ -196,20 +300,27 @@ impl Metrics {
                 }
             }
             let counts = shard.lock();
-            for (stream, stats) in counts.streams.iter().flatten() {
+            for stream in counts.streams.iter().flatten() {
                 snapshot
                     .by_stream
-                    .entry(*stream)
+                    .entry(stream.name)
                     .or_default()
-                    .add_outcomes(stats);
+                    .add_outcomes(&stream.stats);
+                let reasons = DeadLetterKind::ALL.into_iter();
+                for (kind, &count) in reasons.zip(&stream.dead_lettered_by_reason) {
+                    if count > 0 {
+                        by_reason[kind as usize] += count;
+                        *by_stream_reason.entry((stream.name, kind)).or_default() += count;
+                    }
+                }
+            }
+            for (&key, &count) in &counts.calls {
+                *calls.entry(key).or_default() += count;
             }
             for (priority, &count) in (0..=u8::MAX).zip(&counts.delivered_by_priority) {
                 if count > 0 {
                     *snapshot.delivered_by_priority.entry(priority).or_default() += count;
                 }
-            }
-            for (total, count) in by_reason.iter_mut().zip(counts.dead_lettered_by_reason) {
-                *total += count;
             }
         }
         for stats in snapshot.by_stream.values() {
@@ -223,39 +334,30 @@ impl Metrics {
             .zip(by_reason)
             .filter(|&(_, count)| count > 0)
             .collect();
+        snapshot.dead_letters = by_stream_reason
+            .into_iter()
+            .map(|((stream, reason), records)| DeadLetterCount {
+                stream,
+                reason,
+                records,
+            })
+            .collect();
+        snapshot.calls = calls
+            .into_iter()
+            .map(|((outcome, status), calls)| CallCount {
+                outcome,
+                status,
+                calls,
+            })
+            .collect();
         snapshot.in_flight = u64::try_from(in_flight).unwrap_or(0);
         snapshot.backlog = snapshot
             .ingested
             .saturating_sub(snapshot.delivered + snapshot.dead_lettered + snapshot.handed_back);
 
-        let mut latency = new_histogram();
-        for histogram in &self.histograms {
-            let histogram = histogram.0.lock().unwrap_or_else(PoisonError::into_inner);
-            // Same bounds everywhere, so adding cannot fail.
-            let _ = latency.add(&*histogram);
-        }
-        let ms = |micros: u64| micros as f64 / 1000.0;
-        snapshot.latency_histogram = LatencyHistogram {
-            count: latency.len(),
-            sum_ms: ms(latency_sum_us),
-            buckets: LATENCY_BUCKETS_MS
-                .iter()
-                .map(|&le_ms| {
-                    // Microseconds, as recorded; hdrhistogram's bounds are
-                    // inclusive and exact to 2 significant digits.
-                    let le_us = (le_ms * 1_000.0) as u64;
-                    (le_ms, latency.count_between(0, le_us))
-                })
-                .collect(),
-        };
-        if !latency.is_empty() {
-            snapshot.latency = LatencySummary {
-                mean_ms: ms(latency_sum_us) / snapshot.delivered.max(1) as f64,
-                p50_ms: ms(latency.value_at_quantile(0.50)),
-                p99_ms: ms(latency.value_at_quantile(0.99)),
-                max_ms: ms(latency.max()),
-            };
-        }
+        (snapshot.latency_histogram, snapshot.latency) = self.latency.read(latency_sum_us);
+        (snapshot.call_latency_histogram, snapshot.call_latency) =
+            self.call_latency.read(call_latency_sum_us);
         let end = self
             .stopped_at
             .lock()
@@ -334,8 +436,9 @@ impl Shard {
 
     pub(crate) fn dead_lettered(&self, stream: StreamName, kind: DeadLetterKind) {
         let mut counts = self.lock();
-        counts.stream(stream).dead_lettered += 1;
-        counts.dead_lettered_by_reason[kind as usize] += 1;
+        let stream = counts.stream_counts(stream);
+        stream.stats.dead_lettered += 1;
+        stream.dead_lettered_by_reason[kind as usize] += 1;
     }
 
     pub(crate) fn handed_back(&self, stream: StreamName) {
@@ -346,130 +449,6 @@ impl Shard {
 fn new_histogram() -> Histogram<u64> {
     // Valid constant bounds: 1 <= low, high >= 2 * low, sigfig <= 5.
     Histogram::new_with_bounds(1, MAX_LATENCY_US, 2).unwrap_or_else(|_| unreachable!())
-}
-
-/// What happened to the records of one stream.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct StreamStats {
-    /// Records taken from the sources.
-    pub ingested: u64,
-    /// Records the downstream accepted.
-    pub delivered: u64,
-    /// Records the dead-letter outlet kept.
-    pub dead_lettered: u64,
-    /// Records handed back (not processed).
-    pub handed_back: u64,
-    /// Failed attempts to deliver a record (a record retried twice counts
-    /// twice; refusals excluded).
-    pub failed_attempts: u64,
-}
-
-impl StreamStats {
-    /// Adds everything of `other` but its arrivals (`ingested`).
-    fn add_outcomes(&mut self, other: &StreamStats) {
-        self.delivered += other.delivered;
-        self.dead_lettered += other.dead_lettered;
-        self.handed_back += other.handed_back;
-        self.failed_attempts += other.failed_attempts;
-    }
-}
-
-/// Latency from intake to delivery, milliseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    /// Mean.
-    pub mean_ms: f64,
-    /// Median.
-    pub p50_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Largest.
-    pub max_ms: f64,
-}
-
-/// Latency from intake to delivery as a cumulative histogram, for
-/// exporters (Prometheus).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct LatencyHistogram {
-    /// Deliveries measured.
-    pub count: u64,
-    /// Their latencies added up, milliseconds.
-    pub sum_ms: f64,
-    /// (upper bound in ms, deliveries at or below it), for each of
-    /// [`LATENCY_BUCKETS_MS`].
-    pub buckets: Vec<(f64, u64)>,
-}
-
-/// Everything the processor counts, at one moment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MetricsSnapshot {
-    /// Time since start (until stop, once stopped).
-    pub elapsed: Duration,
-    /// Records taken from the sources.
-    pub ingested: u64,
-    /// Records the downstream accepted.
-    pub delivered: u64,
-    /// Records the dead-letter outlet kept.
-    pub dead_lettered: u64,
-    /// Records handed back at stop (or after a fault), not processed.
-    pub handed_back: u64,
-    /// Records inside the pipeline: ingested and not yet delivered,
-    /// dead-lettered or handed back. At most the queue capacity.
-    pub backlog: u64,
-    /// Records waiting in the queue, not yet taken by a worker.
-    pub queued: u64,
-    /// Downstream calls made, refused ones included.
-    pub attempts: u64,
-    /// Downstream calls that failed (transient or rejected, in whole or in
-    /// part).
-    pub failed_calls: u64,
-    /// Downstream calls cancelled at the call timeout (counted in
-    /// `failed_calls` too).
-    pub timed_out_calls: u64,
-    /// Downstream calls refused as rate limited.
-    pub rate_limit_hits: u64,
-    /// Downstream calls in flight now.
-    pub in_flight: u64,
-    /// Latency from intake to delivery.
-    pub latency: LatencySummary,
-    /// The same, as a cumulative histogram.
-    pub latency_histogram: LatencyHistogram,
-    /// The client-side limit in force, when there is one.
-    pub client_rate_limit: Option<usize>,
-    /// Per stream, by name.
-    pub by_stream: BTreeMap<StreamName, StreamStats>,
-    /// Deliveries per record priority.
-    pub delivered_by_priority: BTreeMap<u8, u64>,
-    /// Dead letters per kind of reason.
-    pub dead_lettered_by_reason: BTreeMap<DeadLetterKind, u64>,
-    /// Whether the API is failing now: the last calls failed for its sake
-    /// (unreachable, misconfigured, or failing with nothing delivered
-    /// since), and no call has delivered since. Records wait meanwhile.
-    pub api_failing: bool,
-    /// Outages of the API seen so far (each began by a call failing for
-    /// the API's sake, ended by a delivery).
-    pub api_outages: u64,
-}
-
-impl MetricsSnapshot {
-    /// Deliveries per second of elapsed time (0 before any time passed).
-    pub fn delivery_rate(&self) -> f64 {
-        let seconds = self.elapsed.as_secs_f64();
-        if seconds > 0.0 {
-            self.delivered as f64 / seconds
-        } else {
-            0.0
-        }
-    }
-
-    /// Failed calls as a fraction of calls (0 when there were none).
-    pub fn error_rate(&self) -> f64 {
-        if self.attempts > 0 {
-            self.failed_calls as f64 / self.attempts as f64
-        } else {
-            0.0
-        }
-    }
 }
 
 #[cfg(test)]
