@@ -22,6 +22,7 @@ mod acker;
 mod config;
 mod leases;
 mod partitioned;
+mod pending;
 mod publisher;
 mod settings;
 mod source;

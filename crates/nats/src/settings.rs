@@ -215,7 +215,13 @@ impl SourceConnector for NatsSettings {
         let (config, lease) = self.config(context)?;
         let url = config.url.clone();
         let failed = |error: crate::NatsError| format!("{}: {error}", redact_userinfo(&url));
-        match context.ordering {
+        // A connection of its own for the pending count, beside the source's.
+        let watched = config.open().await.map_err(failed)?;
+        let durable = config.durable.clone();
+        let gauge = context
+            .progress
+            .input(format!("{}/{durable}", config.stream));
+        let built = match context.ordering {
             DeliveryOrder::Partition => {
                 let (source, leases) = PartitionedSource::connect(config, lease)
                     .await
@@ -224,19 +230,27 @@ impl SourceConnector for NatsSettings {
                     member = leases.member(),
                     "consuming a share of the partitions"
                 );
-                Ok(BuiltSource {
+                BuiltSource {
                     streams: vec![Box::pin(source)],
                     finish: Box::new(ReleaseLeases(leases)),
-                })
+                }
             }
             DeliveryOrder::None => {
                 let source = JetStreamSource::connect(config).await.map_err(failed)?;
-                Ok(BuiltSource {
+                BuiltSource {
                     streams: vec![Box::pin(source)],
                     finish: Box::new(NothingToFinish),
-                })
+                }
             }
-        }
+        };
+        let poller = crate::pending::poll(watched.stream, durable, gauge);
+        Ok(BuiltSource {
+            streams: built.streams,
+            finish: Box::new(crate::pending::StopPolling {
+                poller,
+                then: built.finish,
+            }),
+        })
     }
 }
 
