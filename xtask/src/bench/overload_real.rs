@@ -126,7 +126,7 @@ pub fn run(sluice: &Path, seconds: u64) -> anyhow::Result<Value> {
         samples.push(json!({
             "second": second,
             "rss_mib": rss,
-            "backlog": metric(&metrics, "sluice_backlog_records"),
+            "backlog": metric(&metrics, "sluice_records_in_pipeline"),
             "delivered": metric(&metrics, "sluice_records_delivered_total"),
         }));
     }
@@ -245,9 +245,9 @@ mod tests {
             sluice_records_delivered_total{stream=\"a\"} 3\n\
             sluice_records_delivered_total{stream=\"b\"} 4\n\
             sluice_records_delivered_total_extra 100\n\
-            sluice_backlog_records 10000\n";
+            sluice_records_in_pipeline 10000\n";
         assert_eq!(metric(text, "sluice_records_delivered_total"), 7);
-        assert_eq!(metric(text, "sluice_backlog_records"), 10_000);
-        assert_eq!(metric(text, "sluice_calls_total"), 0);
+        assert_eq!(metric(text, "sluice_records_in_pipeline"), 10_000);
+        assert_eq!(metric(text, "sluice_http_requests_total"), 0);
     }
 }
