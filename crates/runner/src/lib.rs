@@ -1,6 +1,7 @@
 //! The sluice command line: flags ([`cli`]), one module per subcommand
 //! ([`commands`]: the work, the report, the exit code), the human-readable
-//! reports ([`render`]) and signals ([`signals`]).
+//! reports ([`render`]), signals ([`signals`]) and the log filter
+//! ([`logging`]).
 //!
 //! The work itself is the libraries': `sluice run` is `sluice-pipeline`'s
 //! pipeline, `sluice simulate` and `sluice generate` are `sluice-sim`'s,
@@ -8,5 +9,6 @@
 
 pub mod cli;
 pub mod commands;
+pub mod logging;
 pub mod render;
 pub mod signals;

@@ -1,15 +1,23 @@
 //! Command-line flags: one module per subcommand, value parsers with
 //! their bounds in `parse`.
 
+mod completions;
 mod generate;
+mod man;
 mod mock_api;
 mod parse;
 mod run;
 mod simulate;
 
-use clap::{Parser, Subcommand};
+use clap::error::ErrorKind;
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 
+use completions::COMPLETIONS_AFTER_HELP;
+use man::MAN_AFTER_HELP;
+
+pub use completions::CompletionsArgs;
 pub use generate::GenerateArgs;
+pub use man::ManArgs;
 pub use mock_api::MockApiArgs;
 pub use run::{RunArgs, RunConfig};
 pub use simulate::{DEFAULT_SIMULATE_QUEUE_CAPACITY, SimulateArgs};
@@ -88,9 +96,37 @@ Examples:
     after_help = "Each command's --help lists its flags, their bounds and its exit codes."
 )]
 pub struct Cli {
+    /// More of sluice's own logs on stderr: -v info, -vv debug, -vvv trace
+    /// (libraries stay at warn). RUST_LOG, when set, replaces these levels.
+    #[arg(short, long, action = ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less output: `run` prints no status line, notes, or report of a run
+    /// that did its job (errors, warnings, the dead letters' file, why a
+    /// run failed, and --json still show).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Checks what clap cannot: `-q` with `-v` given at different levels
+    /// (`sluice -v run --quiet`), which clap's conflict check, made on each
+    /// level alone, lets through.
+    ///
+    /// # Errors
+    /// The [`clap::Error`] clap gives for conflicting flags on one level;
+    /// [`clap::Error::exit`] prints it and exits 2.
+    pub fn validate(&self) -> Result<(), clap::Error> {
+        if self.quiet && self.verbose > 0 {
+            return Err(Cli::command().error(
+                ErrorKind::ArgumentConflict,
+                "the argument '--quiet' cannot be used with '--verbose'",
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// The subcommands.
@@ -118,4 +154,53 @@ pub enum Command {
     /// to stdout, for `sluice run --input -`.
     #[command(after_help = EXIT_CODES)]
     Generate(GenerateArgs),
+    /// Write the completion script of a shell to stdout.
+    #[command(after_help = COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Write the manual page (roff) of sluice to stdout, or every page
+    /// into a directory.
+    #[command(after_help = MAN_AFTER_HELP)]
+    Man(ManArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `args` parse and pass [`Cli::validate`].
+    fn accepted(args: &[&str]) -> bool {
+        Cli::try_parse_from(std::iter::once("sluice").chain(args.iter().copied()))
+            .and_then(|cli| cli.validate())
+            .is_ok()
+    }
+
+    #[test]
+    fn verbose_counts_and_quiet_are_taken_at_any_level() {
+        for (args, verbose) in [
+            (&["sluice", "man"][..], 0),
+            (&["sluice", "-v", "man"], 1),
+            (&["sluice", "-vv", "man"], 2),
+            (&["sluice", "man", "-vvv"], 3),
+            (&["sluice", "-v", "-v", "man"], 2),
+        ] {
+            let cli = Cli::try_parse_from(args).expect("valid");
+            assert_eq!(cli.verbose, verbose, "{args:?}");
+            assert!(!cli.quiet);
+        }
+        let cli = Cli::try_parse_from(["sluice", "man", "--quiet"]).expect("valid");
+        assert!(cli.quiet);
+        assert!(accepted(&["-q", "man"]) && accepted(&["-v", "man"]));
+    }
+
+    #[test]
+    fn quiet_and_verbose_are_refused_together_wherever_they_are() {
+        for args in [
+            &["-q", "-v", "man"][..],
+            &["man", "-qv"],
+            &["-v", "man", "--quiet"],
+            &["-q", "man", "-vv"],
+        ] {
+            assert!(!accepted(args), "{args:?} accepted");
+        }
+    }
 }

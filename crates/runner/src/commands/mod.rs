@@ -2,11 +2,14 @@
 //! prints what it did and returns the exit code.
 
 pub mod check;
+pub mod completions;
 pub mod generate;
+pub mod man;
 pub mod mock_api;
 pub mod run;
 pub mod simulate;
 
+use std::io::{ErrorKind, Write};
 use std::process::ExitCode;
 
 /// A tokio runtime for a command: on all cores, or on this thread alone.
@@ -24,4 +27,18 @@ pub(crate) fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime, Exi
         eprintln!("sluice: could not start the async runtime: {error}");
         ExitCode::FAILURE
     })
+}
+
+/// Writes `bytes`, which are `what`, to stdout; the exit code to end with.
+/// A closed stdout (`| head`) took what it wanted: that is a success.
+pub(crate) fn write_stdout(bytes: &[u8], what: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("sluice: could not write {what}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

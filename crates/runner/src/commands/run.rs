@@ -33,7 +33,10 @@ pub const EXIT_DEAD_LETTERS: u8 = 4;
 pub const EXIT_API_REFUSED: u8 = 5;
 
 /// Runs `sluice run` with `args` and says how it went, as an exit code.
-pub fn run(args: &RunArgs) -> ExitCode {
+/// When `quiet`, no live status line, no notes, and no human report of a
+/// run that did its job: errors, where the dead letters are, the report of
+/// a run that did not (it says why) and the `--json` report still show.
+pub fn run(args: &RunArgs, quiet: bool) -> ExitCode {
     let connectors = Connectors::builtin();
     let layers = match args.layers(&connectors, std::env::vars()) {
         Ok(layers) => layers,
@@ -50,10 +53,10 @@ pub fn run(args: &RunArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(code) => return code,
     };
-    let live = !config.json && std::io::stderr().is_terminal();
+    let live = !quiet && !config.json && std::io::stderr().is_terminal();
     let outcome = runtime.block_on(async {
         let pipeline = Pipeline::build(&config.pipeline, &connectors).await?;
-        if let Some(note) = pipeline.ordering_note() {
+        if let Some(note) = pipeline.ordering_note().filter(|_| !quiet) {
             eprintln!("sluice: {note}");
         }
         let signals = Signals::install();
@@ -74,9 +77,14 @@ pub fn run(args: &RunArgs) -> ExitCode {
     }
     match outcome {
         Ok(summary) => {
-            print_summary(&summary, config.json);
+            // Quiet, a run that did its job says nothing; one that did
+            // not still says why in its report.
+            let code = exit_code(&summary);
+            if config.json || !quiet || code != EXIT_DONE {
+                print_summary(&summary, config.json);
+            }
             tell_where_letters_are(&summary);
-            ExitCode::from(exit_code(&summary))
+            ExitCode::from(code)
         }
         Err(error) => fail(&error, Some(&layers)),
     }
