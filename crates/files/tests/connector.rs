@@ -340,3 +340,42 @@ fn values_out_of_bounds_are_errors_naming_the_key_and_the_flag() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn each_input_tells_how_far_it_is_read_and_where_its_checkpoint_stands() {
+    let dir = tempfile::tempdir().unwrap();
+    let plain = write(dir.path(), "plain.ndjson", "a\nb\n\n");
+    let squeezed = dir.path().join("squeezed.ndjson.gz");
+    let mut gz = async_compression::tokio::write::GzipEncoder::new(Vec::new());
+    tokio::io::AsyncWriteExt::write_all(&mut gz, b"c\nd\n")
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::shutdown(&mut gz).await.unwrap();
+    std::fs::write(&squeezed, gz.into_inner()).unwrap();
+    let checkpoints = dir.path().join("checkpoints");
+    let inputs = [plain.to_str().unwrap(), squeezed.to_str().unwrap()];
+    let context = context(&inputs, Some(&checkpoints));
+    let progress = context.progress.clone();
+    let source = FilesSettings::default().build(&context).await.unwrap();
+    let (records, _) = run_built(source).await;
+    assert_eq!(records.len(), 4);
+    let inputs = progress.snapshot();
+    let named = |path: &Path| {
+        let canonical = std::fs::canonicalize(path).unwrap();
+        inputs
+            .iter()
+            .find(|input| Path::new(&input.name) == canonical)
+            .unwrap_or_else(|| panic!("{canonical:?} in {inputs:?}"))
+            .clone()
+    };
+    let plain = named(&plain);
+    // Read to its end, blank line included; checkpointed there.
+    assert_eq!((plain.bytes_read, plain.size_bytes), (5, Some(5)));
+    assert_eq!(plain.share_read(), Some(1.0));
+    assert_eq!(plain.checkpoint_offset, Some(5));
+    assert!(plain.checkpoint_written_unix_seconds.is_some());
+    // A compressed file's offsets count decompressed bytes: no size.
+    let squeezed = named(&squeezed);
+    assert_eq!((squeezed.bytes_read, squeezed.size_bytes), (4, None));
+    assert_eq!(squeezed.checkpoint_offset, Some(4));
+}
