@@ -144,9 +144,26 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
         "📞 API calls: {} ({} failed, {} refused); {:.1} records/s over {:.1}s",
         s.calls, s.failed_calls, s.rate_limit_hits, s.delivered_per_second, s.elapsed_seconds
     ));
+    // Said only when some call did not deliver: then where the failed
+    // and refused calls went is worth a line.
+    if s.calls_by_outcome
+        .keys()
+        .any(|outcome| outcome != "delivered")
+    {
+        let by_outcome: Vec<String> = s
+            .calls_by_outcome
+            .iter()
+            .map(|(outcome, calls)| format!("{} {calls}", outcome.replace('_', " ")))
+            .collect();
+        line(format!("📞 calls by outcome: {}", by_outcome.join(", ")));
+    }
     line(format!(
-        "⏱️  latency, intake to delivery: p50 {:.1}ms, p99 {:.1}ms",
+        "⏱️  time in pipeline (queue + calls): p50 {:.1}ms, p99 {:.1}ms",
         s.p50_latency_ms, s.p99_latency_ms
+    ));
+    line(format!(
+        "⏱️  API answer time: p50 {:.1}ms, p99 {:.1}ms",
+        s.api_p50_latency_ms, s.api_p99_latency_ms
     ));
     for (reason, count) in &s.dead_letter_reasons {
         line(format!("🪦 dead-lettered ({reason}): {count}"));
