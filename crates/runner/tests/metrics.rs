@@ -53,7 +53,11 @@ fn samples(text: &str) -> Vec<(String, String, f64)> {
             let value = value
                 .parse()
                 .unwrap_or_else(|_| panic!("not a number: {line}"));
-            (name.to_owned(), labels.trim_end_matches('}').to_owned(), value)
+            (
+                name.to_owned(),
+                labels.trim_end_matches('}').to_owned(),
+                value,
+            )
         })
         .collect()
 }
@@ -113,7 +117,10 @@ fn a_scrape_passes_promtool_and_the_textfile_ends_equal_to_the_report() {
         during.contains("sluice_rate_limit{unit=\"calls\"} 50"),
         "{during}"
     );
-    assert!(during.contains("sluice_rate_limit_window_seconds 1"), "{during}");
+    assert!(
+        during.contains("sluice_rate_limit_window_seconds 1"),
+        "{during}"
+    );
 
     let output = wait_bounded(run, Duration::from_secs(90));
     assert!(
@@ -131,7 +138,10 @@ fn a_scrape_passes_promtool_and_the_textfile_ends_equal_to_the_report() {
         report["calls"].as_f64().unwrap()
     );
     let mut by_outcome: BTreeMap<String, f64> = BTreeMap::new();
-    for (_, labels, value) in last.iter().filter(|(n, ..)| n == "sluice_http_requests_total") {
+    for (_, labels, value) in last
+        .iter()
+        .filter(|(n, ..)| n == "sluice_http_requests_total")
+    {
         let outcome = labels
             .split(',')
             .find_map(|label| label.strip_prefix("outcome=\""))
@@ -146,14 +156,24 @@ fn a_scrape_passes_promtool_and_the_textfile_ends_equal_to_the_report() {
         .map(|(outcome, calls)| (outcome.clone(), calls.as_f64().unwrap()))
         .collect();
     assert_eq!(by_outcome, reported);
-    assert!(by_outcome["delivered"] > 0.0 && by_outcome.len() >= 2, "{by_outcome:?}");
-    assert!(text.contains("status=\"200\""), "the HTTP status is a label: {text}");
+    assert!(
+        by_outcome["delivered"] > 0.0 && by_outcome.len() >= 2,
+        "{by_outcome:?}"
+    );
+    assert!(
+        text.contains("status=\"200\""),
+        "the HTTP status is a label: {text}"
+    );
     for (metric, key) in [
         ("sluice_records_ingested_total", "ingested"),
         ("sluice_records_delivered_total", "delivered"),
         ("sluice_dead_letters_total", "dead_lettered"),
     ] {
-        assert_eq!(total(&last, metric), report[key].as_f64().unwrap(), "{metric}");
+        assert_eq!(
+            total(&last, metric),
+            report[key].as_f64().unwrap(),
+            "{metric}"
+        );
     }
     assert_eq!(total(&last, "sluice_input_bytes_read_total"), size as f64);
     assert_eq!(
@@ -178,6 +198,9 @@ fn a_textfile_in_a_missing_directory_is_refused_before_anything_is_read() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no-such-dir") && stderr.contains("not a directory"), "{stderr}");
+    assert!(
+        stderr.contains("no-such-dir") && stderr.contains("not a directory"),
+        "{stderr}"
+    );
     assert_eq!(api.counts().calls, 0, "nothing sent");
 }
