@@ -12,3 +12,4 @@ pub mod commands;
 pub mod logging;
 pub mod render;
 pub mod signals;
+pub mod status;

@@ -39,7 +39,9 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        // To stderr, erasing the live status line of `run` before a log
+        // line and drawing it again after.
+        .with_writer(sluice::status::LogWriter)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     match cli.command {

@@ -2,8 +2,6 @@
 
 use std::fmt::Write as _;
 
-use sluice_processor::MetricsSnapshot;
-
 use sluice_sim::report::RunReport;
 use sluice_sim::simulation::SimulationConfig;
 
@@ -26,20 +24,6 @@ pub fn banner(config: &SimulationConfig) -> String {
             "real time"
         },
         config.duration.as_secs_f64(),
-    )
-}
-
-/// One live status line.
-pub fn status_line(metrics: &MetricsSnapshot) -> String {
-    format!(
-        "⏳ {:>6.1}s  delivered {:>7}  {:>8.1}/s  backlog {:>5}  in flight {:>4}  errors {:>5}  refused {:>5}",
-        metrics.elapsed.as_secs_f64(),
-        metrics.delivered,
-        metrics.delivery_rate(),
-        metrics.backlog,
-        metrics.in_flight,
-        metrics.failed_calls,
-        metrics.rate_limit_hits,
     )
 }
 

@@ -11,6 +11,7 @@ use sluice_pipeline::{
 
 use crate::cli::{RunArgs, RunConfig};
 use crate::signals::Signals;
+use crate::status::StatusLine;
 
 /// Exit code of a run that did its job: every record delivered or
 /// dead-lettered.
@@ -60,11 +61,13 @@ pub fn run(args: &RunArgs, quiet: bool) -> ExitCode {
             eprintln!("sluice: {note}");
         }
         let signals = Signals::install();
+        let mut status = StatusLine::new();
         let hooks = Hooks {
-            on_status: |metrics: &sluice_processor::MetricsSnapshot| {
+            // Drawn over itself at the terminal's width; the log erases it
+            // before a line of its own (status::LogWriter).
+            on_status: move |metrics: &sluice_processor::MetricsSnapshot| {
                 if live {
-                    eprint!("\r{}", crate::render::status_line(metrics));
-                    let _ = std::io::stderr().flush();
+                    status.draw(metrics);
                 }
             },
             stop: signals.clone().nth(1),
@@ -73,7 +76,7 @@ pub fn run(args: &RunArgs, quiet: bool) -> ExitCode {
         pipeline.run(hooks).await
     });
     if live {
-        eprint!("\r\x1b[2K");
+        crate::status::hide();
     }
     match outcome {
         Ok(summary) => {

@@ -1,13 +1,14 @@
 //! The `sluice simulate` command: a run against the simulated sources and
 //! API, judged against the original test's thresholds.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use sluice_sim::simulation::{self, SimulationError};
 
 use crate::cli::SimulateArgs;
 use crate::render;
+use crate::status::StatusLine;
 
 /// Runs `sluice simulate` with `args`; its exit code.
 pub fn run(args: &SimulateArgs) -> ExitCode {
@@ -23,12 +24,12 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         println!("{}", render::banner(&config));
     }
     let virtual_time = config.virtual_time;
+    let mut status = StatusLine::new();
     let result = simulation::run_blocking(
         &config,
         |metrics| {
             if live {
-                eprint!("\r{}", render::status_line(metrics));
-                let _ = std::io::stderr().flush();
+                status.draw(metrics);
             }
         },
         // Ctrl-C cuts a real-time run short; a virtual minute takes
@@ -40,7 +41,7 @@ pub fn run(args: &SimulateArgs) -> ExitCode {
         },
     );
     if live {
-        eprint!("\r\x1b[2K");
+        crate::status::hide();
     }
     let run = match result {
         Ok(run) => run,
