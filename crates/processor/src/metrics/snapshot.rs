@@ -172,8 +172,8 @@ impl MetricsSnapshot {
         let mut read = 0;
         let mut size = 0;
         for input in &self.inputs {
-            read += input.bytes_read.min(input.size_bytes?);
-            size += input.size_bytes?;
+            read = u64::saturating_add(read, input.bytes_read.min(input.size_bytes?));
+            size = u64::saturating_add(size, input.size_bytes?);
         }
         match (self.inputs.is_empty(), size) {
             (true, _) => None,
