@@ -61,7 +61,7 @@ pub struct LatencyHistogram {
     /// Their latencies added up, milliseconds.
     pub sum_ms: f64,
     /// (upper bound in ms, deliveries at or below it), for each of
-    /// [`LATENCY_BUCKETS_MS`].
+    /// [`LATENCY_BUCKETS_MS`](crate::LATENCY_BUCKETS_MS).
     pub buckets: Vec<(f64, u64)>,
 }
 
