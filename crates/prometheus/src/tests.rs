@@ -410,12 +410,12 @@ fn streams_beyond_the_bound_are_added_up_as_other() {
         .map(|s| (s.labels[0].1.as_str(), s.value))
         .collect();
     // orders-eu (120) and tenant-1 (50) by volume; tenant-2, tenant-3 and
-    // the weird one (5) are other.
+    // the weird one (5) are other. In the order of the label values.
     assert_eq!(
         delivered,
         [
-            (OTHER, 40.0 + 1.0 + 5.0),
             ("orders-eu", 100.0),
+            (OTHER, 40.0 + 1.0 + 5.0),
             ("tenant-1", 50.0)
         ]
     );
