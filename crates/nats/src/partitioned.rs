@@ -379,7 +379,7 @@ fn partition_filter(filter: &str, partition: &str) -> Option<String> {
 }
 
 /// Whether `token` can name a partition in consumer and key names.
-fn is_partition_token(token: &str) -> bool {
+pub(crate) fn is_partition_token(token: &str) -> bool {
     !token.is_empty()
         && token.len() <= 64
         && token

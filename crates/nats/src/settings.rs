@@ -6,6 +6,7 @@ use sluice_processor::redact_userinfo;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sluice_processor::{
     BuiltSource, ConnectorError, DeliveryOrder, Finish, Finished, NothingToFinish, SettingError,
@@ -89,6 +90,27 @@ pub struct NatsSettings {
         skip_serializing_if = "Option::is_none"
     )]
     pub ack_wait: Option<Duration>,
+    /// End the run by itself once the stream is drained: when this
+    /// consumer group has had nothing pending (not yet delivered, or
+    /// delivered and not yet acknowledged) for QUIET, every partition
+    /// with records having its consumer. 1s to 1h: `--until-drained`
+    /// waits 5s, `--until-drained=30s` so long. Without it a JetStream run
+    /// goes on until a signal.
+    #[arg(
+        id = "nats.until_drained",
+        long = "until-drained",
+        value_name = "QUIET",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "5s",
+        value_parser = humantime::parse_duration
+    )]
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub until_drained: Option<Duration>,
 }
 
 impl Default for NatsSettings {
@@ -101,6 +123,7 @@ impl Default for NatsSettings {
             consumer: Some(DEFAULT_CONSUMER.to_owned()),
             lease: Some(DEFAULT_LEASE),
             ack_wait: Some(DEFAULT_ACK_WAIT),
+            until_drained: None,
         }
     }
 }
@@ -163,6 +186,15 @@ impl NatsSettings {
             MIN_WAIT,
             MAX_WAIT,
         )?;
+        if let Some(quiet) = self.until_drained {
+            SettingError::check_duration(
+                "nats.until_drained",
+                "--until-drained",
+                quiet,
+                MIN_WAIT,
+                MAX_WAIT,
+            )?;
+        }
         let consumer = self.consumer.as_deref().unwrap_or(DEFAULT_CONSUMER);
         let config = JetStreamConfig {
             subject_filter: self
@@ -243,9 +275,29 @@ impl SourceConnector for NatsSettings {
                 }
             }
         };
-        let poller = crate::pending::poll(watched.stream, durable, gauge);
+        let watch = crate::pending::Watch {
+            stream: watched.stream,
+            durable,
+            partitioned: matches!(context.ordering, DeliveryOrder::Partition).then(|| {
+                self.subject
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_SUBJECT_FILTER.to_owned())
+            }),
+            gauge,
+        };
+        let (poller, drained) = crate::pending::poll(watch, self.until_drained);
+        let streams = built
+            .streams
+            .into_iter()
+            .map(|records| -> sluice_processor::RawStream {
+                match drained.clone() {
+                    Some(drained) => Box::pin(records.take_until(drained.cancelled_owned())),
+                    None => records,
+                }
+            })
+            .collect();
         Ok(BuiltSource {
-            streams: built.streams,
+            streams,
             finish: Box::new(crate::pending::StopPolling {
                 poller,
                 then: built.finish,
@@ -350,6 +402,16 @@ mod tests {
         assert!(
             error(&long, &url).starts_with("nats.ack_wait (--nats-ack-wait): must be 1s to 1h")
         );
+        let hasty = NatsSettings {
+            until_drained: Some(Duration::from_millis(100)),
+            ..with_stream()
+        };
+        assert!(
+            error(&hasty, &url)
+                .starts_with("nats.until_drained (--until-drained): must be 1s to 1h"),
+            "{}",
+            error(&hasty, &url)
+        );
     }
 
     #[test]
@@ -361,10 +423,11 @@ mod tests {
             consumer: None,
             lease: Some(Duration::from_secs(2)),
             ack_wait: None,
+            until_drained: Some(Duration::from_secs(3)),
         };
         assert_eq!(
             toml::to_string(&given).unwrap(),
-            "stream = \"S\"\nlease = \"2s\"\n"
+            "stream = \"S\"\nlease = \"2s\"\nuntil_drained = \"3s\"\n"
         );
         let error = toml::from_str::<NatsSettings>("streem = 'S'").unwrap_err();
         assert!(error.to_string().contains("streem"), "{error}");

@@ -80,6 +80,17 @@ impl Member {
             .collect()
     }
 
+    /// Waits for it to end by itself (`--until-drained`) and returns its
+    /// report: exit 0, every record it took resolved.
+    fn finish(mut self) -> serde_json::Value {
+        let output = self.wait();
+        assert_eq!(output.status.code(), Some(0), "{}", self.logs());
+        let report = report(&output);
+        assert_eq!(report["conserved"], true, "{report}");
+        assert_eq!(report["handed_back"], 0, "{report}");
+        report
+    }
+
     /// Stops it with SIGTERM and returns its report (exit 3: a signal).
     fn stop(mut self) -> serde_json::Value {
         self.signal("-TERM");
@@ -229,14 +240,16 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
     let limit = RedisKey::new(6379);
     let api = MockApi::start(&["--rate-limit", QUOTA]);
     let valid = load(&jet, dir.path(), 6_000, 8, 11);
+    // Each ends by itself once the stream is drained.
+    let drained = ["--until-drained=2s"];
     let members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &[]))
+        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &drained))
         .collect();
     eventually(Duration::from_secs(150), "every record delivered", || {
         delivered_total(&api) >= valid.len()
     });
     let took: Vec<usize> = members.iter().map(|member| member.took().len()).collect();
-    let reports: Vec<_> = members.into_iter().map(Member::stop).collect();
+    let reports: Vec<_> = members.into_iter().map(Member::finish).collect();
 
     let counts = all_delivered(&api, &valid);
     assert!(counts.values().all(|&n| n == 1), "each once");
