@@ -170,11 +170,6 @@ impl Exporter {
     pub fn prometheus_text(&self) -> String {
         render(&Scrape(self.clone()), Format::PrometheusText)
     }
-
-    /// The metrics now, as OpenMetrics text.
-    pub fn openmetrics_text(&self) -> String {
-        render(&Scrape(self.clone()), Format::OpenMetrics)
-    }
 }
 
 /// A text exposition format.

@@ -680,3 +680,106 @@ fn the_textfile_format_is_prometheus_text() {
         201.0
     );
 }
+
+#[test]
+fn inputs_beyond_the_bound_add_up_as_other_and_brokers_say_what_is_pending() {
+    let input = |name: &str, read: u64, size: Option<u64>, pending: Option<u64>| InputSnapshot {
+        name: name.into(),
+        bytes_read: read,
+        size_bytes: size,
+        checkpoint_offset: Some(read),
+        checkpoint_written_unix_seconds: None,
+        pending,
+    };
+    let snapshot = MetricsSnapshot {
+        inputs: vec![
+            input("big", 900, Some(1_000), None),
+            input("mid", 500, Some(600), None),
+            input("small", 10, Some(20), None),
+            input("stream-a", 5, None, Some(7)),
+            input("stream-b", 1, None, Some(3)),
+        ],
+        ..MetricsSnapshot::default()
+    };
+    let samples = parse(&encode(&snapshot, &Options { max_streams: 2 })).unwrap();
+    let by_input = |name: &str| -> Vec<(String, f64)> {
+        samples
+            .iter()
+            .filter(|s| s.name == name)
+            .map(|s| (s.labels[0].1.clone(), s.value))
+            .collect()
+    };
+    let pairs = |list: &[(&str, f64)]| -> Vec<(String, f64)> {
+        list.iter().map(|(n, v)| ((*n).to_owned(), *v)).collect()
+    };
+    assert_eq!(
+        by_input("sluice_input_bytes_read_total"),
+        pairs(&[("big", 900.0), ("mid", 500.0), (OTHER, 16.0)])
+    );
+    assert_eq!(
+        by_input("sluice_input_size_bytes"),
+        pairs(&[("big", 1_000.0), ("mid", 600.0), (OTHER, 20.0)])
+    );
+    assert_eq!(
+        by_input("sluice_checkpoint_offset_bytes"),
+        pairs(&[("big", 900.0), ("mid", 500.0)]),
+        "no checkpoint for other"
+    );
+    assert_eq!(
+        by_input("sluice_input_pending_records"),
+        pairs(&[(OTHER, 10.0)])
+    );
+    let named = parse(&encode(&snapshot, &Options::default())).unwrap();
+    let pending: Vec<(String, f64)> = named
+        .iter()
+        .filter(|s| s.name == "sluice_input_pending_records")
+        .map(|s| (s.labels[0].1.clone(), s.value))
+        .collect();
+    assert_eq!(pending, pairs(&[("stream-a", 7.0), ("stream-b", 3.0)]));
+    assert!(
+        !named
+            .iter()
+            .any(|s| s.name == "sluice_input_size_bytes" && s.labels[0].1 == OTHER)
+    );
+}
+
+#[test]
+fn the_history_counts_calls_that_delivered_nothing_as_failed() {
+    let mut snapshot = snapshot();
+    snapshot.calls.push(CallCount {
+        outcome: CallOutcome::Partial,
+        status: Some(207),
+        calls: 3,
+    });
+    let history = crate::History::default();
+    history.record(&snapshot);
+    let status = crate::Status::of(&snapshot, &history, false);
+    let sample = status.history[0];
+    assert_eq!(sample.calls, 201 + 6 + 19 + 4 + 3);
+    assert_eq!(sample.calls_failed, 6 + 19 + 4, "partial calls delivered");
+}
+
+#[test]
+fn no_time_and_no_window_give_no_rate_and_no_quota() {
+    let mut snapshot = snapshot();
+    snapshot.elapsed = Duration::ZERO;
+    snapshot.limit_window = Some(LimitWindow {
+        unit: LimitUnit::Records,
+        window: Duration::ZERO,
+    });
+    let status = crate::Status::of(&snapshot, &crate::History::default(), false);
+    assert_eq!(status.rate.delivered_per_second, 0.0);
+    assert_eq!(status.rate.calls_per_second, 0.0);
+    assert_eq!(status.rate.quota_per_second, None);
+    assert_eq!(status.rate.limit, Some(50));
+}
+
+#[test]
+fn an_exporter_shows_its_options_and_state() {
+    let exporter = Exporter::new(MetricsSnapshot::default, Options { max_streams: 3 });
+    let debug = format!("{exporter:?}");
+    assert!(
+        debug.contains("max_streams: 3") && debug.contains("stopping: false"),
+        "{debug}"
+    );
+}
