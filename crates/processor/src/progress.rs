@@ -179,10 +179,22 @@ mod tests {
         assert_eq!(stdin_now.share_read(), None);
         assert_eq!(file_now.share_read(), Some(1.0), "an empty file is read");
         assert_eq!(file_now.checkpoint_offset, Some(42));
-        assert!(file_now.checkpoint_written_unix_seconds.unwrap() > 1.7e9);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let written = file_now.checkpoint_written_unix_seconds.unwrap();
+        assert!((now - written).abs() < 60.0, "{written} is not now ({now})");
         assert_eq!(file_now.pending, Some(3));
         file.set_size(None);
         assert_eq!(progress.snapshot()[1].size_bytes, None);
+    }
+
+    #[test]
+    fn registries_are_equal_when_they_are_the_same_one() {
+        let progress = InputProgress::default();
+        assert_eq!(progress, progress.clone());
+        assert_ne!(progress, InputProgress::default());
     }
 
     #[test]

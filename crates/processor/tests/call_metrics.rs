@@ -168,3 +168,70 @@ async fn a_call_without_an_answer_times_out_or_is_cancelled_with_no_status() {
     assert_eq!(metrics.call_latency_histogram.count, timed_out);
     assert!((metrics.call_latency.max_ms - 2_000.0).abs() < 20.0);
 }
+
+/// Answers per record: the first call's second record fails once (503),
+/// every other record is delivered.
+#[derive(Default)]
+struct HalfFirst {
+    calls: Mutex<u64>,
+}
+
+#[async_trait]
+impl Sink<u64> for HalfFirst {
+    async fn send(&self, batch: &[Envelope<u64>]) -> Result<(), SendError> {
+        let first = {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            *calls == 1
+        };
+        note_call_status(207);
+        if !first {
+            return Ok(());
+        }
+        Err(SendError::PerRecord(
+            (0..batch.len())
+                .map(|i| {
+                    if i == 1 {
+                        Err(SinkError::Transient("503".into()))
+                    } else {
+                        Ok(())
+                    }
+                })
+                .collect(),
+        ))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_that_delivered_some_records_is_partial() {
+    let config = ProcessorConfig {
+        rate_limit: RateLimit::Unlimited,
+        max_in_flight: 1,
+        batch: sluice_processor::BatchConfig {
+            max_records: 2,
+            ..sluice_processor::BatchConfig::default()
+        },
+        ..ProcessorConfig::default()
+    };
+    let source = futures::stream::iter([1, 2].map(Incoming::new));
+    let report = StreamProcessor::new(numbered, HalfFirst::default(), config)
+        .unwrap()
+        .start([source])
+        .finish()
+        .await;
+    let metrics = &report.metrics;
+    assert_eq!(metrics.delivered, 2);
+    assert_eq!(
+        metrics.calls_with(CallOutcome::Partial),
+        1,
+        "{:?}",
+        metrics.calls
+    );
+    assert_eq!(
+        metrics.calls_with(CallOutcome::Delivered),
+        1,
+        "{:?}",
+        metrics.calls
+    );
+    assert_eq!(metrics.attempts, 2);
+}

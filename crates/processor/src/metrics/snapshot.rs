@@ -196,11 +196,13 @@ impl MetricsSnapshot {
     /// sizes or the rate are not known, or nothing was read yet.
     pub fn eta(&self, rate: f64) -> Option<Duration> {
         let share = self.share_read()?;
-        if rate.is_nan() || rate <= 0.0 || self.ingested == 0 || share <= 0.0 {
+        if self.ingested == 0 {
+            // No record read yet: no bytes per record to go by.
             return None;
         }
         let unread = self.ingested as f64 * (1.0 - share) / share;
         let seconds = (unread + self.backlog as f64) / rate;
+        // A rate of 0 or less, or nothing read, gives no finite time.
         Duration::try_from_secs_f64(seconds).ok()
     }
 }
@@ -320,7 +322,20 @@ mod tests {
         // 100 records in a quarter: 300 unread, 20 inside; at 10/s.
         assert_eq!(snapshot.eta(10.0), Some(Duration::from_secs(32)));
         assert_eq!(snapshot.eta(0.0), None);
+        assert_eq!(snapshot.eta(-1.0), None);
         assert_eq!(snapshot.eta(f64::NAN), None);
+        let unread = MetricsSnapshot {
+            ingested: 0,
+            inputs: vec![input(0, Some(1_000), None)],
+            ..MetricsSnapshot::default()
+        };
+        assert_eq!(unread.eta(10.0), None, "nothing read yet");
+        let nothing_read_yet = MetricsSnapshot {
+            ingested: 0,
+            inputs: vec![input(500, Some(1_000), None)],
+            ..MetricsSnapshot::default()
+        };
+        assert_eq!(nothing_read_yet.eta(10.0), None, "no record named yet");
         assert_eq!(snapshot.pending(), None);
 
         snapshot.inputs.push(input(5, None, Some(7)));
