@@ -32,12 +32,16 @@ struct Member {
     child: Option<Child>,
     log: Arc<Mutex<Vec<(SystemTime, String)>>>,
     reader: Option<std::thread::JoinHandle<()>>,
+    /// Its working directory, where its dead letters go; removed with it.
+    _dir: tempfile::TempDir,
 }
 
 impl Member {
     fn start(jet: &Jet, api: &MockApi, shared: Option<&str>, extra: &[&str]) -> Member {
+        let dir = tempfile::tempdir().unwrap();
         let mut command = sluice();
         command
+            .current_dir(dir.path())
             .env("RUST_LOG", "info,async_nats=warn")
             .args(["run", "--http-url", &api.url(), "--rate-limit", QUOTA])
             .args(jet.run_flags())
@@ -62,6 +66,7 @@ impl Member {
             child: Some(child),
             log,
             reader: Some(reader),
+            _dir: dir,
         }
     }
 
