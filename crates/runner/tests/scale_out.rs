@@ -529,7 +529,9 @@ fn the_quota_holds_while_the_shared_limit_is_down_and_the_run_completes_after() 
     let limit = RedisKey::new(redis.port());
     let api = MockApi::start(&["--rate-limit", QUOTA]);
     let input = common::generate(dir.path(), "records.ndjson", 1_500, 14);
+    // Its dead letters go to ./sluice.dead-letters: in its own directory.
     let run = sluice()
+        .current_dir(dir.path())
         .args([
             "run",
             "--input",
