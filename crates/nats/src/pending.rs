@@ -48,7 +48,7 @@ pub(crate) struct Watch {
 }
 
 /// What the group still has to do, as the server counts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Backlog {
     /// Messages not yet delivered to the group's consumers.
     undelivered: u64,
@@ -60,11 +60,7 @@ struct Backlog {
 
 impl Backlog {
     fn is_drained(self) -> bool {
-        self == Backlog {
-            undelivered: 0,
-            unacknowledged: 0,
-            unclaimed: 0,
-        }
+        self == Backlog::default()
     }
 }
 
@@ -75,11 +71,7 @@ impl Watch {
     /// The server's, when it cannot list the consumers or the subjects.
     async fn backlog(&self) -> Result<Backlog, async_nats::Error> {
         let mut consumers = self.stream.consumers();
-        let mut backlog = Backlog {
-            undelivered: 0,
-            unacknowledged: 0,
-            unclaimed: 0,
-        };
+        let mut backlog = Backlog::default();
         let mut consumed = BTreeSet::new();
         while let Some(info) = consumers.try_next().await? {
             if !is_ours(&info.name, &self.durable) {
@@ -178,11 +170,7 @@ mod tests {
 
     #[test]
     fn drained_means_nothing_undelivered_unacknowledged_or_unclaimed() {
-        let drained = Backlog {
-            undelivered: 0,
-            unacknowledged: 0,
-            unclaimed: 0,
-        };
+        let drained = Backlog::default();
         assert!(drained.is_drained());
         for busy in [
             Backlog {

@@ -147,7 +147,7 @@ pub struct Progress {
 }
 
 /// One second of history: running totals at that moment.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct Sample {
     /// Seconds since the run started.
     pub elapsed_seconds: f64,
@@ -217,15 +217,7 @@ impl Status {
             .rev()
             .find(|sample| now.elapsed_seconds - sample.elapsed_seconds >= RATE_SECONDS - 0.5)
             .copied()
-            .unwrap_or(Sample {
-                elapsed_seconds: 0.0,
-                delivered: 0,
-                dead_lettered: 0,
-                calls: 0,
-                calls_failed: 0,
-                in_flight: 0,
-                queue_depth: 0,
-            });
+            .unwrap_or_default();
         let seconds = now.elapsed_seconds - since.elapsed_seconds;
         let per_second = |now: u64, then: u64| {
             if seconds > 0.0 {
