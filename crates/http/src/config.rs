@@ -53,6 +53,15 @@ pub struct HttpSinkConfig {
     /// What each failed status means: retried, rejected, or fatal (the
     /// client's configuration is wrong). Default [`StatusClasses::default`].
     pub statuses: StatusClasses,
+    /// A header that carries the lease of each partition of the call, for
+    /// records read under leases (partitions shared by processes, see
+    /// [`Envelope::fence`](sluice_processor::Envelope::fence)):
+    /// `partition=token` pairs separated by `, `, e.g. `3=1042, 7=1050`.
+    /// The token of a partition grows with every renewal and every new
+    /// holder, so an API that fences stale writers refuses a call whose
+    /// token for a partition is lower than one it has seen. `None` (the
+    /// default) sends none.
+    pub lease_header: Option<String>,
 }
 
 /// The field that carries each record's key in a JSON array body.
@@ -70,6 +79,7 @@ impl HttpSinkConfig {
             key_field: Some(DEFAULT_KEY_FIELD.to_owned()),
             health_url: None,
             statuses: StatusClasses::default(),
+            lease_header: None,
         }
     }
 
@@ -123,6 +133,13 @@ impl HttpSinkConfig {
         self.statuses = statuses;
         self
     }
+
+    /// Sets the header that carries the calls' leases (`None`: none).
+    #[must_use]
+    pub fn lease_header(mut self, name: Option<String>) -> Self {
+        self.lease_header = name;
+        self
+    }
 }
 
 impl fmt::Debug for HttpSinkConfig {
@@ -138,6 +155,7 @@ impl fmt::Debug for HttpSinkConfig {
                 &self.health_url.as_deref().map(redact_userinfo),
             )
             .field("statuses", &self.statuses)
+            .field("lease_header", &self.lease_header)
             .finish()
     }
 }

@@ -173,6 +173,21 @@ pub(crate) struct Resolved {
     pub(crate) secrets: Secrets,
 }
 
+/// `name` as a header name the configuration may set: valid, and not one
+/// the sink sets itself.
+pub(crate) fn configurable_name(name: &str) -> Result<HeaderName, ConfigError> {
+    let parsed =
+        HeaderName::from_bytes(name.as_bytes()).map_err(|_| ConfigError::InvalidHeaderName {
+            name: name.to_owned(),
+        })?;
+    if RESERVED_HEADER_NAMES.contains(&parsed.as_str()) {
+        return Err(ConfigError::ReservedHeader {
+            name: name.to_owned(),
+        });
+    }
+    Ok(parsed)
+}
+
 /// Builds the header map from the configuration, expanding `${NAME}`
 /// references with `lookup`.
 pub(crate) fn resolve(
@@ -182,16 +197,7 @@ pub(crate) fn resolve(
     let mut map = HeaderMap::with_capacity(headers.len());
     let mut secrets = Vec::new();
     for header in headers {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-            ConfigError::InvalidHeaderName {
-                name: header.name.clone(),
-            }
-        })?;
-        if RESERVED_HEADER_NAMES.contains(&name.as_str()) {
-            return Err(ConfigError::ReservedHeader {
-                name: header.name.clone(),
-            });
-        }
+        let name = configurable_name(&header.name)?;
         let secret = header.is_secret();
         let expanded = expand(header, lookup)?;
         let mut value = HeaderValue::from_str(&expanded.value).map_err(|_| {

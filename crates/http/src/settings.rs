@@ -124,6 +124,18 @@ pub struct HttpSettings {
     )]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fatal_on: Option<StatusList>,
+    /// A header to send each call's leases in, when partitions are shared
+    /// by processes (`--lease-time`): `partition=token` pairs, e.g.
+    /// `Sluice-Lease: 3=1042, 7=1050`. A token grows with every renewal
+    /// and new holder, so the API can refuse a stale writer. Off by
+    /// default.
+    #[arg(
+        id = "http.lease_header",
+        long = "http-lease-header",
+        value_name = "NAME"
+    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_header: Option<String>,
 }
 
 impl Default for HttpSettings {
@@ -139,6 +151,7 @@ impl Default for HttpSettings {
             retry_on: Some(defaults.retry_on),
             reject_on: Some(defaults.reject_on),
             fatal_on: Some(defaults.fatal_on),
+            lease_header: None,
         }
     }
 }
@@ -174,6 +187,7 @@ impl HttpSettings {
             .timeout(timeout)
             .key_field(key_field)
             .health_url(self.health_url.clone())
+            .lease_header(self.lease_header.clone())
             .statuses(self.statuses()?);
         for header in &self.headers {
             let (name, value) = header.split_once(':').ok_or_else(|| {
@@ -256,6 +270,7 @@ impl HttpSettings {
             retry_on: self.retry_on.clone(),
             reject_on: self.reject_on.clone(),
             fatal_on: self.fatal_on.clone(),
+            lease_header: self.lease_header.clone(),
         }
     }
 }
@@ -440,6 +455,7 @@ mod tests {
             retry_on: None,
             reject_on: None,
             fatal_on: None,
+            lease_header: None,
         };
         assert_eq!(toml::to_string(&given).unwrap(), "url = \"http://h/r\"\n");
         let error = toml::from_str::<HttpSettings>("header = ['a: b']").unwrap_err();

@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Serialize;
 use sluice_processor::{Envelope, RecordKey, SendError, Sink, SinkError};
 
@@ -107,6 +107,8 @@ pub struct HttpSink {
     statuses: StatusClasses,
     /// The URL as failures name it: no userinfo, query or fragment.
     api_url: String,
+    /// The header that carries the call's leases, if sent.
+    lease_header: Option<HeaderName>,
 }
 
 impl HttpSink {
@@ -163,6 +165,7 @@ impl HttpSink {
                 Some((url, shown))
             }
         };
+        let resolved_names: Vec<HeaderName> = resolved.map.keys().cloned().collect();
         let client = reqwest::Client::builder()
             .default_headers(resolved.map)
             .timeout(config.timeout)
@@ -171,6 +174,17 @@ impl HttpSink {
             .build()
             .map_err(|error| ConfigError::Client(response::describe(&error, &secrets)))?;
         let api_url = response::shown_url(&url);
+        let lease_header = match config.lease_header {
+            None => None,
+            Some(name) => {
+                let parsed = headers::configurable_name(&name)?;
+                if resolved_names.contains(&parsed) {
+                    // Sent twice, the API could not tell which to trust.
+                    return Err(ConfigError::ReservedHeader { name });
+                }
+                Some(parsed)
+            }
+        };
         Ok(HttpSink {
             client,
             url,
@@ -183,6 +197,7 @@ impl HttpSink {
             secrets,
             statuses: config.statuses,
             api_url,
+            lease_header,
         })
     }
 
@@ -253,14 +268,17 @@ impl HttpSink {
             let error = SinkError::Transient("cannot build the Idempotency-Key header".to_owned());
             return (Err(error.into()), false);
         };
-        let sent = self
+        let mut request = self
             .client
             .post(self.url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
-            .header(IDEMPOTENCY_KEY_HEADER, key_value)
-            .body(body)
-            .send()
-            .await;
+            .header(IDEMPOTENCY_KEY_HEADER, key_value);
+        if let Some(name) = &self.lease_header
+            && let Some(leases) = leases(batch)
+        {
+            request = request.header(name, leases);
+        }
+        let sent = request.body(body).send().await;
         let (result, too_large) = match sent {
             Ok(reply) => {
                 let status = reply.status();
@@ -418,6 +436,27 @@ impl fmt::Debug for HttpSink {
             .field("statuses", &self.statuses)
             .finish_non_exhaustive()
     }
+}
+
+/// The leases of `batch`'s records, each partition's once, in the order
+/// of the batch: `3=1042, 7=1050`; `None` when no record carries one.
+fn leases<R>(batch: &[Envelope<R>]) -> Option<HeaderValue> {
+    let mut seen: Vec<&sluice_processor::FenceToken> = Vec::new();
+    for fence in batch.iter().filter_map(|envelope| envelope.fence.as_ref()) {
+        if !seen.iter().any(|known| known.name == fence.name) {
+            seen.push(fence);
+        }
+    }
+    if seen.is_empty() {
+        return None;
+    }
+    let text = seen
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Partition names are letters, digits, `-` and `_`: always a valid value.
+    HeaderValue::from_str(&text).ok()
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use sluice_http::{
     BodyShape, ConfigError, HttpSink, HttpSinkConfig, IDEMPOTENCY_KEY_HEADER, MAX_BODY_EXCERPT,
     idempotency_key, record_key,
 };
-use sluice_processor::{Envelope, SendError, SinkError};
+use sluice_processor::{Envelope, FenceToken, SendError, SinkError};
 
 fn sink(url: &str) -> HttpSink {
     HttpSink::new(HttpSinkConfig::new(url)).unwrap()
@@ -359,6 +359,57 @@ fn bad_configurations_are_refused() {
     assert!(matches!(
         refused(HttpSinkConfig::new("http://u:p@host/").header("Authorization", "Basic x")),
         ConfigError::ConflictingAuthorization
+    ));
+}
+
+#[tokio::test]
+async fn the_lease_header_names_each_partitions_lease_once_in_batch_order() {
+    let server = Server::replying(200).await;
+    let lease = |partition: &str, token| {
+        Some(FenceToken {
+            name: partition.into(),
+            token,
+        })
+    };
+    let mut records = batch("leased", 0, (0..4).map(|n| json!({ "n": n })).collect());
+    for (envelope, fence) in
+        records
+            .iter_mut()
+            .zip([lease("7", 40), lease("7", 40), lease("3", 12), None])
+    {
+        envelope.fence = fence;
+    }
+    let config = HttpSinkConfig::new(server.url()).lease_header(Some("Sluice-Lease".into()));
+    let leased = HttpSink::new(config).unwrap();
+    send(&leased, &records).await.unwrap();
+    // Off by default; and no header for records read under no lease.
+    send(&sink(&server.url()), &records).await.unwrap();
+    send(&leased, &records[3..]).await.unwrap();
+    let requests = server.requests();
+    assert_eq!(requests[0].header("sluice-lease"), Some("7=40, 3=12"));
+    assert_eq!(requests[1].header("sluice-lease"), None);
+    assert_eq!(requests[2].header("sluice-lease"), None);
+}
+
+#[test]
+fn a_lease_header_must_be_a_name_of_its_own() {
+    let refused = |name: &str| {
+        let config = HttpSinkConfig::new("http://host/")
+            .header("X-Lease", "mine")
+            .lease_header(Some(name.into()));
+        HttpSink::new(config).unwrap_err()
+    };
+    assert!(matches!(
+        refused("x-lease"),
+        ConfigError::ReservedHeader { .. }
+    ));
+    assert!(matches!(
+        refused("Idempotency-Key"),
+        ConfigError::ReservedHeader { .. }
+    ));
+    assert!(matches!(
+        refused("no spaces"),
+        ConfigError::InvalidHeaderName { .. }
     ));
 }
 

@@ -60,6 +60,11 @@ impl Api {
         self.model.update_annex(|annex| annex.bad_requests += 1);
     }
 
+    /// Notes the leases a call carried (the `Sluice-Lease` header).
+    pub(crate) fn leases(&self, leases: &str) {
+        self.model.update_annex(|annex| annex.check_leases(leases));
+    }
+
     /// One call carrying `records`.
     ///
     /// # Cancel safety

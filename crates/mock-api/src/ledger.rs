@@ -67,6 +67,12 @@ pub struct LedgerCounts {
     pub first_success_ms: Option<u64>,
     /// The latest admission time of a success.
     pub last_success_ms: Option<u64>,
+    /// Calls that carried a `Sluice-Lease` header (see [`LEASE_HEADER`](crate::LEASE_HEADER)).
+    pub lease_calls: u64,
+    /// Of those, calls that arrived carrying, for some partition, a lease
+    /// token lower than one an earlier call carried for it: sent by a
+    /// writer whose lease another had taken over (a stale writer).
+    pub stale_lease_calls: u64,
 }
 
 impl LedgerCounts {
@@ -85,6 +91,8 @@ impl LedgerCounts {
             order_violations: counts.order_violations,
             first_success_ms: counts.first_success.map(millis),
             last_success_ms: counts.last_success.map(millis),
+            lease_calls: annex.lease_calls,
+            stale_lease_calls: annex.stale_lease_calls,
         }
     }
 
@@ -256,6 +264,11 @@ pub(crate) fn retention() -> Retention {
 pub(crate) struct HttpAnnex {
     /// Bodies refused with `400`.
     pub(crate) bad_requests: u64,
+    /// Calls that carried leases, and those of a stale writer.
+    lease_calls: u64,
+    stale_lease_calls: u64,
+    /// Partition → the highest lease token a call carried for it.
+    lease_tokens: HashMap<String, u64>,
     /// `Idempotency-Key` header → how many successful calls carried it.
     idempotency_keys: BTreeMap<String, u64>,
     /// A record's own key → how many times it was delivered (hashed: a
@@ -276,6 +289,29 @@ impl HttpAnnex {
                 self.idempotency_keys.insert(key.to_owned(), 1);
             }
         }
+    }
+
+    /// Notes the leases a call carried, `partition=token` pairs separated
+    /// by commas (malformed pairs are ignored): a stale call if a token is
+    /// lower than the highest an earlier call carried for its partition.
+    pub(crate) fn check_leases(&mut self, leases: &str) {
+        self.lease_calls += 1;
+        let mut stale = false;
+        for pair in leases.split(',') {
+            let Some((partition, token)) = pair.trim().split_once('=') else {
+                continue;
+            };
+            let Ok(token) = token.trim().parse::<u64>() else {
+                continue;
+            };
+            let highest = self
+                .lease_tokens
+                .entry(partition.trim().to_owned())
+                .or_insert(token);
+            stale |= token < *highest;
+            *highest = (*highest).max(token);
+        }
+        self.stale_lease_calls += u64::from(stale);
     }
 
     /// Notes the records' own keys of a successful call.
@@ -366,6 +402,25 @@ mod tests {
         assert_eq!(ledger.deliveries().count(), 8);
         let lost = ledger.lost_from([("a", 0, 1), ("a", 0, 3), ("b", 0, 1), ("b", 2, 1)]);
         assert_eq!(lost, [("a", 0, 3), ("b", 2, 1)]);
+    }
+
+    #[test]
+    fn a_lease_token_below_the_highest_seen_for_its_partition_is_a_stale_call() {
+        let mut annex = HttpAnnex::default();
+        for leases in [
+            "3=10",
+            "3=12, 7=4",
+            "3=12",      // the same holder again: not stale
+            "7=4, 3=11", // an older holder of 3
+            "7=5",
+            "nonsense, 9=x",
+        ] {
+            annex.check_leases(leases);
+        }
+        let counts = LedgerCounts::of(Counts::default(), &annex);
+        assert_eq!((counts.lease_calls, counts.stale_lease_calls), (6, 1));
+        assert_eq!(annex.lease_tokens["3"], 12);
+        assert_eq!(annex.lease_tokens["7"], 5);
     }
 
     #[test]

@@ -68,7 +68,7 @@ mod server;
 pub use ledger::{Ledger, LedgerCounts, PartitionDeliveries, SUCCESS_TIMES_CAP};
 pub use record::{RecordIdentity, UNNAMED_STREAM};
 pub use server::{
-    DEFAULT_ADDR, IDEMPOTENCY_KEY, MAX_BODY_BYTES, MockApiError, MockApiHandle, SHUTDOWN_GRACE,
-    run_until, serve,
+    DEFAULT_ADDR, IDEMPOTENCY_KEY, LEASE_HEADER, MAX_BODY_BYTES, MockApiError, MockApiHandle,
+    SHUTDOWN_GRACE, run_until, serve,
 };
 pub use sluice_api_model::{Behaviour as MockApiConfig, ConfigError, Quota};

@@ -32,6 +32,12 @@ pub const DEFAULT_ADDR: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALH
 /// The request header whose value the ledger counts per successful call.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 
+/// The request header whose leases the ledger checks for stale writers
+/// (`partition=token` pairs, as `sluice run --http-lease-header
+/// Sluice-Lease` sends them): see
+/// [`LedgerCounts::stale_lease_calls`](crate::LedgerCounts::stale_lease_calls).
+pub const LEASE_HEADER: &str = "sluice-lease";
+
 /// The largest `POST /records` body accepted; a larger one gets `413`
 /// (and is not counted in the ledger).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -206,6 +212,9 @@ async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
                 .into_response();
         }
     };
+    if let Some(leases) = headers.get(LEASE_HEADER) {
+        api.leases(&String::from_utf8_lossy(leases.as_bytes()));
+    }
     let key = headers
         .get(IDEMPOTENCY_KEY)
         .map(|value| String::from_utf8_lossy(value.as_bytes()));

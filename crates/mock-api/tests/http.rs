@@ -139,6 +139,8 @@ async fn the_counts_endpoint_serves_the_ledgers_counters() {
             order_violations: 1,
             first_success_ms: whole.counts.first_success_ms,
             last_success_ms: whole.counts.last_success_ms,
+            lease_calls: 0,
+            stale_lease_calls: 0,
         }
     );
     assert!(counts.first_success_ms.is_some());

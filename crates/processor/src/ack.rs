@@ -11,6 +11,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::dead_letter::DeadLetterReason;
 use crate::fault::panic_message;
+use crate::fence::Fence;
 
 /// What became of a record, told to its source.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -62,18 +63,39 @@ where
 /// drop(ack); // never resolved: the source hears "not processed"
 /// assert_eq!(told.recv().unwrap(), false);
 /// ```
-pub struct Ack(Option<Box<dyn Acknowledge>>);
+pub struct Ack {
+    receiver: Option<Box<dyn Acknowledge>>,
+    fence: Option<Fence>,
+}
 
 impl Ack {
     /// An acknowledgement that tells `receiver` the record's fate.
     pub fn new(receiver: impl Acknowledge) -> Ack {
-        Ack(Some(Box::new(receiver)))
+        Ack {
+            receiver: Some(Box::new(receiver)),
+            fence: None,
+        }
+    }
+
+    /// The same acknowledgement, for a record read under the lease
+    /// `fence`: the processor sends the record only while the fence holds,
+    /// and hands it back once it has lapsed (see [`Fence`]).
+    #[must_use]
+    pub fn fenced(mut self, fence: Fence) -> Ack {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The lease the record was read under, if its source shares its
+    /// input under leases.
+    pub fn fence(&self) -> Option<&Fence> {
+        self.fence.as_ref()
     }
 
     /// Resolves the record. Returns the panic message if the receiver
     /// panicked.
     pub(crate) fn resolve(mut self, resolution: Resolution<'_>) -> Result<(), String> {
-        match self.0.take() {
+        match self.receiver.take() {
             Some(receiver) => tell(receiver, resolution),
             None => Ok(()),
         }
@@ -87,7 +109,7 @@ fn tell(receiver: Box<dyn Acknowledge>, resolution: Resolution<'_>) -> Result<()
 
 impl Drop for Ack {
     fn drop(&mut self) {
-        if let Some(receiver) = self.0.take()
+        if let Some(receiver) = self.receiver.take()
             && let Err(message) = tell(receiver, Resolution::NotProcessed)
         {
             tracing::error!(%message, "an acknowledgement receiver panicked");
@@ -97,11 +119,15 @@ impl Drop for Ack {
 
 impl fmt::Debug for Ack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_some() {
-            "Ack(pending)"
+        let state = if self.receiver.is_some() {
+            "pending"
         } else {
-            "Ack(resolved)"
-        })
+            "resolved"
+        };
+        match &self.fence {
+            Some(fence) => write!(f, "Ack({state}, fenced by {})", fence.name()),
+            None => write!(f, "Ack({state})"),
+        }
     }
 }
 

@@ -29,6 +29,9 @@
 //! - **Nothing lost**: every ingested record ends delivered, dead-lettered
 //!   with a reason, or handed back; [`Report::is_conserved`] checks. User
 //!   code that panics or hangs is caught, bounded and named in the report.
+//! - **Fencing**: a record read under a lease another process may take
+//!   over ([`Fence`], on its [`Ack`]) is sent only while the lease holds,
+//!   checked before each call.
 //! - **Metrics**: [`ProcessorHandle::metrics`] reads per-task counters at
 //!   any moment.
 
@@ -39,6 +42,7 @@ mod config;
 mod connector;
 mod dead_letter;
 mod fault;
+mod fence;
 mod health;
 mod intake;
 mod key;
@@ -75,6 +79,7 @@ pub use dead_letter::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, DeadLetterReason, DeadLetterSink,
 };
 pub use fault::{FaultyTask, TaskFailure};
+pub use fence::{Fence, FenceToken};
 pub use health::Halt;
 pub use key::RecordKey;
 pub use limit::{

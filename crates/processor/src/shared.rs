@@ -306,7 +306,12 @@ impl<R: Send + Sync + 'static, S, T> Shared<R, S, T> {
 impl<R> Queued<R> {
     pub(crate) fn new(id: RecordId, record: R, key: Option<RecordKey>, meta: Meta) -> Queued<R> {
         Queued {
-            envelope: Envelope { id, record, key },
+            envelope: Envelope {
+                id,
+                record,
+                key,
+                fence: None,
+            },
             meta,
         }
     }
@@ -363,4 +368,9 @@ pub enum HandBackReason {
     /// It was to be dead-lettered, but the outlet failed, hung or was cut
     /// off at the drain deadline.
     DeadLetterFailed,
+    /// The lease it was read under ended before its call (see
+    /// [`Fence`](crate::Fence)): lapsed, lost, or given up for another
+    /// process to take. It was not sent; its source hands it to the
+    /// partition's next holder.
+    LeaseEnded,
 }

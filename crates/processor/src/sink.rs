@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::fence::FenceToken;
 use crate::key::RecordKey;
 use crate::stream::RecordId;
 
@@ -17,6 +18,11 @@ pub struct Envelope<R> {
     pub record: R,
     /// The key its source or profile named it by; see [`Envelope::key`].
     pub key: Option<RecordKey>,
+    /// The token of the lease it was read under, as checked just before
+    /// this call (see [`Fence`](crate::Fence)); `None` for records of
+    /// sources that hold no leases. A sink may send it, so that the
+    /// downstream can refuse a stale writer.
+    pub fence: Option<FenceToken>,
 }
 
 impl<R> Envelope<R> {
@@ -26,6 +32,7 @@ impl<R> Envelope<R> {
             id,
             record,
             key: None,
+            fence: None,
         }
     }
 

@@ -4,7 +4,8 @@
 //! A worker ([`run`]) takes a batch of the queue and cuts it into calls,
 //! each delivered by [`deliver`] in rounds of four steps until every
 //! record is settled: admission to the limits ([`limit::admit()`]), the call
-//! itself (`call.rs`), settlement of the limits and of each record
+//! itself (`call.rs`; just before it, records whose lease lapsed are
+//! handed back, `settle.rs`'s `fence_out`), settlement of the limits and of each record
 //! (`settle.rs`), and the wait before the records left are retried
 //! (`backoff.rs`).
 
@@ -21,7 +22,8 @@ use rand::rngs::ChaCha8Rng;
 use self::backoff::{Backoff, wait_before_retry};
 use self::call::call;
 use self::settle::{
-    hand_back_all, not_admitted, settle_health, settle_limits, settle_records, up_despite_failure,
+    fence_out, hand_back_all, not_admitted, settle_health, settle_limits, settle_records,
+    up_despite_failure,
 };
 use crate::limit;
 use crate::metrics::Shard;
@@ -144,6 +146,11 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
             Ok(admission) => admission,
             Err(stopped) => return not_admitted(shared, shard, chunk, stopped, attempted),
         };
+        if fence_out(shared, shard, chunk, spare) > 0 && chunk.is_empty() {
+            // Nothing left to send: the units come back at once.
+            admission.settle(shared, 0, None).await;
+            break;
+        }
         attempted = true;
         let before = shared.health.successes();
         for meta in &mut chunk.metas {

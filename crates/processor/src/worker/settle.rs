@@ -4,6 +4,7 @@
 
 use super::call::{Outcomes, api_is_up};
 use super::{Chunk, Flow};
+use crate::ack::Ack;
 use crate::dead_letter::{DeadLetter, DeadLetterReason};
 use crate::health::Halt;
 use crate::limit::{Admission, Refusal, Stopped};
@@ -216,6 +217,44 @@ pub(super) fn not_admitted<R: Send + Sync + 'static, S, T>(
     };
     hand_back_all(shared, shard, chunk, reason);
     Flow::Stopped
+}
+
+/// Checks, just before a call, the lease of each record of `chunk` that
+/// was read under one (its [`Fence`](crate::Fence)): a record whose lease
+/// lapsed is handed back ([`HandBackReason::LeaseEnded`]), not sent; each
+/// other one carries its lease's token into the call. The records kept
+/// stay in order; `spare` is an empty buffer to gather them in. Returns
+/// how many were handed back.
+pub(super) fn fence_out<R: Send + Sync + 'static, S, T>(
+    shared: &Shared<R, S, T>,
+    shard: &Shard,
+    chunk: &mut Chunk<R>,
+    spare: &mut Chunk<R>,
+) -> usize {
+    let mut lapsed = 0;
+    for (envelope, meta) in chunk.envelopes.iter_mut().zip(&chunk.metas) {
+        let Some(fence) = meta.ack.as_ref().and_then(Ack::fence) else {
+            continue;
+        };
+        envelope.fence = fence.check();
+        lapsed += usize::from(envelope.fence.is_none());
+    }
+    if lapsed == 0 {
+        return 0;
+    }
+    for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
+        let fenced_out =
+            envelope.fence.is_none() && meta.ack.as_ref().and_then(Ack::fence).is_some();
+        if fenced_out {
+            tracing::debug!(id = %envelope.id, "its lease lapsed: handed back, not sent");
+            let reason = HandBackReason::LeaseEnded;
+            shared.hand_back(shard, envelope.id, Some(envelope.record), meta.ack, reason);
+        } else {
+            spare.push(envelope, meta);
+        }
+    }
+    std::mem::swap(chunk, spare);
+    lapsed
 }
 
 /// Hands back every record of `chunk` for `reason`, in order.
