@@ -18,9 +18,18 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior, interval};
 
+use crate::tenure::Taken;
+
 /// A message handed to the pipeline, under its key, with its place among
-/// the messages pending, and when it was handed over.
-pub(crate) struct Hold(u64, Box<Acker>, Option<OwnedSemaphorePermit>, Instant);
+/// the messages pending, its partition's tenure, and when it was handed
+/// over.
+pub(crate) struct Hold(
+    u64,
+    Box<Acker>,
+    Option<OwnedSemaphorePermit>,
+    Option<Taken>,
+    Instant,
+);
 
 /// The source's end of the acker task: holds go to the task on one
 /// channel, each record's resolution on the core's [`AckRelay`].
@@ -60,15 +69,20 @@ impl AckerHandle {
     }
 
     /// Hands `acker` to the task and returns the record's [`Ack`], which
-    /// resolves it. `place` is given back once JetStream has been told.
-    pub(crate) fn hold(&self, acker: Acker, place: Option<OwnedSemaphorePermit>) -> Ack {
+    /// resolves it. `place` is given back, and `taken` told, once
+    /// JetStream has been told.
+    pub(crate) fn hold(
+        &self,
+        acker: Acker,
+        place: Option<OwnedSemaphorePermit>,
+        taken: Option<Taken>,
+    ) -> Ack {
         let key = self.next_key.fetch_add(1, Relaxed);
         // The task ends only once every sender is gone: a send cannot fail
         // while this handle exists, and if it did the message would be
         // redelivered after its ack wait.
-        let _ = self
-            .holds
-            .send(Hold(key, Box::new(acker), place, Instant::now()));
+        let hold = Hold(key, Box::new(acker), place, taken, Instant::now());
+        let _ = self.holds.send(hold);
         self.relay.ack(key)
     }
 }
@@ -85,6 +99,8 @@ struct Held {
     /// Its place among the messages pending, free once JetStream is told
     /// its fate (so that the server never counts more pending).
     _place: Option<OwnedSemaphorePermit>,
+    /// Its partition's tenure, told what JetStream was told.
+    taken: Option<Taken>,
     /// When JetStream last heard of it: delivery, or the last progress.
     since: Instant,
 }
@@ -148,12 +164,13 @@ fn take_holds(channel: &mut UnboundedReceiver<Hold>, held: &mut HashMap<u64, Hel
 }
 
 /// Holds one message, its progress counted from when it was handed over.
-fn take(held: &mut HashMap<u64, Held>, Hold(key, acker, place, since): Hold) {
+fn take(held: &mut HashMap<u64, Held>, Hold(key, acker, place, taken, since): Hold) {
     held.insert(
         key,
         Held {
             acker,
             _place: place,
+            taken,
             since,
         },
     );
@@ -162,11 +179,16 @@ fn take(held: &mut HashMap<u64, Held>, Hold(key, acker, place, since): Hold) {
 /// Tells JetStream the fate of the message under `key`.
 async fn tell(held: &mut HashMap<u64, Held>, key: u64, kind: AckKind) {
     match held.remove(&key) {
-        Some(message) => {
-            if let Err(error) = message.acker.ack_with(kind).await {
+        Some(message) => match message.acker.ack_with(kind).await {
+            Ok(()) => {
+                if let Some(taken) = message.taken {
+                    taken.told(kind);
+                }
+            }
+            Err(error) => {
                 tracing::warn!(%error, ?kind, "cannot acknowledge a JetStream message");
             }
-        }
+        },
         None => tracing::error!(key, "an acknowledgement for a message not held"),
     }
 }

@@ -9,12 +9,21 @@
 //!   (`create` fails while the key exists) and renewed with
 //!   compare-and-set on its revision (`update` fails once another process
 //!   holds it).
+//!
+//! Each lease held has a [`Fence`] that the records read under it carry:
+//! it holds until the lease's deadline *as this process sees it*, on its
+//! own monotonic clock: the time it asked for the last renewal that was
+//! confirmed, plus the lease time, minus [`fence_margin`]. The store
+//! counts the lease from when it wrote the renewal, which is later, so the
+//! fence lapses before the store lets another process take the partition.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, kv, stream};
 use futures::TryStreamExt;
+use sluice_processor::Fence;
+use tokio::time::Instant;
 
 use crate::config::NatsError;
 
@@ -27,8 +36,41 @@ pub(crate) struct Leases {
     store: kv::Store,
     /// This process: unique among the group's live members.
     member: String,
-    /// The partitions held, with the revision of their lease.
-    held: BTreeMap<String, u64>,
+    lease_time: Duration,
+    /// The partitions held.
+    held: BTreeMap<String, Held>,
+}
+
+/// A lease held: the revision of its key, and the fence of its records.
+#[derive(Debug)]
+struct Held {
+    revision: u64,
+    fence: Fence,
+}
+
+/// What a renewal found: leases that another process holds now, leases
+/// whose fence lapsed before the renewal was confirmed (given up: their
+/// records are no longer sent), and an error that left some leases to be
+/// renewed next time.
+#[derive(Debug, Default)]
+pub(crate) struct Renewal {
+    pub(crate) lost: Vec<String>,
+    pub(crate) lapsed: Vec<String>,
+    pub(crate) failure: Option<NatsError>,
+}
+
+/// How much sooner than the store a lease ends for this process: a fifth
+/// of the lease time. It covers the time between a call's fence check and
+/// the call reaching the API, and any difference between the rates of
+/// this machine's clock and the server's.
+pub(crate) fn fence_margin(lease_time: Duration) -> Duration {
+    lease_time / 5
+}
+
+/// Until when a lease of `lease_time` holds for this process, when the
+/// request that took or renewed it was made at `asked`.
+fn fence_deadline(asked: Instant, lease_time: Duration) -> Instant {
+    asked + (lease_time - fence_margin(lease_time))
 }
 
 impl Leases {
@@ -70,6 +112,7 @@ impl Leases {
         Ok(Leases {
             store,
             member,
+            lease_time,
             held: BTreeMap::new(),
         })
     }
@@ -108,16 +151,22 @@ impl Leases {
         Ok(members.max(1))
     }
 
-    /// Tries to take the free lease of `partition`; `false` when another
-    /// process holds it.
-    pub(crate) async fn claim(&mut self, partition: &str) -> Result<bool, NatsError> {
+    /// Tries to take the free lease of `partition`: its fence, for the
+    /// records read under it; `None` when another process holds it.
+    pub(crate) async fn claim(&mut self, partition: &str) -> Result<Option<Fence>, NatsError> {
         let key = format!("{LEASE_PREFIX}{partition}");
+        let asked = Instant::now();
         match self.store.create(&key, self.member.clone().into()).await {
             Ok(revision) => {
-                self.held.insert(partition.to_owned(), revision);
-                Ok(true)
+                let fence = Fence::new(partition, revision, fence_deadline(asked, self.lease_time));
+                let held = Held {
+                    revision,
+                    fence: fence.clone(),
+                };
+                self.held.insert(partition.to_owned(), held);
+                Ok(Some(fence))
             }
-            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(false),
+            Err(error) if error.kind() == kv::CreateErrorKind::AlreadyExists => Ok(None),
             Err(error) => Err(NatsError::nats(
                 format!("claim partition {partition}"),
                 error,
@@ -125,36 +174,69 @@ impl Leases {
         }
     }
 
-    /// Renews every lease held; returns the partitions whose lease was lost
-    /// (another process holds it now), which are no longer held. A lease
-    /// that could not be renewed for another reason is kept, to be renewed
-    /// next time, and the error returned after the others were tried.
-    pub(crate) async fn renew(&mut self) -> (Vec<String>, Option<NatsError>) {
-        let mut lost = Vec::new();
-        let mut failure = None;
-        for (partition, revision) in &mut self.held {
+    /// Renews every lease held, moving its fence forward. A lease another
+    /// process holds now is lost: its fence revoked, no longer held. A
+    /// lease whose fence lapsed before its renewal was confirmed (this
+    /// process was paused, or the store slow to answer) is given up, and
+    /// its records stay fenced out. A lease that could not be renewed for
+    /// another reason is kept, to be renewed next time (its fence lapses
+    /// if that takes too long), and the error returned after the others
+    /// were tried.
+    pub(crate) async fn renew(&mut self) -> Renewal {
+        let mut renewal = Renewal::default();
+        let mut given_up = Vec::new();
+        for (partition, held) in &mut self.held {
             let key = format!("{LEASE_PREFIX}{partition}");
+            let asked = Instant::now();
+            let deadline = fence_deadline(asked, self.lease_time);
             match self
                 .store
-                .update(&key, self.member.clone().into(), *revision)
+                .update(&key, self.member.clone().into(), held.revision)
                 .await
             {
-                Ok(next) => *revision = next,
+                Ok(next) => {
+                    held.revision = next;
+                    if !held.fence.renew(next, deadline) {
+                        renewal.lapsed.push(partition.clone());
+                        given_up.push((partition.clone(), next));
+                    }
+                }
                 Err(error) if error.kind() == kv::UpdateErrorKind::WrongLastRevision => {
-                    lost.push(partition.clone());
+                    held.fence.revoke();
+                    renewal.lost.push(partition.clone());
                 }
                 Err(error) => {
-                    failure = Some(NatsError::nats(
+                    renewal.failure = Some(NatsError::nats(
                         format!("renew the lease of {partition}"),
                         error,
                     ));
                 }
             }
         }
-        for partition in &lost {
+        for partition in &renewal.lost {
             self.held.remove(partition);
         }
-        (lost, failure)
+        for (partition, revision) in given_up {
+            self.held.remove(&partition);
+            self.free(&partition, revision).await;
+        }
+        renewal
+    }
+
+    /// Gives up the leases whose fence lapsed without a renewal (the store
+    /// did not answer in time); returns their partitions.
+    pub(crate) async fn give_up_lapsed(&mut self) -> Vec<String> {
+        let lapsed: Vec<(String, u64)> = self
+            .held
+            .iter()
+            .filter(|(_, held)| !held.fence.holds())
+            .map(|(partition, held)| (partition.clone(), held.revision))
+            .collect();
+        for (partition, revision) in &lapsed {
+            self.held.remove(partition);
+            self.free(partition, *revision).await;
+        }
+        lapsed.into_iter().map(|(partition, _)| partition).collect()
     }
 
     /// Whether this process holds `partition`'s lease.
@@ -167,10 +249,11 @@ impl Leases {
         self.held.len()
     }
 
-    /// Gives up `partition`'s lease, if held.
+    /// Gives up `partition`'s lease, if held: its fence is revoked.
     pub(crate) async fn release(&mut self, partition: &str) {
-        if let Some(revision) = self.held.remove(partition) {
-            self.free(partition, revision).await;
+        if let Some(held) = self.held.remove(partition) {
+            held.fence.revoke();
+            self.free(partition, held.revision).await;
         }
     }
 
@@ -189,8 +272,9 @@ impl Leases {
     /// Gives up every lease and the membership, for a clean stop: the
     /// partitions are free at once rather than after the lease time.
     pub(crate) async fn release_all(&mut self) {
-        for (partition, revision) in std::mem::take(&mut self.held) {
-            self.free(&partition, revision).await;
+        for (partition, held) in std::mem::take(&mut self.held) {
+            held.fence.revoke();
+            self.free(&partition, held.revision).await;
         }
         if let Err(error) = self
             .store

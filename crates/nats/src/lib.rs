@@ -26,6 +26,7 @@ mod pending;
 mod publisher;
 mod settings;
 mod source;
+mod tenure;
 
 pub use config::{
     DEFAULT_FETCH_BATCH, DEFAULT_FETCH_WAIT, DEFAULT_NAK_DELAY, DEFAULT_SUBJECT_FILTER,

@@ -14,19 +14,10 @@ use sluice_processor::{ConnectorError, Finish, Finished, InputGauge};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::partitioned::is_partition_token;
+use crate::partitioned::{is_partition_token, partition_of};
 
 /// How often the pending count is asked for.
 const POLL_EVERY: Duration = Duration::from_secs(2);
-
-/// The partition `consumer` consumes, when it is one of the durable
-/// `durable`'s partition consumers (`<durable>-<partition>`).
-fn partition_of<'a>(consumer: &'a str, durable: &str) -> Option<&'a str> {
-    consumer
-        .strip_prefix(durable)?
-        .strip_prefix('-')
-        .filter(|partition| is_partition_token(partition))
-}
 
 /// Whether `consumer` is the durable `durable` or one of its partitions'.
 fn is_ours(consumer: &str, durable: &str) -> bool {

@@ -13,11 +13,12 @@ use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
-use sluice_processor::{Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
+use sluice_processor::{Fence, Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::acker::AckerHandle;
 use crate::config::{Connection, JetStreamConfig, NatsError};
+use crate::tenure::Tenure;
 
 /// A durable JetStream pull consumer as a source for a
 /// [`StreamProcessor`](sluice_processor::StreamProcessor), yielding
@@ -134,6 +135,9 @@ pub(crate) struct Pulling {
     /// The places taken for the current pull request and not yet given to
     /// a message.
     reserved: Option<OwnedSemaphorePermit>,
+    /// With partitions shared by leases: the lease's fence, which each
+    /// record's ack carries, and what this process took under it.
+    lease: Option<(Fence, Arc<Tenure>)>,
 }
 
 impl Pulling {
@@ -158,7 +162,15 @@ impl Pulling {
             acker,
             places,
             reserved: None,
+            lease: None,
         }
+    }
+
+    /// The same pull loop, for a partition held under a lease: each
+    /// record's ack carries `fence`, and `tenure` learns what is taken.
+    pub(crate) fn under_lease(mut self, fence: Fence, tenure: Arc<Tenure>) -> Pulling {
+        self.lease = Some((fence, tenure));
+        self
     }
 
     /// The next record: from those received, the current pull request, or
@@ -238,7 +250,13 @@ impl Pulling {
             .reserved
             .as_mut()
             .and_then(|reserved| reserved.split(1));
-        let ack = self.acker.hold(acker, place);
+        let ack = match &self.lease {
+            Some((fence, tenure)) => self
+                .acker
+                .hold(acker, place, Some(tenure.take(sequence)))
+                .fenced(fence.clone()),
+            None => self.acker.hold(acker, place, None),
+        };
         let position = RecordId {
             stream,
             partition,

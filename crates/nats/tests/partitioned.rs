@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use sluice_nats::{JetStreamConfig, PartitionLeases, PartitionedSource};
 use sluice_processor::{DeliveryOrder, ProcessorConfig, RateLimit, StreamProcessor};
 use sluice_profiles::json::JsonProfile;
@@ -264,10 +264,11 @@ async fn messages_pending_across_partitions_stay_within_the_bound() {
     let mut most = 0;
     for _ in 0..30 {
         tokio::time::sleep(Duration::from_millis(100)).await;
+        // Each partition's consumer: `<durable>-<partition>~<lease>`.
         let mut pending = 0;
-        for partition in 0..6 {
-            let name = format!("{durable}-{partition}");
-            if let Ok(info) = jetstream.consumer_info(&name).await {
+        let mut consumers = jetstream.consumers();
+        while let Some(Ok(info)) = consumers.next().await {
+            if info.name.starts_with(&format!("{durable}-")) {
                 pending += info.num_ack_pending;
             }
         }

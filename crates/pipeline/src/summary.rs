@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Serialize;
-use sluice_processor::{Report, SavedCheckpoint, StreamStats};
+use sluice_processor::{HandBackReason, Report, SavedCheckpoint, StreamStats};
 
 use crate::settings::Ordering;
 
@@ -20,8 +20,13 @@ pub struct RunSummary {
     /// Records dead-lettered.
     pub dead_lettered: u64,
     /// Records not processed (a stop): read again after a restart with the
-    /// same checkpoint.
+    /// same checkpoint, or redelivered by JetStream.
     pub handed_back: u64,
+    /// Of those, records whose partition's lease ended before their call
+    /// (another process took it, or was given it): not sent, redelivered
+    /// by JetStream to the partition's next holder. They do not make a
+    /// run incomplete.
+    pub handed_over: u64,
     /// ingested = delivered + dead-lettered + handed back.
     pub conserved: bool,
     /// Calls made, refused ones included.
@@ -98,6 +103,11 @@ impl RunSummary {
             delivered: m.delivered,
             dead_lettered: m.dead_lettered,
             handed_back: m.handed_back,
+            handed_over: report
+                .handed_back
+                .iter()
+                .filter(|record| record.reason == HandBackReason::LeaseEnded)
+                .count() as u64,
             conserved: report.is_conserved(),
             calls: m.attempts,
             rate_limit_hits: m.rate_limit_hits,
@@ -139,9 +149,9 @@ impl RunSummary {
     }
 
     /// Whether every input was read to its end and every record taken was
-    /// delivered or dead-lettered.
+    /// delivered, dead-lettered, or handed over to another process.
     pub fn is_complete(&self) -> bool {
-        self.conserved && self.handed_back == 0 && self.read_failures.is_empty()
+        self.conserved && self.handed_back == self.handed_over && self.read_failures.is_empty()
     }
 
     /// Whether the run did its job: complete, and within

@@ -124,6 +124,13 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
         s.handed_back,
         if s.conserved { "" } else { "  (VIOLATED)" }
     ));
+    if s.handed_over > 0 {
+        line(format!(
+            "🤝 {} handed over: their partitions' leases ended before their calls; \
+             JetStream redelivers them to the partitions' next holders",
+            s.handed_over
+        ));
+    }
     line(format!(
         "📞 API calls: {} ({} failed, {} refused); {:.1} records/s over {:.1}s",
         s.calls, s.failed_calls, s.rate_limit_hits, s.delivered_per_second, s.elapsed_seconds

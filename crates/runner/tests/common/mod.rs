@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use sluice_mock_api::{Ledger, LedgerCounts};
 
+pub mod members;
 pub mod services;
 
 /// The binary under test.

@@ -4,7 +4,7 @@
 //!
 //! A partition is the last token of a record subject
 //! `records.<stream>.<partition>`, across every stream. Each has its own
-//! durable pull consumer, `<durable>-<partition>`, filtered to
+//! durable pull consumer, `<durable>-<partition>~<lease token>`, filtered to
 //! `records.*.<partition>` (or the configured stream's), and a lease in a
 //! key-value bucket (see [`crate::leases`]). A coordinator task, every
 //! [`PartitionedSource::TICK`]:
@@ -18,8 +18,10 @@
 //!   order (its ack floor): what it had in flight is delivered again, in
 //!   order, never skipped.
 //!
-//! Partitions move only when their owner dies or stops; a process that
-//! joins later takes partitions as they come free.
+//! A process holding more than its share once another joins drains the
+//! excess and releases it (see [`handover`]); each record's ack carries
+//! its lease's [`Fence`], so nothing of a partition whose lease lapsed is
+//! sent (see [`crate::leases`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -32,18 +34,19 @@ use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use async_nats::jetstream::stream::Stream as JetStream;
 use futures::{Stream, TryStreamExt};
-use sluice_processor::{Incoming, RawRecord, StreamName};
+use sluice_processor::{Fence, Incoming, RawRecord, StreamName};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use self::handover::{Draining, Fetcher};
 use crate::acker::AckerHandle;
 use crate::config::{Connection, JetStreamConfig, NatsError, SUBJECT_PREFIX};
 use crate::leases::Leases;
 use crate::source::Pulling;
+use crate::tenure::Tenure;
 
-/// How long a stop waits for the acknowledgements to reach the server.
-const ACK_DRAIN: Duration = Duration::from_secs(5);
+mod handover;
 
 /// Records of the partitions this process holds, as one source for a
 /// [`StreamProcessor`](sluice_processor::StreamProcessor). Messages
@@ -145,6 +148,7 @@ impl PartitionedSource {
             sender,
             default_stream,
             fetchers: BTreeMap::new(),
+            draining: BTreeMap::new(),
             stop: stop.clone(),
         };
         tracing::info!(%member, "joined the group");
@@ -170,13 +174,11 @@ struct Coordinator {
     acker: Option<AckerHandle>,
     sender: mpsc::Sender<Incoming<RawRecord>>,
     default_stream: StreamName,
+    /// The partitions consumed, by their pull loops.
     fetchers: BTreeMap<String, Fetcher>,
+    /// The partitions being handed over (see [`handover`]).
+    draining: BTreeMap<String, Draining>,
     stop: CancellationToken,
-}
-
-struct Fetcher {
-    stop: CancellationToken,
-    task: JoinHandle<()>,
 }
 
 impl Coordinator {
@@ -196,11 +198,20 @@ impl Coordinator {
                 last_renewal = tokio::time::Instant::now();
                 self.renew().await;
             }
+            for partition in self.leases.give_up_lapsed().await {
+                tracing::warn!(
+                    partition,
+                    "the lease of a partition lapsed before it could be renewed: \
+                     its records are handed back, not sent"
+                );
+                self.stop_consuming(&partition);
+            }
             if tokio::time::Instant::now() >= first_claim
                 && let Err(error) = self.claim_share().await
             {
                 tracing::warn!(%error, "cannot look for free partitions; trying again");
             }
+            self.hand_over_drained().await;
         }
         self.shut_down(acker_task).await;
     }
@@ -209,22 +220,37 @@ impl Coordinator {
         if let Err(error) = self.leases.announce().await {
             tracing::warn!(%error, "cannot renew this member's presence");
         }
-        let (lost, failure) = self.leases.renew().await;
-        if let Some(error) = failure {
+        let renewal = self.leases.renew().await;
+        if let Some(error) = renewal.failure {
             tracing::warn!(%error, "cannot renew a partition lease; trying again");
         }
-        for partition in lost {
+        for partition in renewal.lost {
             tracing::warn!(
                 partition,
                 "lost the lease of a partition to another process"
             );
-            if let Some(fetcher) = self.fetchers.remove(&partition) {
-                fetcher.stop.cancel();
-            }
+            self.stop_consuming(&partition);
+        }
+        for partition in renewal.lapsed {
+            tracing::warn!(
+                partition,
+                "the lease of a partition lapsed before its renewal was confirmed \
+                 (was this process paused?): its records are handed back, not sent"
+            );
+            self.stop_consuming(&partition);
         }
     }
 
-    /// Claims free partitions while this process holds fewer than its share.
+    /// Stops pulling `partition`'s records, whether consumed or draining.
+    fn stop_consuming(&mut self, partition: &str) {
+        if let Some(fetcher) = self.fetchers.remove(partition) {
+            fetcher.stop.cancel();
+        }
+        self.draining.remove(partition);
+    }
+
+    /// Claims free partitions while this process holds fewer than its
+    /// share; drains those it holds beyond its share (a process joined).
     async fn claim_share(&mut self) -> Result<(), NatsError> {
         let partitions = self.partitions().await?;
         if partitions.is_empty() {
@@ -232,6 +258,11 @@ impl Coordinator {
         }
         let members = self.leases.members().await?;
         let share = partitions.len().div_ceil(members);
+        if self.fetchers.len() > share {
+            self.drain_excess(self.fetchers.len() - share);
+            return Ok(());
+        }
+        // Draining partitions still count: they are held until handed over.
         if self.leases.count() >= share {
             return Ok(());
         }
@@ -247,13 +278,17 @@ impl Coordinator {
             if self.leases.count() >= share {
                 break;
             }
-            if self.leases.holds(partition) || !self.leases.claim(partition).await? {
+            if self.leases.holds(partition) {
                 continue;
             }
-            match self.fresh_consumer(partition).await {
-                Ok((consumer, start)) => {
-                    tracing::info!(partition, start, "took partition");
-                    self.start_fetcher(partition.clone(), consumer);
+            let Some(fence) = self.leases.claim(partition).await? else {
+                continue;
+            };
+            let token = fence.check().map_or(0, |held| held.token);
+            match self.fresh_consumer(partition, token).await {
+                Ok((consumer, name, start)) => {
+                    tracing::info!(partition, start, lease = token, "took partition");
+                    self.start_fetcher(partition.clone(), consumer, name, fence);
                 }
                 Err(error) => {
                     tracing::warn!(%error, partition, "cannot consume a claimed partition");
@@ -283,29 +318,52 @@ impl Coordinator {
             .collect())
     }
 
-    /// The partition's consumer, made afresh after the last message the
-    /// previous one resolved in order; and the stream sequence it starts at.
-    async fn fresh_consumer(&self, partition: &str) -> Result<(PullConsumer, u64), NatsError> {
-        let name = format!("{}-{partition}", self.config.durable);
-        let start = match self.stream.consumer_info(&name).await {
-            Ok(info) => {
-                let configured = match info.config.deliver_policy {
-                    DeliverPolicy::ByStartSequence { start_sequence } => {
-                        start_sequence.saturating_sub(1)
-                    }
-                    _ => 0,
-                };
-                self.stream
-                    .delete_consumer(&name)
-                    .await
-                    .map_err(|e| NatsError::nats(format!("reset consumer `{name}`"), e))?;
-                info.ack_floor.stream_sequence.max(configured) + 1
+    /// The partition's consumer for this lease, `<durable>-<partition>~<token>`,
+    /// made afresh after the last message the previous holder resolved in
+    /// order; and the stream sequence it starts at.
+    ///
+    /// Every holder's consumer has a name of its own, so that a process
+    /// that lost the partition (paused past its lease, say) can neither
+    /// pull from the new holder's consumer nor acknowledge on it: its
+    /// requests find no consumer. The previous holders' consumers are read
+    /// for their acknowledgement floors, then deleted.
+    async fn fresh_consumer(
+        &self,
+        partition: &str,
+        token: u64,
+    ) -> Result<(PullConsumer, String, u64), NatsError> {
+        let durable = &self.config.durable;
+        let names: Vec<String> = self
+            .stream
+            .consumer_names()
+            .try_collect()
+            .await
+            .map_err(|e| NatsError::nats("list the stream's consumers", e))?;
+        let mut start = 1;
+        for name in names {
+            if partition_of(&name, durable) != Some(partition) {
+                continue;
             }
-            Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => 1,
-            Err(error) => {
-                return Err(NatsError::nats(format!("read consumer `{name}`"), error));
-            }
-        };
+            let info = match self.stream.consumer_info(&name).await {
+                Ok(info) => info,
+                Err(error) if error.kind() == ConsumerInfoErrorKind::NotFound => continue,
+                Err(error) => {
+                    return Err(NatsError::nats(format!("read consumer `{name}`"), error));
+                }
+            };
+            let configured = match info.config.deliver_policy {
+                DeliverPolicy::ByStartSequence { start_sequence } => {
+                    start_sequence.saturating_sub(1)
+                }
+                _ => 0,
+            };
+            start = start.max(info.ack_floor.stream_sequence.max(configured) + 1);
+            self.stream
+                .delete_consumer(&name)
+                .await
+                .map_err(|e| NatsError::nats(format!("reset consumer `{name}`"), e))?;
+        }
+        let name = format!("{durable}-{partition}~{token}");
         let filter = partition_filter(&self.config.subject_filter, partition)
             .ok_or_else(|| NatsError::Config("no partition filter".into()))?;
         let deliver = DeliverPolicy::ByStartSequence {
@@ -316,20 +374,28 @@ impl Coordinator {
             .create_consumer(self.config.consumer(&name, filter, deliver))
             .await
             .map_err(|e| NatsError::nats(format!("create consumer `{name}`"), e))?;
-        Ok((consumer, start))
+        Ok((consumer, name, start))
     }
 
-    fn start_fetcher(&mut self, partition: String, consumer: PullConsumer) {
+    fn start_fetcher(
+        &mut self,
+        partition: String,
+        consumer: PullConsumer,
+        name: String,
+        fence: Fence,
+    ) {
         let Some(acker) = self.acker.clone() else {
             return;
         };
+        let tenure = Tenure::new();
         let mut pulling = Pulling::new(
             consumer,
             &self.config,
             self.default_stream,
             acker,
             Some(Arc::clone(&self.places)),
-        );
+        )
+        .under_lease(fence.clone(), Arc::clone(&tenure));
         let stop = self.stop.child_token();
         let sender = self.sender.clone();
         let stopped = stop.clone();
@@ -339,28 +405,24 @@ impl Coordinator {
                     () = stopped.cancelled() => break,
                     record = pulling.next() => record,
                 };
-                // A record not handed over is dropped, which naks it.
+                // A record not handed over is dropped, which naks it; so
+                // are those read once the lease lapsed.
+                if !fence.holds() {
+                    break;
+                }
                 tokio::select! {
                     () = stopped.cancelled() => break,
                     sent = sender.send(record) => if sent.is_err() { break },
                 }
             }
         });
-        self.fetchers.insert(partition, Fetcher { stop, task });
-    }
-
-    async fn shut_down(mut self, acker_task: JoinHandle<()>) {
-        for (_, fetcher) in std::mem::take(&mut self.fetchers) {
-            fetcher.stop.cancel();
-            let _ = fetcher.task.await;
-        }
-        // The acker ends once its last handle and every Ack are gone.
-        self.acker = None;
-        drop(self.sender);
-        if tokio::time::timeout(ACK_DRAIN, acker_task).await.is_err() {
-            tracing::warn!("acknowledgements still pending after 5 s; JetStream redelivers them");
-        }
-        self.leases.release_all().await;
+        let fetcher = Fetcher {
+            stop,
+            task,
+            consumer: name,
+            tenure,
+        };
+        self.fetchers.insert(partition, fetcher);
     }
 }
 
@@ -376,6 +438,18 @@ fn partition_filter(filter: &str, partition: &str) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// The partition `consumer` consumes, when it is one of the group
+/// `durable`'s partition consumers: `<durable>-<partition>~<lease token>`
+/// (or `<durable>-<partition>`, as releases before 0.22 named them).
+pub(crate) fn partition_of<'a>(consumer: &'a str, durable: &str) -> Option<&'a str> {
+    let rest = consumer.strip_prefix(durable)?.strip_prefix('-')?;
+    let partition = match rest.split_once('~') {
+        Some((partition, token)) => token.parse::<u64>().ok().map(|_| partition)?,
+        None => rest,
+    };
+    is_partition_token(partition).then_some(partition)
 }
 
 /// Whether `token` can name a partition in consumer and key names.
@@ -425,6 +499,17 @@ mod tests {
         assert_eq!(partition_filter("records.orders.3", "3"), None);
         assert_eq!(partition_filter("records.>.*", "3"), None);
         assert_eq!(partition_filter("records", "3"), None);
+    }
+
+    #[test]
+    fn partition_consumers_are_named_by_partition_and_lease() {
+        assert_eq!(partition_of("g-3~41", "g"), Some("3"));
+        assert_eq!(partition_of("g-eu-1~7", "g"), Some("eu-1"));
+        assert_eq!(partition_of("g-3", "g"), Some("3"));
+        assert_eq!(partition_of("g-3~x", "g"), None);
+        assert_eq!(partition_of("g", "g"), None);
+        assert_eq!(partition_of("h-3~1", "g"), None);
+        assert_eq!(partition_of("g-a*b~1", "g"), None);
     }
 
     #[test]
