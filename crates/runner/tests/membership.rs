@@ -50,9 +50,9 @@ fn given_up(member: &Member) -> BTreeSet<String> {
     partitions_where(member, &["lost the lease", "lapsed"])
 }
 
-/// The partitions a member handed over to a process that joined.
+/// The partitions a member began to hand over to a process that joined.
 fn handed_over(member: &Member) -> BTreeSet<String> {
-    partitions_where(member, &["handed a partition over"])
+    partitions_where(member, &["handing a partition over"])
 }
 
 #[test]
