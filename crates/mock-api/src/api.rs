@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use crate::ledger::{HttpAnnex, Ledger, LedgerCounts, StreamPartition, retention};
 use crate::record::RecordIdentity;
+use crate::server::StaleLeases;
 use crate::{ConfigError, MockApiConfig};
 
 /// What became of a well-formed call.
@@ -27,6 +28,7 @@ pub(crate) enum Outcome {
 pub(crate) struct Api {
     started_at: Instant,
     model: ApiModel<StreamPartition, HttpAnnex>,
+    stale_leases: StaleLeases,
 }
 
 impl Api {
@@ -35,7 +37,19 @@ impl Api {
         Ok(Api {
             started_at: Instant::now(),
             model: ApiModel::new(config, retention(), HttpAnnex::default())?,
+            stale_leases: StaleLeases::default(),
         })
+    }
+
+    /// The same API, doing `stale` with calls of stale writers.
+    pub(crate) fn with_stale_leases(mut self, stale: StaleLeases) -> Api {
+        self.stale_leases = stale;
+        self
+    }
+
+    /// What it does with calls of stale writers.
+    pub(crate) fn stale_leases(&self) -> StaleLeases {
+        self.stale_leases
     }
 
     /// How the API was configured.
@@ -60,9 +74,13 @@ impl Api {
         self.model.update_annex(|annex| annex.bad_requests += 1);
     }
 
-    /// Notes the leases a call carried (the `Sluice-Lease` header).
-    pub(crate) fn leases(&self, leases: &str) {
-        self.model.update_annex(|annex| annex.check_leases(leases));
+    /// Notes the leases a call carried (the `Sluice-Lease` header);
+    /// returns whether the call is a stale writer's.
+    pub(crate) fn leases(&self, leases: &str) -> bool {
+        let mut stale = false;
+        self.model
+            .update_annex(|annex| stale = annex.check_leases(leases));
+        stale
     }
 
     /// One call carrying `records`.

@@ -294,7 +294,8 @@ impl HttpAnnex {
     /// Notes the leases a call carried, `partition=token` pairs separated
     /// by commas (malformed pairs are ignored): a stale call if a token is
     /// lower than the highest an earlier call carried for its partition.
-    pub(crate) fn check_leases(&mut self, leases: &str) {
+    /// Returns whether it is stale.
+    pub(crate) fn check_leases(&mut self, leases: &str) -> bool {
         self.lease_calls += 1;
         let mut stale = false;
         for pair in leases.split(',') {
@@ -312,6 +313,7 @@ impl HttpAnnex {
             *highest = (*highest).max(token);
         }
         self.stale_lease_calls += u64::from(stale);
+        stale
     }
 
     /// Notes the records' own keys of a successful call.

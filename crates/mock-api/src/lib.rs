@@ -69,6 +69,6 @@ pub use ledger::{Ledger, LedgerCounts, PartitionDeliveries, SUCCESS_TIMES_CAP};
 pub use record::{RecordIdentity, UNNAMED_STREAM};
 pub use server::{
     DEFAULT_ADDR, IDEMPOTENCY_KEY, LEASE_HEADER, MAX_BODY_BYTES, MockApiError, MockApiHandle,
-    SHUTDOWN_GRACE, run_until, serve,
+    SHUTDOWN_GRACE, StaleLeases, run_until, serve, serve_with,
 };
 pub use sluice_api_model::{Behaviour as MockApiConfig, ConfigError, Quota};

@@ -38,6 +38,18 @@ pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// [`LedgerCounts::stale_lease_calls`](crate::LedgerCounts::stale_lease_calls).
 pub const LEASE_HEADER: &str = "sluice-lease";
 
+/// What the API does with a call that carries a stale lease (see
+/// [`LEASE_HEADER`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StaleLeases {
+    /// Counts it and serves it as any other call.
+    #[default]
+    Count,
+    /// Counts it and refuses it with `409 Conflict`, delivering nothing:
+    /// an API that fences stale writers.
+    Refuse,
+}
+
 /// The largest `POST /records` body accepted; a larger one gets `413`
 /// (and is not counted in the ledger).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -89,7 +101,16 @@ pub async fn serve(
     config: MockApiConfig,
     listener: TcpListener,
 ) -> Result<MockApiHandle, MockApiError> {
-    let api = Arc::new(Api::new(config)?);
+    serve_with(config, StaleLeases::Count, listener).await
+}
+
+/// [`serve`], doing `stale` with calls of stale writers.
+pub async fn serve_with(
+    config: MockApiConfig,
+    stale: StaleLeases,
+    listener: TcpListener,
+) -> Result<MockApiHandle, MockApiError> {
+    let api = Arc::new(Api::new(config)?.with_stale_leases(stale));
     let local_addr = listener.local_addr()?;
     let listener = listener.tap_io(|tcp| {
         if let Err(error) = tcp.set_nodelay(true) {
@@ -212,8 +233,15 @@ async fn records(State(api): State<Arc<Api>>, headers: HeaderMap, body: Bytes) -
                 .into_response();
         }
     };
-    if let Some(leases) = headers.get(LEASE_HEADER) {
-        api.leases(&String::from_utf8_lossy(leases.as_bytes()));
+    if let Some(leases) = headers.get(LEASE_HEADER)
+        && api.leases(&String::from_utf8_lossy(leases.as_bytes()))
+        && api.stale_leases() == StaleLeases::Refuse
+    {
+        return (
+            StatusCode::CONFLICT,
+            axum::Json(json!({ "error": "stale lease: another writer holds a later one" })),
+        )
+            .into_response();
     }
     let key = headers
         .get(IDEMPOTENCY_KEY)

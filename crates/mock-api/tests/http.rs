@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use common::{Answer, get_json, ledger, limited, plain, post, start};
 use serde_json::json;
-use sluice_mock_api::{LedgerCounts, MockApiConfig, MockApiError, Quota, run_until};
+use sluice_mock_api::{
+    LedgerCounts, MockApiConfig, MockApiError, Quota, StaleLeases, run_until, serve_with,
+};
 
 #[tokio::test]
 async fn bad_bodies_get_400_and_are_counted_apart_from_calls() {
@@ -376,4 +378,42 @@ async fn after_shutdown_the_port_is_closed() {
         .send()
         .await;
     assert!(refused.is_err());
+}
+
+#[tokio::test]
+async fn a_stale_lease_is_counted_and_refused_when_the_api_fences() {
+    for stale in [StaleLeases::Count, StaleLeases::Refuse] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = serve_with(plain(), stale, listener).await.unwrap();
+        let client = reqwest::Client::new();
+        let mut statuses = Vec::new();
+        for (sequence, leases) in [(1, "3=5"), (2, "3=4, 7=1"), (3, "3=5")] {
+            let body = json!({"stream": "s", "partition": 3, "sequence": sequence});
+            let answer = client
+                .post(format!("{}/records", api.url()))
+                .header("content-type", "application/json")
+                .header("Sluice-Lease", leases)
+                .body(body.to_string())
+                .send()
+                .await
+                .unwrap();
+            statuses.push(answer.status().as_u16());
+        }
+        let ledger = ledger(&client, &api).await;
+        assert_eq!(
+            (ledger.counts.lease_calls, ledger.counts.stale_lease_calls),
+            (3, 1)
+        );
+        match stale {
+            StaleLeases::Count => {
+                assert_eq!(statuses, [200, 200, 200]);
+                assert_eq!(ledger.delivered("s", 3), [1, 2, 3]);
+            }
+            StaleLeases::Refuse => {
+                assert_eq!(statuses, [200, 409, 200]);
+                assert_eq!(ledger.delivered("s", 3), [1, 3]);
+            }
+        }
+        api.shutdown().await.unwrap();
+    }
 }

@@ -5,6 +5,8 @@
 //! that is not renewed disappears by itself when its process dies:
 //!
 //! - `member.<id>`: a live process, put again every renewal;
+//! - `handover.<partition>`: the [`Note`] of what the last holder to hand
+//!   the partition over resolved, written before it released the lease;
 //! - `lease.<partition>`: the owner's id, created with compare-and-set
 //!   (`create` fails while the key exists) and renewed with
 //!   compare-and-set on its revision (`update` fails once another process
@@ -26,9 +28,11 @@ use sluice_processor::Fence;
 use tokio::time::Instant;
 
 use crate::config::NatsError;
+use crate::tenure::Note;
 
 const MEMBER_PREFIX: &str = "member.";
 const LEASE_PREFIX: &str = "lease.";
+const NOTE_PREFIX: &str = "handover.";
 
 /// The leases of one consumer group, as one process holds them.
 #[derive(Debug)]
@@ -46,6 +50,9 @@ pub(crate) struct Leases {
 struct Held {
     revision: u64,
     fence: Fence,
+    /// Being handed over: the fence is revoked, the lease still renewed
+    /// until the partition is drained.
+    handing_over: bool,
 }
 
 /// What a renewal found: leases that another process holds now, leases
@@ -162,6 +169,7 @@ impl Leases {
                 let held = Held {
                     revision,
                     fence: fence.clone(),
+                    handing_over: false,
                 };
                 self.held.insert(partition.to_owned(), held);
                 Ok(Some(fence))
@@ -196,7 +204,7 @@ impl Leases {
             {
                 Ok(next) => {
                     held.revision = next;
-                    if !held.fence.renew(next, deadline) {
+                    if !held.handing_over && !held.fence.renew(next, deadline) {
                         renewal.lapsed.push(partition.clone());
                         given_up.push((partition.clone(), next));
                     }
@@ -229,7 +237,7 @@ impl Leases {
         let lapsed: Vec<(String, u64)> = self
             .held
             .iter()
-            .filter(|(_, held)| !held.fence.holds())
+            .filter(|(_, held)| !held.handing_over && !held.fence.holds())
             .map(|(partition, held)| (partition.clone(), held.revision))
             .collect();
         for (partition, revision) in &lapsed {
@@ -247,6 +255,40 @@ impl Leases {
     /// How many leases this process holds.
     pub(crate) fn count(&self) -> usize {
         self.held.len()
+    }
+
+    /// Leaves `note` for `partition`'s next holder. A note that cannot be
+    /// written is logged: the next holder then starts from JetStream's
+    /// acknowledgement floor, and may send some records again.
+    pub(crate) async fn leave_note(&self, partition: &str, note: &Note) {
+        let key = format!("{NOTE_PREFIX}{partition}");
+        if let Err(error) = self.store.put(&key, note.encode().into()).await {
+            tracing::warn!(%error, partition, "cannot leave the handover note; the next holder may send some records again");
+        }
+    }
+
+    /// The note the last holder of `partition` left, if any is left (a
+    /// note expires with the lease time).
+    pub(crate) async fn note(&self, partition: &str) -> Option<Note> {
+        let key = format!("{NOTE_PREFIX}{partition}");
+        match self.store.get(&key).await {
+            Ok(Some(value)) => Note::decode(&String::from_utf8_lossy(&value)),
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, partition, "cannot read the handover note");
+                None
+            }
+        }
+    }
+
+    /// Starts handing `partition` over: its fence is revoked (its records
+    /// are no longer sent), its lease kept and renewed until
+    /// [`Leases::release`].
+    pub(crate) fn hand_over(&mut self, partition: &str) {
+        if let Some(held) = self.held.get_mut(partition) {
+            held.handing_over = true;
+            held.fence.revoke();
+        }
     }
 
     /// Gives up `partition`'s lease, if held: its fence is revoked.

@@ -1,16 +1,17 @@
 //! The JetStream source: a durable pull consumer as a pull-based stream of
 //! [`RawRecord`]s, each acknowledged through the acker task.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::fmt;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use async_nats::jetstream::Message;
 use async_nats::jetstream::consumer::pull::Batch;
 use async_nats::jetstream::consumer::{DeliverPolicy, PullConsumer};
+use async_nats::jetstream::message::Acker;
+use async_nats::jetstream::{AckKind, Message};
 use futures::stream::BoxStream;
 use futures::{FutureExt, Stream, StreamExt};
 use sluice_processor::{Fence, Incoming, Origin, RawRecord, RecordId, RecordKey, StreamName};
@@ -138,6 +139,12 @@ pub(crate) struct Pulling {
     /// With partitions shared by leases: the lease's fence, which each
     /// record's ack carries, and what this process took under it.
     lease: Option<(Fence, Arc<Tenure>)>,
+    /// Stream sequences the previous holders of the partition resolved
+    /// (see [`crate::tenure::Note`]): acknowledged at once, never handed
+    /// over.
+    skip: BTreeSet<u64>,
+    /// Messages of `skip` received and not yet acknowledged.
+    skipped: Vec<(u64, Acker)>,
 }
 
 impl Pulling {
@@ -163,13 +170,23 @@ impl Pulling {
             places,
             reserved: None,
             lease: None,
+            skip: BTreeSet::new(),
+            skipped: Vec::new(),
         }
     }
 
     /// The same pull loop, for a partition held under a lease: each
-    /// record's ack carries `fence`, and `tenure` learns what is taken.
-    pub(crate) fn under_lease(mut self, fence: Fence, tenure: Arc<Tenure>) -> Pulling {
+    /// record's ack carries `fence`, `tenure` learns what is taken, and
+    /// the messages of `skip` (resolved by a previous holder) are
+    /// acknowledged without being handed over.
+    pub(crate) fn under_lease(
+        mut self,
+        fence: Fence,
+        tenure: Arc<Tenure>,
+        skip: BTreeSet<u64>,
+    ) -> Pulling {
         self.lease = Some((fence, tenure));
+        self.skip = skip;
         self
     }
 
@@ -188,6 +205,24 @@ impl Pulling {
             let received = batch.next().await;
             self.receive(received);
             self.receive_arrived();
+            self.acknowledge_skipped().await;
+        }
+    }
+
+    /// Acknowledges the messages a previous holder resolved, as taken
+    /// and acknowledged under this lease (so that the next note has them).
+    async fn acknowledge_skipped(&mut self) {
+        for (sequence, acker) in self.skipped.drain(..) {
+            match acker.ack_with(AckKind::Ack).await {
+                Ok(()) => {
+                    if let Some((_, tenure)) = &self.lease {
+                        tenure.take(sequence).told(AckKind::Ack);
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, sequence, "cannot acknowledge a message resolved before");
+                }
+            }
         }
     }
 
@@ -207,6 +242,12 @@ impl Pulling {
     fn receive(&mut self, received: Option<Result<Message, async_nats::Error>>) {
         match received {
             Some(Ok(message)) => {
+                let sequence = message.info().map_or(0, |info| info.stream_sequence);
+                if self.skip.remove(&sequence) {
+                    let (_, acker) = message.split();
+                    self.skipped.push((sequence, acker));
+                    return;
+                }
                 let record = self.record(message);
                 self.ready.push_back(record);
             }

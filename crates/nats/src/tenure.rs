@@ -1,29 +1,37 @@
 //! What one process took of a partition under one lease, so that it can
 //! hand the partition over without a duplicate: the records handed to the
-//! pipeline whose fate JetStream has not been told yet, and the highest
-//! stream sequence acknowledged or terminated.
+//! pipeline whose fate JetStream has not been told yet, and which stream
+//! sequences were acknowledged (delivered) or terminated (dead-lettered).
 //!
-//! A partition is handed over once its pulls have stopped, every record
-//! taken is told (`is_settled`), and the consumer's acknowledgement floor
-//! has reached `acked`: the next holder starts after that floor, so it
-//! sends again nothing this process delivered.
+//! JetStream's acknowledgement floor, the only state a new consumer can
+//! start from, stops at the first record not acknowledged; a partition's
+//! records of several streams travel in lanes of their own, so records of
+//! one lane may be acknowledged above a record of another that was handed
+//! back. The [`Note`] a holder leaves when it hands a partition over says
+//! exactly what it resolved: the next holder starts after
+//! [`Note::through`] and skips [`Note::acked`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::jetstream::AckKind;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// Records out at once, at most: far above any `max_ack_pending`.
-const OUT_AT_MOST: u32 = u32::MAX;
 
 /// One lease's worth of a partition, as this process consumes it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(crate) struct Tenure {
-    /// A permit out per record taken and not yet told.
-    out: Arc<Semaphore>,
-    /// The highest stream sequence acknowledged or terminated.
-    acked: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Every record taken at or below this sequence was acknowledged.
+    through: u64,
+    /// The records taken above `through`: acknowledged or not (out, or
+    /// handed back).
+    above: BTreeMap<u64, bool>,
+    /// Records taken and not yet told.
+    out: usize,
 }
 
 /// A record taken under a [`Tenure`]: tell it what JetStream was told.
@@ -31,45 +39,136 @@ pub(crate) struct Tenure {
 pub(crate) struct Taken {
     tenure: Arc<Tenure>,
     sequence: u64,
-    _out: Option<OwnedSemaphorePermit>,
+    /// Whether `told` settled it; if not, dropping it does.
+    settled: bool,
+}
+
+/// What a holder resolved of a partition, for the next holder.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Note {
+    /// Every record of the partition at or below this stream sequence was
+    /// acknowledged or terminated (or was below where this holder began).
+    pub(crate) through: u64,
+    /// Stream sequences above `through` acknowledged or terminated.
+    pub(crate) acked: Vec<u64>,
 }
 
 impl Tenure {
-    pub(crate) fn new() -> Arc<Tenure> {
+    /// A tenure that begins at stream sequence `start`: what lies below
+    /// was resolved by the previous holders.
+    pub(crate) fn starting_at(start: u64) -> Arc<Tenure> {
+        let state = State {
+            through: start.saturating_sub(1),
+            ..State::default()
+        };
         Arc::new(Tenure {
-            out: Arc::new(Semaphore::new(OUT_AT_MOST as usize)),
-            acked: AtomicU64::new(0),
+            state: Mutex::new(state),
         })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // No critical section can panic: a poisoned lock is still sound.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the record of stream sequence `sequence`.
     pub(crate) fn take(self: &Arc<Self>, sequence: u64) -> Taken {
+        let mut state = self.state();
+        state.out += 1;
+        state.above.insert(sequence, false);
         Taken {
             tenure: Arc::clone(self),
             sequence,
-            // Never fails: the semaphore is never closed, and its permits
-            // outnumber the messages a consumer may have pending.
-            _out: Arc::clone(&self.out).try_acquire_owned().ok(),
+            settled: false,
         }
     }
 
     /// Whether every record taken has been told to JetStream.
     pub(crate) fn is_settled(&self) -> bool {
-        self.out.available_permits() == OUT_AT_MOST as usize
+        self.state().out == 0
     }
 
-    /// The highest stream sequence acknowledged or terminated (0 if none).
-    pub(crate) fn acked(&self) -> u64 {
-        self.acked.load(Relaxed)
+    /// What this tenure resolved, for the partition's next holder.
+    pub(crate) fn note(&self) -> Note {
+        let state = self.state();
+        Note {
+            through: state.through,
+            acked: state
+                .above
+                .iter()
+                .filter(|(_, acked)| **acked)
+                .map(|(sequence, _)| *sequence)
+                .collect(),
+        }
     }
 }
 
 impl Taken {
     /// JetStream was told `kind` for this record.
-    pub(crate) fn told(self, kind: AckKind) {
-        if matches!(kind, AckKind::Ack | AckKind::Term) {
-            self.tenure.acked.fetch_max(self.sequence, Relaxed);
+    pub(crate) fn told(mut self, kind: AckKind) {
+        let acked = matches!(kind, AckKind::Ack | AckKind::Term);
+        self.settle(acked);
+        self.settled = true;
+    }
+
+    fn settle(&self, acked: bool) {
+        let mut state = self.tenure.state();
+        state.out = state.out.saturating_sub(1);
+        if acked {
+            state.above.insert(self.sequence, true);
         }
+        // Acknowledged from the bottom up: folded into `through`, so that
+        // what is kept stays about as large as what is in flight.
+        while let Some(entry) = state.above.first_entry() {
+            if !*entry.get() {
+                break;
+            }
+            let (sequence, _) = entry.remove_entry();
+            state.through = state.through.max(sequence);
+        }
+    }
+}
+
+impl Drop for Taken {
+    /// Never told (JetStream could not be): out no more, not acknowledged.
+    fn drop(&mut self) {
+        if !self.settled {
+            self.settle(false);
+        }
+    }
+}
+
+impl Note {
+    /// The note as the key-value store keeps it: `through;a,b,c`.
+    pub(crate) fn encode(&self) -> String {
+        let acked: Vec<String> = self.acked.iter().map(u64::to_string).collect();
+        format!("{};{}", self.through, acked.join(","))
+    }
+
+    /// A note read back; `None` if it is not one.
+    pub(crate) fn decode(text: &str) -> Option<Note> {
+        let (through, acked) = text.split_once(';')?;
+        let acked = acked
+            .split(',')
+            .filter(|sequence| !sequence.is_empty())
+            .map(str::parse)
+            .collect::<Result<Vec<u64>, _>>()
+            .ok()?;
+        Some(Note {
+            through: through.parse().ok()?,
+            acked,
+        })
+    }
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "resolved through {}, and {} above",
+            self.through,
+            self.acked.len()
+        )
     }
 }
 
@@ -78,25 +177,79 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_tenure_is_settled_once_every_record_is_told_and_counts_only_acks() {
-        let tenure = Tenure::new();
+    fn a_tenure_settles_once_every_record_is_told_and_notes_what_was_acknowledged() {
+        let tenure = Tenure::starting_at(4);
         assert!(tenure.is_settled());
-        let (first, second, third) = (tenure.take(4), tenure.take(5), tenure.take(6));
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 3,
+                acked: vec![]
+            }
+        );
+        let taken: Vec<Taken> = [4, 6, 9, 12].into_iter().map(|s| tenure.take(s)).collect();
         assert!(!tenure.is_settled());
-        first.told(AckKind::Ack);
-        second.told(AckKind::Term);
+        let mut taken = taken.into_iter();
+        let (four, six, nine, twelve) = (
+            taken.next().unwrap(),
+            taken.next().unwrap(),
+            taken.next().unwrap(),
+            taken.next().unwrap(),
+        );
+        // 6 is handed back (a gap), 9 and 12 delivered above it.
+        nine.told(AckKind::Ack);
+        four.told(AckKind::Term);
+        six.told(AckKind::Nak(None));
         assert!(!tenure.is_settled());
-        assert_eq!(tenure.acked(), 5);
-        third.told(AckKind::Nak(None));
+        twelve.told(AckKind::Ack);
         assert!(tenure.is_settled());
-        assert_eq!(tenure.acked(), 5, "a nak acknowledges nothing");
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 4,
+                acked: vec![9, 12]
+            }
+        );
+        // 6 comes again and is delivered: everything folds into `through`.
+        tenure.take(6).told(AckKind::Ack);
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 12,
+                acked: vec![]
+            }
+        );
     }
 
     #[test]
-    fn a_record_dropped_untold_still_settles() {
-        let tenure = Tenure::new();
+    fn a_record_dropped_untold_settles_unacknowledged() {
+        let tenure = Tenure::starting_at(1);
         drop(tenure.take(9));
         assert!(tenure.is_settled());
-        assert_eq!(tenure.acked(), 0);
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 0,
+                acked: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn notes_read_back_as_written_and_nothing_else_reads_as_one() {
+        let note = Note {
+            through: 41,
+            acked: vec![43, 47],
+        };
+        assert_eq!(note.encode(), "41;43,47");
+        assert_eq!(Note::decode(&note.encode()), Some(note));
+        let empty = Note {
+            through: 7,
+            acked: vec![],
+        };
+        assert_eq!(Note::decode(&empty.encode()), Some(empty));
+        assert_eq!(Note::decode("7"), None);
+        assert_eq!(Note::decode("x;1"), None);
+        assert_eq!(Note::decode("7;1,y"), None);
     }
 }

@@ -142,6 +142,12 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
     let mut backoff = Backoff::new(&shared.settings.retry);
     let mut attempted = false;
     while !chunk.is_empty() {
+        // Records whose lease ended go back before they wait for the
+        // limits (a partition being handed over drains at once), and again
+        // after (the lease may lapse while they wait).
+        if fence_out(shared, shard, chunk, spare) > 0 && chunk.is_empty() {
+            break;
+        }
         let admission = match limit::admit(shared, chunk.envelopes.len()).await {
             Ok(admission) => admission,
             Err(stopped) => return not_admitted(shared, shard, chunk, stopped, attempted),

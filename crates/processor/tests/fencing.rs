@@ -202,3 +202,41 @@ async fn a_retry_checks_the_lease_again() {
     assert_eq!(report.handed_back[0].reason, HandBackReason::LeaseEnded);
     assert_eq!(fates.lock().unwrap()[&(0, 1)], "NotProcessed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn records_whose_lease_ended_go_back_without_waiting_for_the_limit() {
+    use futures::StreamExt;
+    // One success an hour: the first record (no lease) takes the window's
+    // only slot; the records of a lease already ended must not wait an
+    // hour for the next before they are handed back.
+    let config = ProcessorConfig {
+        rate_limit: RateLimit::Fixed(sluice_processor::Quota {
+            limit: std::num::NonZeroU32::MIN,
+            window: Duration::from_secs(3_600),
+        }),
+        max_in_flight: 1,
+        ..config()
+    };
+    let ended = Fence::new("0", 1, Instant::now());
+    let fates = Arc::default();
+    let first = futures::stream::iter([Incoming::new((1, 1))]);
+    let later = futures::stream::once(tokio::time::sleep(Duration::from_millis(10)))
+        .flat_map(move |()| fenced_source(0, 3, &ended, &fates));
+    let sink = Recording {
+        calls: Calls::default(),
+        fail_once: Mutex::new(Vec::new()),
+    };
+    let started = Instant::now();
+    let report = StreamProcessor::new(named, sink, config)
+        .unwrap()
+        .start([first.boxed(), later.boxed()])
+        .finish()
+        .await;
+    assert_eq!(report.metrics.delivered, 1);
+    assert_eq!(report.metrics.handed_back, 3);
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+}

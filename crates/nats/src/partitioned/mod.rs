@@ -286,9 +286,15 @@ impl Coordinator {
             };
             let token = fence.check().map_or(0, |held| held.token);
             match self.fresh_consumer(partition, token).await {
-                Ok((consumer, name, start)) => {
-                    tracing::info!(partition, start, lease = token, "took partition");
-                    self.start_fetcher(partition.clone(), consumer, name, fence);
+                Ok((consumer, start, skip)) => {
+                    let skipped = skip.len();
+                    tracing::info!(partition, start, skipped, lease = token, "took partition");
+                    let Some(pulling) = self.pulling(consumer) else {
+                        return Ok(());
+                    };
+                    let tenure = Tenure::starting_at(start);
+                    let pulling = pulling.under_lease(fence.clone(), Arc::clone(&tenure), skip);
+                    self.start_fetcher(partition.clone(), pulling, fence, tenure);
                 }
                 Err(error) => {
                     tracing::warn!(%error, partition, "cannot consume a claimed partition");
@@ -331,7 +337,7 @@ impl Coordinator {
         &self,
         partition: &str,
         token: u64,
-    ) -> Result<(PullConsumer, String, u64), NatsError> {
+    ) -> Result<(PullConsumer, u64, BTreeSet<u64>), NatsError> {
         let durable = &self.config.durable;
         let names: Vec<String> = self
             .stream
@@ -363,6 +369,12 @@ impl Coordinator {
                 .await
                 .map_err(|e| NatsError::nats(format!("reset consumer `{name}`"), e))?;
         }
+        // What the last holder to hand over resolved beyond the floor.
+        let mut skip = BTreeSet::new();
+        if let Some(note) = self.leases.note(partition).await {
+            start = start.max(note.through + 1);
+            skip.extend(note.acked.into_iter().filter(|sequence| *sequence >= start));
+        }
         let name = format!("{durable}-{partition}~{token}");
         let filter = partition_filter(&self.config.subject_filter, partition)
             .ok_or_else(|| NatsError::Config("no partition filter".into()))?;
@@ -374,28 +386,29 @@ impl Coordinator {
             .create_consumer(self.config.consumer(&name, filter, deliver))
             .await
             .map_err(|e| NatsError::nats(format!("create consumer `{name}`"), e))?;
-        Ok((consumer, name, start))
+        Ok((consumer, start, skip))
     }
 
-    fn start_fetcher(
-        &mut self,
-        partition: String,
-        consumer: PullConsumer,
-        name: String,
-        fence: Fence,
-    ) {
-        let Some(acker) = self.acker.clone() else {
-            return;
-        };
-        let tenure = Tenure::new();
-        let mut pulling = Pulling::new(
+    /// A pull loop over `consumer`, within the process's bound of
+    /// messages pending; `None` once the coordinator is stopping.
+    fn pulling(&self, consumer: PullConsumer) -> Option<Pulling> {
+        let acker = self.acker.clone()?;
+        Some(Pulling::new(
             consumer,
             &self.config,
             self.default_stream,
             acker,
             Some(Arc::clone(&self.places)),
-        )
-        .under_lease(fence.clone(), Arc::clone(&tenure));
+        ))
+    }
+
+    fn start_fetcher(
+        &mut self,
+        partition: String,
+        mut pulling: Pulling,
+        fence: Fence,
+        tenure: Arc<Tenure>,
+    ) {
         let stop = self.stop.child_token();
         let sender = self.sender.clone();
         let stopped = stop.clone();
@@ -416,12 +429,7 @@ impl Coordinator {
                 }
             }
         });
-        let fetcher = Fetcher {
-            stop,
-            task,
-            consumer: name,
-            tenure,
-        };
+        let fetcher = Fetcher { stop, task, tenure };
         self.fetchers.insert(partition, fetcher);
     }
 }

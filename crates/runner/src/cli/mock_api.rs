@@ -29,9 +29,24 @@ pub struct MockApiArgs {
     /// The seed of latencies and failures.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Refuse with 409 a call whose `Sluice-Lease` token for a partition
+    /// is lower than one seen before (a stale writer), as an API that
+    /// fences writers does. Without it such calls are only counted
+    /// (`stale_lease_calls` in the ledger).
+    #[arg(long)]
+    pub refuse_stale_leases: bool,
 }
 
 impl MockApiArgs {
+    /// What the API does with calls of stale writers.
+    pub fn stale_leases(&self) -> sluice_mock_api::StaleLeases {
+        if self.refuse_stale_leases {
+            sluice_mock_api::StaleLeases::Refuse
+        } else {
+            sluice_mock_api::StaleLeases::Count
+        }
+    }
+
     /// The API these flags describe.
     pub fn to_config(&self) -> MockApiConfig {
         MockApiConfig {

@@ -33,7 +33,8 @@ pub fn run(args: &MockApiArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let handle = match sluice_mock_api::serve(config, listener).await {
+        let handle = match sluice_mock_api::serve_with(config, args.stale_leases(), listener).await
+        {
             Ok(handle) => handle,
             Err(error) => {
                 eprintln!("sluice: {error}");
