@@ -151,10 +151,12 @@ impl Leases {
             .try_collect()
             .await
             .map_err(|e| NatsError::nats("list the group's members", e))?;
+        // A key put again while the listing runs can be listed twice.
         let members = keys
             .iter()
             .filter(|key| key.starts_with(MEMBER_PREFIX))
-            .count();
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
         Ok(members.max(1))
     }
 

@@ -11,7 +11,7 @@
 //! exactly what it resolved: the next holder starts after
 //! [`Note::through`] and skips [`Note::acked`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -32,6 +32,9 @@ struct State {
     above: BTreeMap<u64, bool>,
     /// Records taken and not yet told.
     out: usize,
+    /// The highest sequence taken: the consumer delivers in order, so every
+    /// record of the partition up to it was taken (or resolved before).
+    pulled: u64,
 }
 
 /// A record taken under a [`Tenure`]: tell it what JetStream was told.
@@ -54,12 +57,15 @@ pub(crate) struct Note {
 }
 
 impl Tenure {
-    /// A tenure that begins at stream sequence `start`: what lies below
-    /// was resolved by the previous holders.
-    pub(crate) fn starting_at(start: u64) -> Arc<Tenure> {
+    /// A tenure that begins at stream sequence `start`: what lies below,
+    /// and the sequences of `resolved` (a previous holder's note), were
+    /// resolved by the previous holders, and its own note says so too.
+    pub(crate) fn starting_at(start: u64, resolved: &BTreeSet<u64>) -> Arc<Tenure> {
         let state = State {
             through: start.saturating_sub(1),
-            ..State::default()
+            above: resolved.iter().map(|sequence| (*sequence, true)).collect(),
+            out: 0,
+            pulled: start.saturating_sub(1),
         };
         Arc::new(Tenure {
             state: Mutex::new(state),
@@ -75,6 +81,7 @@ impl Tenure {
     pub(crate) fn take(self: &Arc<Self>, sequence: u64) -> Taken {
         let mut state = self.state();
         state.out += 1;
+        state.pulled = state.pulled.max(sequence);
         state.above.insert(sequence, false);
         Taken {
             tenure: Arc::clone(self),
@@ -117,10 +124,13 @@ impl Taken {
         if acked {
             state.above.insert(self.sequence, true);
         }
-        // Acknowledged from the bottom up: folded into `through`, so that
-        // what is kept stays about as large as what is in flight.
+        // Acknowledged from the bottom up to what was pulled: folded into
+        // `through`, so that what is kept stays about as large as what is
+        // in flight. (Above what was pulled, records of the partition not
+        // yet seen may lie between those a note said were resolved.)
+        let pulled = state.pulled;
         while let Some(entry) = state.above.first_entry() {
-            if !*entry.get() {
+            if !*entry.get() || *entry.key() > pulled {
                 break;
             }
             let (sequence, _) = entry.remove_entry();
@@ -178,7 +188,7 @@ mod tests {
 
     #[test]
     fn a_tenure_settles_once_every_record_is_told_and_notes_what_was_acknowledged() {
-        let tenure = Tenure::starting_at(4);
+        let tenure = Tenure::starting_at(4, &BTreeSet::new());
         assert!(tenure.is_settled());
         assert_eq!(
             tenure.note(),
@@ -222,8 +232,39 @@ mod tests {
     }
 
     #[test]
+    fn what_a_previous_holder_resolved_is_in_the_next_note_until_passed() {
+        // The note said 7 and 9 were resolved; this holder reaches 5 only.
+        let tenure = Tenure::starting_at(5, &BTreeSet::from([7, 9]));
+        tenure.take(5).told(AckKind::Ack);
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 5,
+                acked: vec![7, 9]
+            }
+        );
+        tenure.take(6).told(AckKind::Ack);
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 6,
+                acked: vec![7, 9]
+            }
+        );
+        tenure.take(7).told(AckKind::Ack);
+        tenure.take(8).told(AckKind::Ack);
+        assert_eq!(
+            tenure.note(),
+            Note {
+                through: 8,
+                acked: vec![9]
+            }
+        );
+    }
+
+    #[test]
     fn a_record_dropped_untold_settles_unacknowledged() {
-        let tenure = Tenure::starting_at(1);
+        let tenure = Tenure::starting_at(1, &BTreeSet::new());
         drop(tenure.take(9));
         assert!(tenure.is_settled());
         assert_eq!(

@@ -45,7 +45,10 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
     eventually(Duration::from_secs(150), "every record delivered", || {
         delivered_total(&api) >= valid.len()
     });
-    let took: Vec<usize> = members.iter().map(|member| member.took().len()).collect();
+    let took: Vec<BTreeSet<String>> = members
+        .iter()
+        .map(|member| member.took().into_iter().map(|(_, p)| p).collect())
+        .collect();
     let logs: Vec<String> = members.iter().map(Member::logs).collect();
     let reports: Vec<_> = members.into_iter().map(Member::finish).collect();
 
@@ -75,13 +78,13 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
     // its reservation, or a window from its answer if sooner; a failed
     // call holds one for its latency; the last lanes to finish run alone.
     assert_quota_kept_and_used(&api, 0.85);
-    assert_eq!(
-        took.iter().sum::<usize>(),
-        8,
-        "each partition taken once: {took:?}"
-    );
+    // Each partition taken, some more than once: by a process that came
+    // up first and then handed its excess over, or from one that ended
+    // first (`--until-drained`).
+    let all: BTreeSet<&String> = took.iter().flatten().collect();
+    assert_eq!(all.len(), 8, "every partition taken: {took:?}");
     assert!(
-        took.iter().all(|&n| n >= 2),
+        took.iter().all(|partitions| partitions.len() >= 2),
         "every process has a share: {took:?}"
     );
     let delivered: u64 = reports
@@ -151,7 +154,12 @@ fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
         );
     }
     let reports: Vec<_> = members.into_iter().map(Member::stop).collect();
-    assert!(reports.iter().all(|r| r["handed_back"] == 0));
+    // Nothing left behind but records handed over to a process that took
+    // their partition (a rebalancing while the members came up).
+    assert!(
+        reports.iter().all(|r| r["handed_back"] == r["handed_over"]),
+        "{reports:?}"
+    );
 
     let counts = all_delivered(&api, &valid);
     assert_order_per_partition(&api);

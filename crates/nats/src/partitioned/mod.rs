@@ -292,7 +292,7 @@ impl Coordinator {
                     let Some(pulling) = self.pulling(consumer) else {
                         return Ok(());
                     };
-                    let tenure = Tenure::starting_at(start);
+                    let tenure = Tenure::starting_at(start, &skip);
                     let pulling = pulling.under_lease(fence.clone(), Arc::clone(&tenure), skip);
                     self.start_fetcher(partition.clone(), pulling, fence, tenure);
                 }
