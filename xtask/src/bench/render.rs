@@ -55,7 +55,9 @@ fn quota_dip(out: &mut String, s: &Value) {
         .collect();
     let _ = write!(
         out,
-        "\n### Quota run: successes per second at the API (50/s, 15 % failures, one record a call)\n\n         {} successes, {} refused; mean {:.2}/s from the first success to the last; slowest 5 s window          after the first 2 s: {:.1}/s.\n\n```text\n{}\n```\n",
+        "\n### Quota run: successes per second at the API (50/s, 15 % failures, one record a call)\n\n\
+         {} successes, {} refused; mean {:.2}/s from the first success to the last; slowest 5 s window \
+         after the first 2 s: {:.1}/s.\n\n```text\n{}\n```\n",
         dip["successes"],
         dip["refused"],
         number(&dip["successes_per_second"]),
