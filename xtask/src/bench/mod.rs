@@ -79,16 +79,22 @@ const ONCE: [&str; 2] = ["latency-bound-virtual", "latency-bound-real"];
 
 /// Runs the suite and writes the results.
 pub fn run(args: &Args) -> anyhow::Result<bool> {
-    eprintln!("bench: building sluice (release) and the benchmarks (bench profile)");
+    eprintln!("bench: building sluice (release)");
     let sluice = build_release_sluice()?;
-    let benches = if args.peers && args.scenario.is_empty() {
+    let bench_binaries = REPEATED
+        .iter()
+        .chain(&ONCE)
+        .chain(&["overload", "micro"])
+        .any(|scenario| args.runs(scenario));
+    let benches = if bench_binaries {
+        eprintln!("bench: building the benchmarks (bench profile)");
+        build_benches()?
+    } else {
         // Nothing of the bench binaries runs: nothing to build.
         Benches {
             pipeline: PathBuf::new(),
             transform: PathBuf::new(),
         }
-    } else {
-        build_benches()?
     };
     let pipeline = Pipeline {
         executable: benches.pipeline.clone(),
