@@ -266,7 +266,7 @@ impl Shared {
                 "delivered": report["delivered"],
                 "dead_lettered": report["dead_lettered"],
                 "conserved": report["conserved"],
-                "partitions_taken": log.matches("took partition").count(),
+                "partitions_taken": taken_while_running(&log),
                 "leases_lost": log.matches("lost the lease").count(),
             }));
         }
@@ -338,6 +338,16 @@ fn wait_all(members: &mut [Process], dirs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The partitions a member's `log` says it took before it saw the stream
+/// drained: after that, ending, it may still take those the first to end
+/// gave up (with nothing left in them).
+fn taken_while_running(log: &str) -> usize {
+    log.lines()
+        .take_while(|line| !line.contains("the stream is drained"))
+        .filter(|line| line.contains("took partition"))
+        .count()
+}
+
 /// The last 30 lines of a member's log.
 fn tail(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
@@ -361,6 +371,14 @@ fn generate(sluice: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_taken_after_the_stream_drained_are_not_counted() {
+        let log = "x took partition partition=\"5\"\n\
+                   x the stream is drained: ending the run\n\
+                   x took partition partition=\"2\" start=6001\n";
+        assert_eq!(taken_while_running(log), 1);
+    }
 
     #[test]
     fn half_of_each_source_goes_to_partition_zero() {

@@ -124,7 +124,7 @@ fn ceiling(out: &mut String, s: &Value) {
             .iter()
             .map(|p| {
                 format!(
-                    "{} ({} partitions taken, {} leases lost)",
+                    "{} ({}, {})",
                     thousands(number(&p["delivered"])),
                     p["partitions_taken"],
                     p["leases_lost"]
@@ -139,7 +139,8 @@ fn ceiling(out: &mut String, s: &Value) {
             .collect();
         let _ = write!(
             out,
-            "\n`{scenario}`: delivered by each process {}; {} dead-lettered; \
+            "\n`{scenario}`: delivered by each process (with the partitions it took before the \
+             stream drained, and the leases it lost) {}; {} dead-lettered; \
              records delivered per partition (0 to 7): {}.\n",
             each.join(", "),
             r["dead_lettered"],
