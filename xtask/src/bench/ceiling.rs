@@ -17,7 +17,8 @@
 //! after this process's id and deleted after the run.
 //!
 //! - `ceiling.rs`: the three runs, the stream's loading, the processes;
-//! - `ceiling/figures.rs`: a run's figures from the API's ledger;
+//! - `ceiling/figures.rs`: a run's figures from the API's ledger and the
+//!   processes' logs;
 //! - `ceiling/wire.rs`: NATS's and Redis's text protocols, just enough.
 
 mod figures;
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 use super::edge::{sluice_run, work_dir};
 use super::overload_real::Process;
 use super::peers::api::MockApi;
-use figures::{figures, number, per_partition};
+use figures::{figures, first_drained, number, per_partition, taken_before};
 use wire::Nats;
 
 /// The machine's NATS server (JetStream), as the scale-out tests use it.
@@ -256,17 +257,21 @@ impl Shared {
         let mut result = figures(&ledger, SHARED_QUOTA)?;
         let mut each = Vec::new();
         let (mut delivered, mut dead) = (0, 0);
-        for dir in &dirs {
+        let logs: Vec<String> = dirs
+            .iter()
+            .map(|dir| std::fs::read_to_string(dir.join("run.log")).unwrap_or_default())
+            .collect();
+        let drained = first_drained(&logs);
+        for (dir, log) in dirs.iter().zip(&logs) {
             let report: Value = serde_json::from_slice(&std::fs::read(dir.join("report.json"))?)
                 .with_context(|| format!("no JSON report in {}", dir.display()))?;
-            let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
             delivered += report["delivered"].as_u64().unwrap_or(0);
             dead += report["dead_lettered"].as_u64().unwrap_or(0);
             each.push(json!({
                 "delivered": report["delivered"],
                 "dead_lettered": report["dead_lettered"],
                 "conserved": report["conserved"],
-                "partitions_taken": taken_while_running(&log),
+                "partitions_taken": taken_before(log, drained.as_deref()),
                 "leases_lost": log.matches("lost the lease").count(),
             }));
         }
@@ -338,16 +343,6 @@ fn wait_all(members: &mut [Process], dirs: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The partitions a member's `log` says it took before it saw the stream
-/// drained: after that, ending, it may still take those the first to end
-/// gave up (with nothing left in them).
-fn taken_while_running(log: &str) -> usize {
-    log.lines()
-        .take_while(|line| !line.contains("the stream is drained"))
-        .filter(|line| line.contains("took partition"))
-        .count()
-}
-
 /// The last 30 lines of a member's log.
 fn tail(dir: &Path) -> String {
     let log = std::fs::read_to_string(dir.join("run.log")).unwrap_or_default();
@@ -371,14 +366,6 @@ fn generate(sluice: &Path, args: &[&str]) -> anyhow::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn partitions_taken_after_the_stream_drained_are_not_counted() {
-        let log = "x took partition partition=\"5\"\n\
-                   x the stream is drained: ending the run\n\
-                   x took partition partition=\"2\" start=6001\n";
-        assert_eq!(taken_while_running(log), 1);
-    }
 
     #[test]
     fn half_of_each_source_goes_to_partition_zero() {

@@ -140,7 +140,7 @@ fn ceiling(out: &mut String, s: &Value) {
         let _ = write!(
             out,
             "\n`{scenario}`: delivered by each process (with the partitions it took before the \
-             stream drained, and the leases it lost) {}; {} dead-lettered; \
+             first process saw the stream drained, and the leases it lost) {}; {} dead-lettered; \
              records delivered per partition (0 to 7): {}.\n",
             each.join(", "),
             r["dead_lettered"],

@@ -1,4 +1,5 @@
-//! A run's figures from the API's `GET /ledger` (JSON).
+//! A run's figures from the API's `GET /ledger` (JSON) and from the
+//! `sluice run` processes' logs.
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -80,6 +81,30 @@ pub fn number(value: &Value) -> u64 {
     value.as_u64().unwrap_or(0)
 }
 
+/// When the first member said the stream was drained: the timestamp
+/// (RFC 3339, UTC) that starts its log line.
+pub fn first_drained(logs: &[String]) -> Option<String> {
+    logs.iter()
+        .flat_map(|log| log.lines())
+        .filter(|line| line.contains("the stream is drained"))
+        .filter_map(|line| line.split_whitespace().next())
+        .min()
+        .map(str::to_owned)
+}
+
+/// The partitions a member's `log` says it took before `drained` (all,
+/// without it): once one member ends, the others may take the partitions
+/// it gave up, with nothing left in them.
+pub fn taken_before(log: &str, drained: Option<&str>) -> usize {
+    log.lines()
+        .filter(|line| line.contains("took partition"))
+        .filter(|line| {
+            let at = line.split_whitespace().next().unwrap_or_default();
+            drained.is_none_or(|drained| at < drained)
+        })
+        .count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +122,19 @@ mod tests {
     fn the_busiest_second_is_of_successes_under_a_second_apart() {
         assert_eq!(busiest(&[0, 500, 999, 1_000, 1_998], 1_000), 3);
         assert_eq!(busiest(&[], 1_000), 0);
+    }
+
+    #[test]
+    fn partitions_taken_once_a_member_saw_the_stream_drained_are_not_counted() {
+        let first = "2026-12-04T14:49:54.6Z took partition partition=\"2\"\n\
+                     2026-12-04T14:50:58.6Z the stream is drained: ending the run\n";
+        let last = "2026-12-04T14:49:54.6Z took partition partition=\"7\"\n\
+                    2026-12-04T14:50:58.7Z took partition partition=\"2\"\n\
+                    2026-12-04T14:50:59.1Z the stream is drained: ending the run\n";
+        let logs = [first.to_owned(), last.to_owned()];
+        let drained = first_drained(&logs);
+        assert_eq!(drained.as_deref(), Some("2026-12-04T14:50:58.6Z"));
+        assert_eq!(taken_before(last, drained.as_deref()), 1);
+        assert_eq!(taken_before(last, None), 2);
     }
 }
