@@ -152,7 +152,7 @@ pub fn json_no_partition(sluice: &Path) -> anyhow::Result<Value> {
 }
 
 /// A fresh directory for `name` under `target/bench-data`.
-fn work_dir(name: &str) -> anyhow::Result<PathBuf> {
+pub(super) fn work_dir(name: &str) -> anyhow::Result<PathBuf> {
     let work = root().join("target/bench-data").join(name);
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
@@ -176,7 +176,12 @@ fn unpartitioned_file(work: &Path, records: u64) -> anyhow::Result<PathBuf> {
 
 /// `sluice run INPUT ARGS --json` to its end; its report. A run that
 /// fails (any exit but 0) is an error naming its stderr.
-fn sluice_run(sluice: &Path, input: &Path, work: &Path, args: &[&str]) -> anyhow::Result<Value> {
+pub(super) fn sluice_run(
+    sluice: &Path,
+    input: &Path,
+    work: &Path,
+    args: &[&str],
+) -> anyhow::Result<Value> {
     let stderr = work.join("run.log");
     let output = Command::new(sluice)
         .arg("run")

@@ -6,12 +6,16 @@
 //! - `mod.rs`: the runner (build, repeat, collect);
 //! - `edge.rs`: `quota-dip` and `json-no-partition`, through `sluice run`
 //!   and `sluice mock-api`;
+//! - `ceiling.rs`: `ceiling-one`, `ceiling-three` and `ceiling-uneven`, the
+//!   API's ceiling used by one `sluice run` and by three sharing a
+//!   JetStream stream and a Redis quota;
 //! - `overload_real.rs`: the overload through `sluice run` and `sluice
 //!   mock-api`, with the RSS of the `sluice run` process;
 //! - `peers/`: `--peers`, the same jobs by sluice and by other clients;
 //! - `targets.rs`: each target and its verdict;
 //! - `render.rs`: the Markdown tables.
 
+mod ceiling;
 mod edge;
 mod overload_real;
 mod peers;
@@ -31,8 +35,9 @@ pub use targets::targets;
 /// Flags of `cargo xtask bench`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Leave out the two 60-second overload runs and the minute-long
-    /// quota-dip run (the tables keep their last results).
+    /// Leave out the two 60-second overload runs, the minute-long
+    /// quota-dip run and the three ceiling runs (about 3 minutes; they
+    /// need NATS and Redis): the tables keep their last results.
     #[arg(long)]
     quick: bool,
     /// Run only this scenario (repeatable; `micro` for the criterion
@@ -52,7 +57,9 @@ pub struct Args {
 impl Args {
     /// Whether `scenario` runs this time.
     fn runs(&self, scenario: &str) -> bool {
-        let long = scenario.starts_with("overload") || scenario == "quota-dip";
+        let long = scenario.starts_with("overload")
+            || scenario.starts_with("ceiling")
+            || scenario == "quota-dip";
         (self.scenario.is_empty() && !self.peers && !(self.quick && long))
             || self.scenario.iter().any(|s| s == scenario)
     }
@@ -77,18 +84,38 @@ const REPEATED: [&str; 9] = [
 /// The scenarios of the bench binary run once.
 const ONCE: [&str; 2] = ["latency-bound-virtual", "latency-bound-real"];
 
+/// A scenario run by xtask itself, given the `sluice` binary: its figures.
+type Scenario = fn(&Path) -> anyhow::Result<Value>;
+
+/// The scenarios of `ceiling.rs`, in order, with what runs each.
+const CEILING: [(&str, Scenario); 3] = [
+    ("ceiling-one", ceiling::one),
+    ("ceiling-three", ceiling::three),
+    ("ceiling-uneven", ceiling::uneven),
+];
+
 /// Runs the suite and writes the results.
 pub fn run(args: &Args) -> anyhow::Result<bool> {
-    eprintln!("bench: building sluice (release) and the benchmarks (bench profile)");
+    if args.runs("ceiling-three") || args.runs("ceiling-uneven") {
+        // Before anything is built: a missing server fails at once.
+        ceiling::check_services()?;
+    }
+    eprintln!("bench: building sluice (release)");
     let sluice = build_release_sluice()?;
-    let benches = if args.peers && args.scenario.is_empty() {
+    let bench_binaries = REPEATED
+        .iter()
+        .chain(&ONCE)
+        .chain(&["overload", "micro"])
+        .any(|scenario| args.runs(scenario));
+    let benches = if bench_binaries {
+        eprintln!("bench: building the benchmarks (bench profile)");
+        build_benches()?
+    } else {
         // Nothing of the bench binaries runs: nothing to build.
         Benches {
             pipeline: PathBuf::new(),
             transform: PathBuf::new(),
         }
-    } else {
-        build_benches()?
     };
     let pipeline = Pipeline {
         executable: benches.pipeline.clone(),
@@ -138,6 +165,12 @@ pub fn run(args: &Args) -> anyhow::Result<bool> {
     if args.runs("json-no-partition") {
         eprintln!("bench: json-no-partition");
         results["scenarios"]["json-no-partition"] = edge::json_no_partition(&sluice)?;
+    }
+    for (scenario, run) in CEILING {
+        if args.runs(scenario) {
+            eprintln!("bench: {scenario} (about a minute)");
+            results["scenarios"][scenario] = run(&sluice)?;
+        }
     }
     if args.peers {
         eprintln!("bench: peers");

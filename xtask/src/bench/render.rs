@@ -37,6 +37,7 @@ pub fn render(results: &Value) -> String {
     http(&mut out, s);
     overload_real(&mut out, s);
     quota_dip(&mut out, s);
+    ceiling(&mut out, s);
     super::peers::render(&mut out, results);
     out
 }
@@ -55,7 +56,9 @@ fn quota_dip(out: &mut String, s: &Value) {
         .collect();
     let _ = write!(
         out,
-        "\n### Quota run: successes per second at the API (50/s, 15 % failures, one record a call)\n\n         {} successes, {} refused; mean {:.2}/s from the first success to the last; slowest 5 s window          after the first 2 s: {:.1}/s.\n\n```text\n{}\n```\n",
+        "\n### Quota run: successes per second at the API (50/s, 15 % failures, one record a call)\n\n\
+         {} successes, {} refused; mean {:.2}/s from the first success to the last; slowest 5 s window \
+         after the first 2 s: {:.1}/s.\n\n```text\n{}\n```\n",
         dip["successes"],
         dip["refused"],
         number(&dip["successes_per_second"]),
@@ -66,6 +69,84 @@ fn quota_dip(out: &mut String, s: &Value) {
             .collect::<Vec<_>>()
             .join("\n"),
     );
+}
+
+/// `ceiling-one`, `ceiling-three` and `ceiling-uneven`: the ceiling used,
+/// and what each process delivered.
+fn ceiling(out: &mut String, s: &Value) {
+    let scenarios = ["ceiling-one", "ceiling-three", "ceiling-uneven"];
+    if scenarios.iter().all(|scenario| s[*scenario].is_null()) {
+        return;
+    }
+    out.push_str(
+        "\n### 11. The API's ceiling through `sluice run`: one process, and three sharing a \
+         JetStream stream and one Redis quota\n\n\
+         Against `sluice mock-api` (15 % failures, 10-50 ms). Ceiling used: successes ÷ the most \
+         the quota admits from the first success to the last, quota x (⌊span ÷ 1 s⌋ + 1); \
+         every figure but the wall time and the processes' is the API's ledger.\n\n\
+         | scenario | processes | quota | records | successes | span | ceiling used | refused (of calls) \
+         | duplicates | order violations | busiest second | lost | wall time |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    for scenario in scenarios {
+        let r = &s[scenario];
+        if r.is_null() {
+            continue;
+        }
+        let processes = r["processes"].as_array().map_or(1, Vec::len);
+        let _ = writeln!(
+            out,
+            "| {scenario} | {processes} | {}/s | {} | {} | {:.1} s | {:.3} | {} ({}) | {} | {} | {} | {} | {:.1} s |",
+            r["quota_per_second"],
+            thousands(number(&r["records"])),
+            thousands(number(&r["successes"])),
+            number(&r["span_seconds"]),
+            number(&r["ceiling_used"]),
+            r["refused"],
+            thousands(number(&r["calls"])),
+            r["duplicates"],
+            r["order_violations"],
+            r["busiest_second"],
+            if r["lost"].is_null() {
+                "0".to_owned()
+            } else {
+                r["lost"].to_string()
+            },
+            number(&r["wall_seconds"]),
+        );
+    }
+    for scenario in ["ceiling-three", "ceiling-uneven"] {
+        let r = &s[scenario];
+        let Some(processes) = r["processes"].as_array() else {
+            continue;
+        };
+        let each: Vec<String> = processes
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} ({}, {})",
+                    thousands(number(&p["delivered"])),
+                    p["partitions_taken"],
+                    p["leases_lost"]
+                )
+            })
+            .collect();
+        let partitions: Vec<String> = r["per_partition"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|n| thousands(number(n)))
+            .collect();
+        let _ = write!(
+            out,
+            "\n`{scenario}`: delivered by each process (with the partitions it took before the \
+             first process saw the stream drained, and the leases it lost) {}; {} dead-lettered; \
+             records delivered per partition (0 to 7): {}.\n",
+            each.join(", "),
+            r["dead_lettered"],
+            partitions.join(", "),
+        );
+    }
 }
 
 fn text(value: &Value) -> &str {

@@ -29,6 +29,15 @@ const QUOTA_DIP_FLOOR: f64 = 48.0;
 /// reach with sixteen.
 const JSON_NO_PARTITION_RATIO: f64 = 10.0;
 
+/// The share of the API's ceiling `ceiling-one` and `ceiling-three` must
+/// use (successes ÷ the most the quota admits from the first success to
+/// the last), with no call refused (and, for three, no duplicate).
+const CEILING_SHARE: f64 = 0.95;
+
+/// The share `ceiling-uneven` must use: bounded below 0.952 by the shared
+/// window's rate (BENCHMARKS.md, ARCHITECTURE.md "Skewed partitions").
+const CEILING_UNEVEN_SHARE: f64 = 0.90;
+
 /// The most RSS an overload may reach, MiB.
 const OVERLOAD_PEAK_MIB: f64 = 64.0;
 
@@ -56,6 +65,7 @@ pub fn targets(results: &Value) -> Vec<(bool, String, String)> {
         ));
     }
     edge(s, &mut targets);
+    ceiling(s, &mut targets);
     for scenario in ["latency-bound-virtual", "latency-bound-real"] {
         if s[scenario].is_null() {
             continue;
@@ -127,6 +137,60 @@ fn edge(s: &Value, targets: &mut Vec<(bool, String, String)>) {
                 "{ratio:.1} x ({} vs {} records/s)",
                 thousands(number(&json["sixteen"]["records_per_second"])),
                 thousands(number(&json["one_in_flight"]["records_per_second"]))
+            ),
+        ));
+    }
+}
+
+/// The targets of issue 22: the API's ceiling used through `sluice run`,
+/// by one process and by three sharing one quota; (scenario, what, share,
+/// no call refused, no duplicate).
+fn ceiling(s: &Value, targets: &mut Vec<(bool, String, String)>) {
+    let scenarios = [
+        ("ceiling-one", "one process", CEILING_SHARE, true, false),
+        (
+            "ceiling-three",
+            "three processes",
+            CEILING_SHARE,
+            true,
+            true,
+        ),
+        (
+            "ceiling-uneven",
+            "three, one partition half the records",
+            CEILING_UNEVEN_SHARE,
+            false,
+            false,
+        ),
+    ];
+    for (scenario, what, share, no_refusal, no_duplicate) in scenarios {
+        let r = &s[scenario];
+        if r.is_null() {
+            continue;
+        }
+        let used = number(&r["ceiling_used"]);
+        let (refused, duplicates) = (number(&r["refused"]), number(&r["duplicates"]));
+        let mut name = format!(
+            "{scenario}: >= {share:.2} of a {}/s ceiling ({what})",
+            r["quota_per_second"]
+        );
+        if no_refusal {
+            name.push_str(", none refused");
+        }
+        if no_duplicate {
+            name.push_str(", no duplicate");
+        }
+        targets.push((
+            used >= share
+                && (!no_refusal || refused == 0.0)
+                && (!no_duplicate || duplicates == 0.0),
+            name,
+            format!(
+                "{used:.3} ({} successes in {:.1} s); {refused} of {} calls refused; \
+                 {duplicates} duplicates",
+                r["successes"],
+                number(&r["span_seconds"]),
+                r["calls"]
             ),
         ));
     }
