@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::members::{
     LEASE, Member, QUOTA, all_delivered, assert_order_per_partition, delivered_total, load,
+    partitions_said,
 };
 use common::services::{self, Jet, NATS, REDIS, RedisKey};
 use common::{MockApi, eventually};
@@ -28,30 +29,15 @@ static TURN: Mutex<()> = Mutex::new(());
 /// calls' leases.
 const FLAGS: [&str; 3] = ["--until-drained=2s", "--http-lease-header", "Sluice-Lease"];
 
-/// The partitions named by the lines of a member's log that say `what`.
-fn partitions_where(member: &Member, what: &[&str]) -> BTreeSet<String> {
-    member
-        .logs()
-        .lines()
-        .filter(|line| what.iter().any(|said| line.contains(said)))
-        .filter_map(|line| {
-            let start = line.find("partition=")? + "partition=".len();
-            let token = line[start..].trim_start_matches('"');
-            let end = token.find(['"', ' ']).unwrap_or(token.len());
-            Some(token[..end].to_owned())
-        })
-        .collect()
-}
-
 /// The partitions a member's log says it no longer holds: lost to another
 /// process, or lapsed while it was paused.
 fn given_up(member: &Member) -> BTreeSet<String> {
-    partitions_where(member, &["lost the lease", "lapsed"])
+    partitions_said(&[member.logs()], &["lost the lease", "lapsed"])
 }
 
 /// The partitions a member handed over to a process that joined.
 fn handed_over(member: &Member) -> BTreeSet<String> {
-    partitions_where(member, &["handed a partition over"])
+    partitions_said(&[member.logs()], &["handed a partition over"])
 }
 
 #[test]

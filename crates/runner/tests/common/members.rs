@@ -159,12 +159,12 @@ pub fn load(jet: &Jet, dir: &Path, records: u64, partitions: u32, seed: u64) -> 
     expected(&file).0
 }
 
-/// The partitions whose lease a member said it lost to another process,
-/// from the members' logs.
-pub fn lost_leases(logs: &[String]) -> BTreeSet<String> {
+/// The partitions named (`partition=…`) by the lines of `logs` that say
+/// one of `said`.
+pub fn partitions_said(logs: &[String], said: &[&str]) -> BTreeSet<String> {
     logs.iter()
         .flat_map(|log| log.lines())
-        .filter(|line| line.contains("lost the lease"))
+        .filter(|line| said.iter().any(|what| line.contains(what)))
         .filter_map(|line| {
             let start = line.find("partition=")? + "partition=".len();
             let token = line[start..].trim_start_matches('"');
@@ -172,6 +172,12 @@ pub fn lost_leases(logs: &[String]) -> BTreeSet<String> {
             Some(token[..end].to_owned())
         })
         .collect()
+}
+
+/// The partitions whose lease a member said it lost to another process,
+/// from the members' logs.
+pub fn lost_leases(logs: &[String]) -> BTreeSet<String> {
+    partitions_said(logs, &["lost the lease"])
 }
 
 /// Every valid record delivered; returns how often each was.
