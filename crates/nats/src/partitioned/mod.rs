@@ -252,11 +252,24 @@ impl Coordinator {
     /// Claims free partitions while this process holds fewer than its
     /// share; drains those it holds beyond its share (a process joined).
     async fn claim_share(&mut self) -> Result<(), NatsError> {
-        let partitions = self.partitions().await?;
+        // Listings may take long on a busy server (a key-value listing
+        // follows the keys put while it runs): bounded, so that the
+        // renewals that follow are never held up past the leases.
+        let bound = self.lease_time / 3;
+        let listed = tokio::time::timeout(bound, async {
+            Ok::<_, NatsError>((self.partitions().await?, self.leases.members().await?))
+        })
+        .await
+        .map_err(|elapsed| {
+            NatsError::nats(
+                format!("list the partitions and members within {bound:?}"),
+                elapsed,
+            )
+        })?;
+        let (partitions, members) = listed?;
         if partitions.is_empty() {
             return Ok(());
         }
-        let members = self.leases.members().await?;
         let share = partitions.len().div_ceil(members);
         if self.fetchers.len() > share {
             self.drain_excess(self.fetchers.len() - share);
