@@ -57,8 +57,8 @@ pub struct HttpSinkConfig {
     /// records read under leases (partitions shared by processes, see
     /// [`Envelope::fence`](sluice_processor::Envelope::fence)):
     /// `partition=token` pairs separated by `, `, e.g. `3=1042, 7=1050`.
-    /// The token of a partition grows with every renewal and every new
-    /// holder, so an API that fences stale writers refuses a call whose
+    /// The token of a partition is higher for every new holder (the
+    /// revision of its claim on the lease), so an API that fences stale writers refuses a call whose
     /// token for a partition is lower than one it has seen. `None` (the
     /// default) sends none.
     pub lease_header: Option<String>,

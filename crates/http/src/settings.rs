@@ -125,10 +125,10 @@ pub struct HttpSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fatal_on: Option<StatusList>,
     /// A header to send each call's leases in, when partitions are shared
-    /// by processes (`--lease-time`): `partition=token` pairs, e.g.
-    /// `Sluice-Lease: 3=1042, 7=1050`. A token grows with every renewal
-    /// and new holder, so the API can refuse a stale writer. Off by
-    /// default.
+    /// by processes (`--nats-lease`): `partition=token` pairs, e.g.
+    /// `Sluice-Lease: 3=1042, 7=1050`. A token is the revision of the
+    /// holder's claim on the lease, higher for every new holder, so the
+    /// API can refuse a stale writer. Off by default.
     #[arg(
         id = "http.lease_header",
         long = "http-lease-header",

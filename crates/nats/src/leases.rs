@@ -49,6 +49,9 @@ pub(crate) struct Leases {
 #[derive(Debug)]
 struct Held {
     revision: u64,
+    /// The revision of the claim: the fence's token while this process
+    /// holds the lease, lower than any later holder's.
+    claimed: u64,
     fence: Fence,
     /// Being handed over: the fence is revoked, the lease still renewed
     /// until the partition is drained.
@@ -170,6 +173,7 @@ impl Leases {
                 let fence = Fence::new(partition, revision, fence_deadline(asked, self.lease_time));
                 let held = Held {
                     revision,
+                    claimed: revision,
                     fence: fence.clone(),
                     handing_over: false,
                 };
@@ -206,7 +210,7 @@ impl Leases {
             {
                 Ok(next) => {
                     held.revision = next;
-                    if !held.handing_over && !held.fence.renew(next, deadline) {
+                    if !held.handing_over && !held.fence.renew(held.claimed, deadline) {
                         renewal.lapsed.push(partition.clone());
                         given_up.push((partition.clone(), next));
                     }

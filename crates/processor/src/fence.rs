@@ -69,9 +69,9 @@ impl State {
 }
 
 /// What a call carries of a record's fence: the lease's name and its
-/// token, which grows with every renewal and every new holder, so that a
-/// downstream can refuse a token lower than one it has seen for the same
-/// name.
+/// token, which is higher for every new holder (a JetStream lease's is the
+/// revision of its holder's claim), so that a downstream can refuse a
+/// token lower than one it has seen for the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FenceToken {
     /// What the lease is of: for a JetStream source, the partition.
