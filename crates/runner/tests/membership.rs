@@ -12,18 +12,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::eventually;
 use common::members::{
-    LEASE, Member, QUOTA, all_delivered, assert_order_per_partition, delivered_total, load,
+    Group, LEASE, Member, all_delivered, assert_order_per_partition, delivered_total,
     partitions_said,
 };
-use common::services::{self, Jet, NATS, REDIS, RedisKey};
-use common::{MockApi, eventually};
-
-/// One test at a time: each starts several processes.
-static TURN: Mutex<()> = Mutex::new(());
 
 /// Each member ends by itself once the stream is drained, and sends its
 /// calls' leases.
@@ -42,30 +37,22 @@ fn handed_over(member: &Member) -> BTreeSet<String> {
 
 #[test]
 fn a_process_paused_past_its_lease_sends_nothing_of_the_partitions_it_lost() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let jet = Jet::new(NATS);
-    let limit = RedisKey::new(6379);
     // The API fences stale writers (409), which the members retry: a call
     // checked before the pause and on its way after it is refused, and
     // its records handed over at their retry.
-    let api = MockApi::start(&["--rate-limit", QUOTA, "--refuse-stale-leases"]);
-    let valid = load(&jet, dir.path(), 4_000, 8, 23);
+    let Some(group) = Group::start(&["--refuse-stale-leases"]) else {
+        return;
+    };
+    let api = &group.api;
+    let valid = group.load(4_000, 8, 23);
     let flags: Vec<&str> = FLAGS
         .iter()
         .copied()
         .chain(["--http-retry-on", "408,409,425,5xx", "--concurrency", "4"])
         .collect();
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &flags))
-        .collect();
+    let mut members = group.members(3, &flags);
     eventually(Duration::from_secs(60), "every member delivering", || {
-        members.iter().all(|m| !m.took().is_empty()) && delivered_total(&api) >= 800
+        members.iter().all(|m| !m.took().is_empty()) && delivered_total(api) >= 800
     });
     let paused = members.remove(1);
     let held: BTreeSet<String> = paused.took().into_iter().map(|(_, p)| p).collect();
@@ -86,7 +73,7 @@ fn a_process_paused_past_its_lease_sends_nothing_of_the_partitions_it_lost() {
     );
     paused.signal("-CONT");
     eventually(Duration::from_secs(150), "every record delivered", || {
-        delivered_total(&api) >= valid.len()
+        delivered_total(api) >= valid.len()
     });
 
     // Fenced before each call, the paused one sends none of the records
@@ -105,8 +92,8 @@ fn a_process_paused_past_its_lease_sends_nothing_of_the_partitions_it_lost() {
     );
     let lapsed = given_up(&paused);
     assert_eq!(lapsed, held, "the paused one gave up what it held");
-    let delivered = all_delivered(&api, &valid);
-    assert_order_per_partition(&api);
+    let delivered = all_delivered(api, &valid);
+    assert_order_per_partition(api);
     // A call on the wire when the pause came is sent again by the new
     // holder (the paused one left no note): a duplicate, and only in a
     // partition it held. Partitions handed over once it came back and the
@@ -127,27 +114,19 @@ fn a_process_paused_past_its_lease_sends_nothing_of_the_partitions_it_lost() {
 
 #[test]
 fn a_process_that_joins_gets_its_share_and_one_that_stops_hands_over_at_once() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+    let Some(group) = Group::start(&[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let jet = Jet::new(NATS);
-    let limit = RedisKey::new(6379);
-    let api = MockApi::start(&["--rate-limit", QUOTA]);
-    let valid = load(&jet, dir.path(), 6_000, 8, 29);
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &FLAGS))
-        .collect();
+    };
+    let api = &group.api;
+    let valid = group.load(6_000, 8, 29);
+    let mut members = group.members(3, &FLAGS);
     eventually(Duration::from_secs(60), "every member delivering", || {
-        members.iter().all(|m| !m.took().is_empty()) && delivered_total(&api) >= 500
+        members.iter().all(|m| !m.took().is_empty()) && delivered_total(api) >= 500
     });
 
     // A fourth joins: the others drain what they hold beyond 8 / 4 = 2.
     let joined_at = Instant::now();
-    members.push(Member::start(&jet, &api, Some(&limit.url()), &FLAGS));
+    members.push(group.member(&FLAGS));
     // Its share comes as the others drain what they hold of it: the
     // records of those partitions already queued are delivered first, or
     // the drain's limit (30 s) passes.
@@ -188,13 +167,13 @@ fn a_process_that_joins_gets_its_share_and_one_that_stops_hands_over_at_once() {
     assert_eq!(report["conserved"], true);
 
     eventually(Duration::from_secs(150), "every record delivered", || {
-        delivered_total(&api) >= valid.len()
+        delivered_total(api) >= valid.len()
     });
     let logs: Vec<String> = members.iter().map(Member::logs).collect();
     for member in members {
         member.finish();
     }
-    let delivered = all_delivered(&api, &valid);
+    let delivered = all_delivered(api, &valid);
     // Every handover left a note of what was resolved: nothing twice.
     let twice: Vec<_> = delivered.iter().filter(|(_, n)| **n > 1).collect();
     assert!(
@@ -202,6 +181,6 @@ fn a_process_that_joins_gets_its_share_and_one_that_stops_hands_over_at_once() {
         "delivered twice: {twice:?}\n{}",
         logs.join("\n---\n")
     );
-    assert_order_per_partition(&api);
+    assert_order_per_partition(api);
     assert_eq!(api.counts().stale_lease_calls, 0);
 }

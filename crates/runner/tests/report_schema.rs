@@ -12,7 +12,7 @@
 mod common;
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -438,22 +438,7 @@ fn a_run_report_of_a_jetstream_stream_matches_its_schema() {
         prefix: services::unique("report_schema"),
         consumer: services::unique("report_schema_group"),
     };
-    let records = ["--records", "120", "--partitions", "2", "--seed", "21"];
-    let file: PathBuf = dir.path().join("published.ndjson");
-    let written = sluice().arg("generate").args(records).output().unwrap();
-    assert!(written.status.success());
-    std::fs::write(&file, &written.stdout).unwrap();
-    let published = sluice()
-        .arg("generate")
-        .args(records)
-        .args(jet.generate_flags())
-        .output()
-        .unwrap();
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
-    );
+    let file = jet.publish(dir.path(), 120, 2, 21);
     let (valid, invalid) = expected(&file);
 
     let api = MockApi::start(&["--rate-limit", "200/s", "--seed", "21"]);

@@ -11,39 +11,27 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use common::members::{
-    LEASE, Member, QUOTA, all_delivered, assert_order_per_partition, assert_quota_kept_and_used,
-    delivered_total, load, lost_leases,
+    Group, LEASE, Member, QUOTA, all_delivered, assert_order_per_partition,
+    assert_quota_kept_and_used, delivered_total, lost_leases, take_turn,
 };
-use common::services::{self, Jet, NATS, REDIS, RedisKey, Server};
+use common::services::{self, Jet, RedisKey, Server};
 use common::{Identity, MockApi, eventually, expected, report, sluice};
-
-/// One test at a time: each starts several processes and measures rates.
-static TURN: Mutex<()> = Mutex::new(());
 
 #[test]
 fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+    let Some(group) = Group::start(&[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let jet = Jet::new(NATS);
-    let limit = RedisKey::new(6379);
-    let api = MockApi::start(&["--rate-limit", QUOTA]);
-    let valid = load(&jet, dir.path(), 6_000, 8, 11);
+    };
+    let api = &group.api;
+    let valid = group.load(6_000, 8, 11);
     // Each ends by itself once the stream is drained.
     let drained = ["--until-drained=2s"];
-    let members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &drained))
-        .collect();
+    let members = group.members(3, &drained);
     eventually(Duration::from_secs(150), "every record delivered", || {
-        delivered_total(&api) >= valid.len()
+        delivered_total(api) >= valid.len()
     });
     let took: Vec<BTreeSet<String>> = members
         .iter()
@@ -52,7 +40,7 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
     let logs: Vec<String> = members.iter().map(Member::logs).collect();
     let reports: Vec<_> = members.into_iter().map(Member::finish).collect();
 
-    let counts = all_delivered(&api, &valid);
+    let counts = all_delivered(api, &valid);
     // Each once, but in a partition whose lease a process lost: stalled
     // past the lease time (a busy machine), it may still have sent what it
     // held after another took the partition over, which nothing fences yet
@@ -77,7 +65,7 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
     // each success holds its shared slot a window and a 25 ms margin from
     // its reservation, or a window from its answer if sooner; a failed
     // call holds one for its latency; the last lanes to finish run alone.
-    assert_quota_kept_and_used(&api, 0.85);
+    assert_quota_kept_and_used(api, 0.85);
     // Each partition taken, some more than once: by a process that came
     // up first and then handed its excess over, or from one that ended
     // first (`--until-drained`).
@@ -105,25 +93,17 @@ fn three_processes_share_a_stream_and_one_quota_at_its_ceiling() {
 
 #[test]
 fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+    let Some(group) = Group::start(&[]) else {
         return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let jet = Jet::new(NATS);
-    let limit = RedisKey::new(6379);
-    let api = MockApi::start(&["--rate-limit", QUOTA]);
-    let valid = load(&jet, dir.path(), 6_000, 8, 12);
+    };
+    let api = &group.api;
+    let valid = group.load(6_000, 8, 12);
     // A small queue: the records pending acknowledgement at the kill, all
     // JetStream redelivers, are at most 200.
     let extra = ["--queue-capacity", "200"];
-    let mut members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &extra))
-        .collect();
+    let mut members = group.members(3, &extra);
     eventually(Duration::from_secs(60), "a third delivered", || {
-        delivered_total(&api) >= 2_000
+        delivered_total(api) >= 2_000
     });
     let victim = members.remove(0);
     let orphaned: BTreeSet<String> = victim.took().into_iter().map(|(_, p)| p).collect();
@@ -132,7 +112,7 @@ fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
     let killed_at = SystemTime::now();
     drop(victim);
     eventually(Duration::from_secs(150), "every record delivered", || {
-        delivered_total(&api) >= valid.len()
+        delivered_total(api) >= valid.len()
     });
 
     // Taken over: each orphaned partition taken by a survivor within the
@@ -161,8 +141,8 @@ fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
         "{reports:?}"
     );
 
-    let counts = all_delivered(&api, &valid);
-    assert_order_per_partition(&api);
+    let counts = all_delivered(api, &valid);
+    assert_order_per_partition(api);
     // The only duplicates: records of the killed process's partitions
     // that it had taken and not acknowledged, each sent again under the
     // same idempotency key.
@@ -182,32 +162,25 @@ fn a_killed_process_loses_nothing_and_its_partitions_are_taken_over() {
             "{stream}/{partition} was not orphaned"
         );
     }
-    common::sent_again_under_the_same_key(&api, duplicated);
+    common::sent_again_under_the_same_key(api, duplicated);
 }
 
 #[test]
 fn uneven_partitions_lose_nothing_and_keep_the_quota() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+    let Some(group) = Group::start(&[]) else {
         return;
-    }
-    let jet = Jet::new(NATS);
-    let limit = RedisKey::new(6379);
-    let api = MockApi::start(&["--rate-limit", QUOTA]);
+    };
+    let api = &group.api;
     // One partition holds half the records; seven share the rest.
-    let valid = publish_uneven(&jet, 4_000);
-    let members: Vec<Member> = (0..3)
-        .map(|_| Member::start(&jet, &api, Some(&limit.url()), &[]))
-        .collect();
+    let valid = publish_uneven(&group.jet, 4_000);
+    let members = group.members(3, &[]);
     eventually(Duration::from_secs(150), "every record delivered", || {
-        delivered_total(&api) >= valid.len()
+        delivered_total(api) >= valid.len()
     });
     for member in members {
         member.stop();
     }
-    let counts = all_delivered(&api, &valid);
+    let counts = all_delivered(api, &valid);
     assert!(counts.values().all(|&n| n == 1), "each once");
     assert_eq!(api.ledger().counts.order_violations, 0);
     // The issue's target is 0.95 of the ceiling; this load misses it
@@ -218,7 +191,7 @@ fn uneven_partitions_lose_nothing_and_keep_the_quota() {
     // partitions"); and at the shared window's 96.4/s, 4 000 records span
     // 42 windows, 0.952, even unskewed. Asserted: a floor that shows a
     // regression.
-    assert_quota_kept_and_used(&api, 0.85);
+    assert_quota_kept_and_used(api, 0.85);
 }
 
 /// Publishes `records` records of the four sources, half of each
@@ -271,9 +244,7 @@ fn publish_uneven(jet: &Jet, records: u64) -> BTreeSet<Identity> {
 
 #[test]
 fn a_nats_server_restarted_mid_run_loses_nothing() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = take_turn();
     if !services::installed("nats-server") {
         return;
     }
@@ -281,7 +252,7 @@ fn a_nats_server_restarted_mid_run_loses_nothing() {
     let mut nats = Server::nats(dir.path());
     let jet = Jet::new(&nats.addr);
     let api = MockApi::start(&["--rate-limit", QUOTA]);
-    let valid = load(&jet, dir.path(), 2_000, 4, 13);
+    let valid = expected(&jet.publish(dir.path(), 2_000, 4, 13)).0;
     let members: Vec<Member> = (0..2)
         .map(|_| Member::start(&jet, &api, None, &[]))
         .collect();
@@ -303,9 +274,7 @@ fn a_nats_server_restarted_mid_run_loses_nothing() {
 
 #[test]
 fn the_quota_holds_while_the_shared_limit_is_down_and_the_run_completes_after() {
-    let _turn = TURN
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let _turn = take_turn();
     if !services::installed("redis-server") {
         return;
     }

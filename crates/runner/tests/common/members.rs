@@ -3,20 +3,76 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use sluice_mock_api::Quota;
 
-use super::services::Jet;
+use super::services::{self, Jet, NATS, REDIS, RedisKey};
 use super::{Identity, MockApi, delivered_counts, expected, report, sluice};
 
 /// The API's quota the members share.
 pub const QUOTA: &str = "100/s";
 /// The members' lease time.
 pub const LEASE: Duration = Duration::from_secs(3);
+
+/// One test at a time in a test binary: each starts several processes,
+/// and some measure rates.
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Waits for this test's turn; it lasts as long as the guard.
+pub fn take_turn() -> MutexGuard<'static, ()> {
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a test of a group needs, all of its own: its turn, a stream (and
+/// lease bucket), a shared limit in Redis, and the API. Dropped after the
+/// members it started, it removes them all.
+pub struct Group {
+    pub jet: Jet,
+    pub limit: RedisKey,
+    pub api: MockApi,
+    dir: tempfile::TempDir,
+    _turn: MutexGuard<'static, ()>,
+}
+
+impl Group {
+    /// Takes the turn and starts `sluice mock-api --rate-limit 100/s` with
+    /// `api_flags`; `None` (the test is skipped, and says why) when NATS or
+    /// Redis cannot be reached, which fails under CI.
+    pub fn start(api_flags: &[&str]) -> Option<Group> {
+        let turn = take_turn();
+        if !services::reachable(&[("NATS", NATS), ("Redis", REDIS)]) {
+            return None;
+        }
+        let api = MockApi::start(&[&["--rate-limit", QUOTA], api_flags].concat());
+        Some(Group {
+            jet: Jet::new(NATS),
+            limit: RedisKey::new(6379),
+            api,
+            dir: tempfile::tempdir().unwrap(),
+            _turn: turn,
+        })
+    }
+
+    /// Publishes `records` records of `sluice generate` in `partitions`
+    /// partitions with `seed`; returns the valid ones.
+    pub fn load(&self, records: u64, partitions: u32, seed: u64) -> BTreeSet<Identity> {
+        let file = self.jet.publish(self.dir.path(), records, partitions, seed);
+        expected(&file).0
+    }
+
+    /// Starts `count` members sharing the group's limit, with `extra` flags.
+    pub fn members(&self, count: usize, extra: &[&str]) -> Vec<Member> {
+        (0..count).map(|_| self.member(extra)).collect()
+    }
+
+    /// Starts a member sharing the group's limit, with `extra` flags.
+    pub fn member(&self, extra: &[&str]) -> Member {
+        Member::start(&self.jet, &self.api, Some(&self.limit.url()), extra)
+    }
+}
 
 /// A `sluice run` process whose stderr is read (and timestamped) as it
 /// comes, so that its logs can be searched while it runs.
@@ -128,35 +184,6 @@ impl Drop for Member {
             let _ = child.wait();
         }
     }
-}
-
-/// `sluice generate` of `records` records in `partitions` partitions with
-/// `seed`: into `dir` (to know what to expect) and into JetStream.
-pub fn load(jet: &Jet, dir: &Path, records: u64, partitions: u32, seed: u64) -> BTreeSet<Identity> {
-    let flags = [
-        "generate".to_owned(),
-        "--records".to_owned(),
-        records.to_string(),
-        "--partitions".to_owned(),
-        partitions.to_string(),
-        "--seed".to_owned(),
-        seed.to_string(),
-    ];
-    let file = dir.join("records.ndjson");
-    let written = sluice().args(&flags).output().unwrap();
-    assert!(written.status.success());
-    std::fs::write(&file, written.stdout).unwrap();
-    let published = sluice()
-        .args(&flags)
-        .args(jet.generate_flags())
-        .output()
-        .unwrap();
-    assert!(
-        published.status.success(),
-        "{}",
-        String::from_utf8_lossy(&published.stderr)
-    );
-    expected(&file).0
 }
 
 /// The partitions named (`partition=…`) by the lines of `logs` that say

@@ -3,7 +3,7 @@
 //! itself on a free port; names of a test's own, removed after.
 
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -117,6 +117,37 @@ impl Jet {
         ]
         .map(str::to_owned)
         .to_vec()
+    }
+
+    /// Publishes `sluice generate`'s `records` records in `partitions`
+    /// partitions with `seed` to this stream (made if missing), and writes
+    /// the same records to `dir/published.ndjson`, returned, to know what
+    /// to expect of them.
+    pub fn publish(&self, dir: &Path, records: u64, partitions: u32, seed: u64) -> PathBuf {
+        let flags = [
+            "generate".to_owned(),
+            "--records".to_owned(),
+            records.to_string(),
+            "--partitions".to_owned(),
+            partitions.to_string(),
+            "--seed".to_owned(),
+            seed.to_string(),
+        ];
+        let file = dir.join("published.ndjson");
+        let written = super::sluice().args(&flags).output().unwrap();
+        assert!(written.status.success());
+        std::fs::write(&file, written.stdout).unwrap();
+        let published = super::sluice()
+            .args(&flags)
+            .args(self.generate_flags())
+            .output()
+            .unwrap();
+        assert!(
+            published.status.success(),
+            "{}",
+            String::from_utf8_lossy(&published.stderr)
+        );
+        file
     }
 
     /// The flags of `sluice run` reading this stream.
