@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-use super::peers::api::MockApi;
+use super::peers::api::{MockApi, success_times};
 use super::peers::input_file;
 use crate::util::root;
 
@@ -62,13 +62,7 @@ pub fn quota_dip(sluice: &Path) -> anyhow::Result<Value> {
     )?;
     let ledger = api.ledger()?;
     api.stop()?;
-    let mut times: Vec<u64> = ledger["success_times_ms"]
-        .as_array()
-        .context("the ledger has no success_times_ms")?
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    times.sort_unstable();
+    let times = success_times(&ledger)?;
     let (Some(&first), Some(&last)) = (times.first(), times.last()) else {
         bail!("the quota run delivered nothing");
     };

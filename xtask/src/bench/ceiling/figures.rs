@@ -1,8 +1,10 @@
 //! A run's figures from the API's `GET /ledger` (JSON) and from the
 //! `sluice run` processes' logs.
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use serde_json::{Value, json};
+
+use crate::bench::peers::api::success_times;
 
 /// What the API's `ledger` says of a run against `quota`/s: successes,
 /// calls, refusals, failures, duplicates, order violations, the span from
@@ -16,13 +18,7 @@ pub fn figures(ledger: &Value, quota: u32) -> anyhow::Result<Value> {
         bail!("the API saw no success");
     };
     let successes = number(&ledger["successes"]);
-    let mut times: Vec<u64> = ledger["success_times_ms"]
-        .as_array()
-        .context("the ledger has no success_times_ms")?
-        .iter()
-        .filter_map(Value::as_u64)
-        .collect();
-    times.sort_unstable();
+    let times = success_times(ledger)?;
     Ok(json!({
         "quota_per_second": quota,
         "successes": successes,

@@ -74,6 +74,19 @@ impl MockApi {
     }
 }
 
+/// Every success's time in a `ledger` (ms since the API started), in
+/// order.
+pub fn success_times(ledger: &Value) -> anyhow::Result<Vec<u64>> {
+    let mut times: Vec<u64> = ledger["success_times_ms"]
+        .as_array()
+        .context("the ledger has no success_times_ms")?
+        .iter()
+        .filter_map(Value::as_u64)
+        .collect();
+    times.sort_unstable();
+    Ok(times)
+}
+
 /// `GET path` over a plain HTTP/1.0 connection; the body of a 200.
 fn get(addr: &str, path: &str) -> anyhow::Result<String> {
     let mut stream = TcpStream::connect(addr).with_context(|| format!("could not reach {addr}"))?;
