@@ -12,7 +12,6 @@
 //! [`Note::through`] and skips [`Note::acked`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_nats::jetstream::AckKind;
@@ -168,17 +167,6 @@ impl Note {
             through: through.parse().ok()?,
             acked,
         })
-    }
-}
-
-impl fmt::Display for Note {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "resolved through {}, and {} above",
-            self.through,
-            self.acked.len()
-        )
     }
 }
 
