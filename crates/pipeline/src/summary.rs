@@ -11,7 +11,7 @@ use crate::settings::Ordering;
 /// What a run did: the conservation identity, the calls, the latencies,
 /// the dead letters by reason, the checkpoints saved. Serialized as
 /// `sluice run --json` prints it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct RunSummary {
     /// Records taken from the inputs.
     pub ingested: u64,
@@ -158,5 +158,42 @@ impl RunSummary {
     /// `--max-dead-letters`.
     pub fn succeeded(&self) -> bool {
         self.is_complete() && self.too_many_dead_letters.is_none()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_is_complete_when_conserved_fully_read_and_all_it_handed_back_went_over() {
+        let conserved = RunSummary {
+            conserved: true,
+            ..RunSummary::default()
+        };
+        assert!(conserved.is_complete());
+        let lost = RunSummary {
+            conserved: false,
+            ..conserved.clone()
+        };
+        assert!(!lost.is_complete());
+        let unread = RunSummary {
+            read_failures: vec!["in.ndjson: line 3 cut short".into()],
+            ..conserved.clone()
+        };
+        assert!(!unread.is_complete());
+        // Records handed to a partition's next holder are not left over;
+        // records handed back for the next run are.
+        let over = RunSummary {
+            handed_back: 3,
+            handed_over: 3,
+            ..conserved.clone()
+        };
+        assert!(over.is_complete());
+        let left = RunSummary {
+            handed_over: 2,
+            ..over
+        };
+        assert!(!left.is_complete());
     }
 }

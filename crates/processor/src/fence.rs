@@ -181,6 +181,7 @@ mod tests {
                 token: 10
             })
         );
+        assert!(fence.holds());
         tokio::time::sleep(Duration::from_millis(1)).await;
         assert_eq!(fence.check(), None);
         assert!(!fence.holds());

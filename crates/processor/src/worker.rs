@@ -145,14 +145,16 @@ async fn deliver<R: Send + Sync + 'static, S: Sink<R>, T>(
         // Records whose lease ended go back before they wait for the
         // limits (a partition being handed over drains at once), and again
         // after (the lease may lapse while they wait).
-        if fence_out(shared, shard, chunk, spare) > 0 && chunk.is_empty() {
+        fence_out(shared, shard, chunk, spare);
+        if chunk.is_empty() {
             break;
         }
         let admission = match limit::admit(shared, chunk.envelopes.len()).await {
             Ok(admission) => admission,
             Err(stopped) => return not_admitted(shared, shard, chunk, stopped, attempted),
         };
-        if fence_out(shared, shard, chunk, spare) > 0 && chunk.is_empty() {
+        fence_out(shared, shard, chunk, spare);
+        if chunk.is_empty() {
             // Nothing left to send: the units come back at once.
             admission.settle(shared, 0, None).await;
             break;

@@ -240,3 +240,58 @@ async fn records_whose_lease_ended_go_back_without_waiting_for_the_limit() {
         started.elapsed()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn only_the_records_of_an_ended_lease_leave_a_call_the_others_go_in_order() {
+    use futures::StreamExt;
+    // One partition's records under two leases (a record read before a
+    // handover and one after, say), batched into one call: the ended
+    // lease's records go back, the others are sent together, in order.
+    let ended = Fence::new("0", 1, Instant::now());
+    let held = Fence::new("0", 2, Instant::now() + Duration::from_secs(60));
+    let fates = Arc::default();
+    let odd =
+        fenced_source(0, 6, &ended, &fates).filter(|r| std::future::ready(r.payload.1 % 2 == 1));
+    let even =
+        fenced_source(0, 6, &held, &fates).filter(|r| std::future::ready(r.payload.1 % 2 == 0));
+    let mixed: Vec<_> = odd
+        .zip(even)
+        .flat_map(|(o, e)| futures::stream::iter([o, e]))
+        .collect()
+        .await;
+    let calls = Calls::default();
+    let sink = Recording {
+        calls: Arc::clone(&calls),
+        fail_once: Mutex::new(Vec::new()),
+    };
+    let config = ProcessorConfig {
+        batch: sluice_processor::BatchConfig {
+            max_records: 6,
+            linger: Duration::from_millis(50),
+            ..sluice_processor::BatchConfig::default()
+        },
+        ..config()
+    };
+    let report = StreamProcessor::new(named, sink, config)
+        .unwrap()
+        .start([futures::stream::iter(mixed)])
+        .finish()
+        .await;
+    let calls = calls.lock().unwrap().clone();
+    let sent: Vec<Vec<(u64, Option<u64>)>> = calls
+        .iter()
+        .map(|(_, records)| records.iter().map(|r| (r.1, r.2)).collect())
+        .collect();
+    assert_eq!(sent, [vec![(2, Some(2)), (4, Some(2)), (6, Some(2))]]);
+    let handed_back: Vec<_> = report
+        .handed_back
+        .iter()
+        .map(|r| (r.id.sequence, r.reason))
+        .collect();
+    assert_eq!(
+        handed_back,
+        [1, 3, 5].map(|s| (s, HandBackReason::LeaseEnded))
+    );
+    assert_eq!(report.metrics.delivered, 3);
+    assert!(report.is_conserved());
+}

@@ -223,24 +223,23 @@ pub(super) fn not_admitted<R: Send + Sync + 'static, S, T>(
 /// was read under one (its [`Fence`](crate::Fence)): a record whose lease
 /// lapsed is handed back ([`HandBackReason::LeaseEnded`]), not sent; each
 /// other one carries its lease's token into the call. The records kept
-/// stay in order; `spare` is an empty buffer to gather them in. Returns
-/// how many were handed back.
+/// stay in order; `spare` is an empty buffer to gather them in.
 pub(super) fn fence_out<R: Send + Sync + 'static, S, T>(
     shared: &Shared<R, S, T>,
     shard: &Shard,
     chunk: &mut Chunk<R>,
     spare: &mut Chunk<R>,
-) -> usize {
-    let mut lapsed = 0;
+) {
+    let mut lapsed = false;
     for (envelope, meta) in chunk.envelopes.iter_mut().zip(&chunk.metas) {
         let Some(fence) = meta.ack.as_ref().and_then(Ack::fence) else {
             continue;
         };
         envelope.fence = fence.check();
-        lapsed += usize::from(envelope.fence.is_none());
+        lapsed |= envelope.fence.is_none();
     }
-    if lapsed == 0 {
-        return 0;
+    if !lapsed {
+        return;
     }
     for (envelope, meta) in chunk.envelopes.drain(..).zip(chunk.metas.drain(..)) {
         let fenced_out =
@@ -254,7 +253,6 @@ pub(super) fn fence_out<R: Send + Sync + 'static, S, T>(
         }
     }
     std::mem::swap(chunk, spare);
-    lapsed
 }
 
 /// Hands back every record of `chunk` for `reason`, in order.
