@@ -184,3 +184,29 @@ pub fn run_summary(s: &sluice_pipeline::RunSummary) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use sluice_pipeline::RunSummary;
+
+    use super::run_summary;
+
+    #[test]
+    fn a_run_report_says_what_went_to_a_partitions_next_holder_only_when_anything_did() {
+        let summary = RunSummary {
+            ingested: 10,
+            delivered: 7,
+            handed_back: 3,
+            conserved: true,
+            ..RunSummary::default()
+        };
+        let quiet = run_summary(&summary);
+        assert!(quiet.contains("handed back 3\n"), "{quiet}");
+        assert!(!quiet.contains("🤝"), "{quiet}");
+        let said = run_summary(&RunSummary {
+            handed_over: 3,
+            ..summary
+        });
+        assert!(said.contains("🤝 3 handed over: "), "{said}");
+    }
+}
