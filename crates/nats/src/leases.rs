@@ -333,3 +333,16 @@ impl Leases {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_holds_for_this_process_a_fifth_less_than_in_the_store() {
+        let asked = Instant::now();
+        let lease = Duration::from_secs(5);
+        assert_eq!(fence_margin(lease), Duration::from_secs(1));
+        assert_eq!(fence_deadline(asked, lease), asked + Duration::from_secs(4));
+    }
+}
