@@ -98,6 +98,22 @@ async fn leases_left(durable: &str) -> Vec<String> {
         .collect()
 }
 
+/// Deletes the handover notes the group's members left, as a member that
+/// died would have left none: the next holder starts from the consumers'
+/// acknowledgement floors alone.
+async fn forget_handover_notes(durable: &str) {
+    let client = async_nats::connect(URL).await.unwrap();
+    let context = async_nats::jetstream::new(client);
+    let store = context
+        .get_key_value(format!("{durable}-leases"))
+        .await
+        .unwrap();
+    let keys: Vec<String> = store.keys().await.unwrap().try_collect().await.unwrap();
+    for key in keys.iter().filter(|key| key.starts_with("handover.")) {
+        store.purge(key).await.unwrap();
+    }
+}
+
 async fn member(
     stream: &TestStream,
     durable: &str,
@@ -201,6 +217,9 @@ async fn a_stopped_members_partitions_continue_where_it_left_off() {
     first_leases.release().await;
     assert!(stopped.is_conserved(), "{}", stopped.conservation());
     assert!(stopped.metrics.handed_back > 0, "records were handed back");
+    // Without its notes (the joining test below has them), the next
+    // holder goes by the acknowledgement floors alone.
+    forget_handover_notes(&durable).await;
 
     let next_sink = Arc::new(TestSink::default());
     let (next, next_leases) = member(&stream, &durable, &next_sink, 4).await;
@@ -307,4 +326,64 @@ async fn members_starting_at_once_all_open_the_group() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_joins_gets_its_share_drained_by_the_holder_with_nothing_twice() {
+    let Some(publisher) = server().await else {
+        return;
+    };
+    let stream = TestStream::create(&publisher).await;
+    let durable = unique("join");
+    let _bucket = TestBucket::of(&durable);
+    publish(&publisher, &stream, 400, 4).await;
+
+    // The first member holds all four partitions, one slow call at a time,
+    // with records queued when the second joins.
+    let first_sink = Arc::new(TestSink {
+        delay: Duration::from_millis(20),
+        ..TestSink::default()
+    });
+    let (first, first_leases) = member(&stream, &durable, &first_sink, 1).await;
+    assert!(
+        eventually(Duration::from_secs(20), async || first.metrics().delivered
+            >= 60)
+        .await
+    );
+    assert_eq!(by_partition(&first_sink).len(), 4, "the first held all");
+    let next_sink = Arc::new(TestSink::default());
+    let (next, next_leases) = member(&stream, &durable, &next_sink, 4).await;
+    let all = eventually(Duration::from_secs(40), async || {
+        first.metrics().delivered + next.metrics().delivered >= 400
+    })
+    .await;
+    let (kept, joined) = (first.stop().await, next.stop().await);
+    first_leases.release().await;
+    next_leases.release().await;
+    assert!(
+        all,
+        "delivered {} and {}",
+        kept.metrics.delivered, joined.metrics.delivered
+    );
+    assert!(kept.is_conserved() && joined.is_conserved());
+
+    // Two partitions drained and handed over: the joiner continues each
+    // after the last record the first delivered, and nothing goes twice.
+    let (before, after) = (by_partition(&first_sink), by_partition(&next_sink));
+    assert_eq!(after.len(), 2, "the joiner's share: {:?}", after.keys());
+    for (partition, numbers) in &after {
+        let last = before.get(partition).and_then(|n| n.last().copied());
+        assert_eq!(
+            numbers[0],
+            last.map_or(u64::from(*partition), |n| n + 4),
+            "partition {partition} continues after {last:?}"
+        );
+    }
+    assert_in_order(&before);
+    assert_in_order(&after);
+    assert!(
+        first_sink.numbers().is_disjoint(&next_sink.numbers()),
+        "nothing twice"
+    );
+    assert_eq!(kept.metrics.delivered + joined.metrics.delivered, 400);
 }
